@@ -1,0 +1,164 @@
+/* thaw.h -- the whole API of libthaw as Bun (bun:ffi) sees it.
+ *
+ * A *module* is one compiled function: its native code (a shared object
+ * made from wasm2c output) plus its snapshot (the initialized instance
+ * state and linear-memory image, see snapshot.c). An *instance* is a private
+ * copy-on-write view of a module's snapshot that can run one call at a time.
+ *
+ *   thaw_snapshot_create()   instantiate + wizer.initialize, write snapshot
+ *   thaw_module_load()       dlopen code, open snapshot (shared by instances)
+ *   thaw_instance_restore()  map the snapshot privately: microseconds
+ *   thaw_call() / thaw_submit()
+ *   thaw_instance_reset()    drop dirty pages, restore globals and tables
+ *
+ * Every struct crossing the FFI boundary is made of 64-bit fields only, so
+ * TypeScript reads and writes it with fixed offsets and no padding rules.
+ * Errors from setup functions are returned as a negative THAW_E* code with a
+ * message in the caller's buffer; errors of a call are in thaw_result.
+ */
+#ifndef THAW_H
+#define THAW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define THAW_ABI_VERSION 1
+
+/* Outcome of a call (thaw_result.status). Traps keep wasm-rt's order. */
+enum thaw_status {
+  THAW_OK = 0,               /* returned from _start or proc_exit: see exit_code */
+  THAW_TRAP_OOB = 1,         /* out-of-bounds memory or table access */
+  THAW_TRAP_INT_OVERFLOW = 2,
+  THAW_TRAP_DIV_BY_ZERO = 3,
+  THAW_TRAP_INVALID_CONVERSION = 4,
+  THAW_TRAP_UNREACHABLE = 5,
+  THAW_TRAP_CALL_INDIRECT = 6,
+  THAW_TRAP_UNCAUGHT_EXCEPTION = 7,
+  THAW_TRAP_STACK_EXHAUSTION = 8, /* call-depth limit reached */
+  THAW_TRAP_TIMEOUT = 9,          /* wall-clock limit, instance discarded */
+  THAW_TRAP_MEMORY_LIMIT = 10,    /* trapped after memory.grow was refused */
+  THAW_TRAP_HOST = 11,            /* the host could not run the call */
+};
+
+/* Setup error codes (negative returns). */
+enum thaw_error {
+  THAW_EINVAL = -1,    /* bad argument */
+  THAW_EIO = -2,       /* a file could not be read or written */
+  THAW_ELOAD = -3,     /* dlopen/dlsym of the function failed */
+  THAW_EABI = -4,      /* artifact built for another ABI version */
+  THAW_ESNAPSHOT = -5, /* snapshot file malformed or not matching code */
+  THAW_ENOMEM = -6,    /* no memory for the instance (or over its cap) */
+  THAW_EINIT = -7,     /* instantiation or wizer.initialize failed */
+  THAW_EBUSY = -8,     /* executor queue full */
+};
+
+/* Result flags (thaw_result.flags). */
+#define THAW_RESULT_STDOUT_TRUNCATED 1u
+#define THAW_RESULT_STDERR_TRUNCATED 2u
+#define THAW_RESULT_GROW_REFUSED 4u    /* memory.grow hit the cap at least once */
+#define THAW_RESULT_INSTANCE_LOST 8u   /* instance must not be reused (timeout) */
+
+/* Request flags (thaw_request.flags). */
+#define THAW_REQUEST_COUNT_PAGES 1u    /* fill pages_touched (reads pagemap) */
+
+typedef struct thaw_limits {
+  uint64_t max_memory_pages; /* cap on linear memory, in 64 KiB pages */
+  uint64_t timeout_ms;       /* wall clock per call; 0 means none */
+  uint64_t max_call_depth;   /* nested wasm calls before a stack trap */
+  uint64_t stdout_cap;       /* bytes of stdout kept; the rest is dropped */
+  uint64_t stderr_cap;
+} thaw_limits;
+
+/* One call's input. args and env are NUL-terminated strings packed back to
+ * back (argc / envc of them); the memory must stay valid until the call
+ * completes. */
+typedef struct thaw_request {
+  uint64_t stdin_ptr;
+  uint64_t stdin_len;
+  uint64_t args_ptr;
+  uint64_t args_len;
+  uint64_t argc;
+  uint64_t env_ptr;
+  uint64_t env_len;
+  uint64_t envc;
+  uint64_t timeout_ms; /* 0: the module's limit */
+  uint64_t flags;
+} thaw_request;
+
+/* One call's outcome. stdout/stderr point into buffers owned by the
+ * instance: valid until its next call, reset or free. */
+typedef struct thaw_result {
+  int64_t status;
+  int64_t exit_code;
+  uint64_t duration_ns;
+  uint64_t pages_touched;
+  uint64_t flags;
+  uint64_t stdout_ptr;
+  uint64_t stdout_len;
+  uint64_t stderr_ptr;
+  uint64_t stderr_len;
+  uint64_t memory_pages; /* linear memory size at the end of the call */
+} thaw_result;
+
+typedef struct thaw_module_stats {
+  uint64_t code_bytes;      /* size of the function's native code (text) */
+  uint64_t snapshot_bytes;  /* linear-memory image size */
+  uint64_t memory_pages;    /* pages in the snapshot */
+  uint64_t max_memory_pages;
+  uint64_t instance_bytes;  /* heap held by one idle instance (struct, tables) */
+  uint64_t live_instances;
+  uint64_t has_start;
+  uint64_t has_initialize;
+} thaw_module_stats;
+
+typedef struct thaw_module thaw_module;
+typedef struct thaw_instance thaw_instance;
+
+/* Completion callback of thaw_submit: runs on an executor thread. */
+typedef void (*thaw_complete_fn)(uint64_t ticket);
+
+int thaw_abi_version(void);
+const char* thaw_status_name(int64_t status);
+
+/* Instantiate the compiled function at so_path with fresh state, run its
+ * `wizer.initialize` export when present, and write the snapshot file. On an
+ * init trap, *init_result holds the trap and captured output. */
+int thaw_snapshot_create(const char* so_path, const char* snapshot_path,
+                         const thaw_limits* limits, thaw_result* init_result,
+                         char* err, size_t err_len);
+
+thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
+                              const thaw_limits* limits, char* err,
+                              size_t err_len);
+void thaw_module_stats_get(const thaw_module* m, thaw_module_stats* out);
+/* Frees the module once its last instance is freed. */
+void thaw_module_release(thaw_module* m);
+
+thaw_instance* thaw_instance_restore(thaw_module* m);
+int thaw_instance_reset(thaw_instance* inst);
+void thaw_instance_free(thaw_instance* inst);
+/* Private bytes of one instance's linear memory now resident (pagemap). */
+uint64_t thaw_instance_private_bytes(const thaw_instance* inst);
+
+/* Run a call on the calling thread. */
+int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res);
+
+/* Executor: worker threads that run calls off the caller's thread. */
+int thaw_executor_start(uint32_t threads, uint32_t queue_cap,
+                        thaw_complete_fn on_complete);
+/* Queue a call; on_complete(ticket) fires when *res is filled. */
+int thaw_submit(thaw_instance* inst, const thaw_request* req, thaw_result* res,
+                uint64_t ticket);
+/* Calls queued or running. */
+uint64_t thaw_executor_pending(void);
+void thaw_executor_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* THAW_H */

@@ -1,0 +1,37 @@
+/* thaw_module.h -- what a compiled function exports to libthaw.
+ *
+ * wasm2c names everything after the module and lays the instance struct out
+ * per module, so the compiler (src/compiler/glue.ts) generates a small C file
+ * next to the wasm2c output that describes the instance to libthaw in this
+ * fixed shape: where the WASI import pointer, the memory and the tables sit
+ * inside the struct, and the entry points. libthaw finds it with
+ * dlsym("thaw_function_info").
+ *
+ * Everything in the instance struct that is not listed here is plain data
+ * (globals, segment-dropped flags) and is restored by copying bytes.
+ */
+#ifndef THAW_MODULE_H
+#define THAW_MODULE_H
+
+#include <stdint.h>
+
+#define THAW_MODULE_ABI 1
+#define THAW_MAX_TABLES 8
+
+typedef struct thaw_module_info {
+  uint32_t abi;
+  uint32_t instance_size;
+  int32_t wasi_offset;   /* offset of the import pointer; -1: no WASI import */
+  int32_t memory_offset; /* offset of the wasm_rt_memory_t */
+  uint32_t n_funcref_tables;
+  uint32_t n_externref_tables;
+  uint32_t funcref_table_offsets[THAW_MAX_TABLES];
+  uint32_t externref_table_offsets[THAW_MAX_TABLES];
+  void (*init_module)(void);
+  void (*instantiate)(void* instance, void* wasi);
+  void (*free_instance)(void* instance);
+  void (*start)(void* instance);      /* `_start`, or NULL */
+  void (*initialize)(void* instance); /* `wizer.initialize`, or NULL */
+} thaw_module_info;
+
+#endif /* THAW_MODULE_H */

@@ -1,0 +1,140 @@
+/* wasm-rt.h -- the runtime interface that wasm2c output is compiled against.
+ *
+ * thaw replaces wabt's header and its default runtime (libwasm-rt-impl) with
+ * its own so that libthaw decides where linear memory lives and how traps
+ * unwind. The layout of every type here must match what wasm2c 1.0.32
+ * generates code for; the function definitions live in native/src/rt.c.
+ *
+ * Choices that differ from wabt's defaults, and why:
+ *  - Bounds checks instead of guard pages (WASM_RT_MEMCHECK_SIGNAL_HANDLER=0):
+ *    a 4 GiB+guard reservation per instance would cap density at a few
+ *    thousand instances per address space; explicit checks cost a compare
+ *    per access and let an instance reserve only its memory cap.
+ *  - Call depth is counted, never detected by a SIGSEGV on the native stack:
+ *    the counter is a thread-local in libthaw with the initial-exec TLS
+ *    model, so the prologue costs one %fs-relative increment. libthaw starts
+ *    every call at WASM_RT_MAX_CALL_STACK_DEPTH - limit, which makes the
+ *    limit a per-call setting without recompiling the function.
+ */
+#ifndef WASM_RT_H_
+#define WASM_RT_H_
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define wasm_rt_memcpy __builtin_memcpy
+#define wasm_rt_unreachable __builtin_unreachable
+#define WASM_RT_NO_RETURN __attribute__((noreturn))
+
+#define WASM_RT_SKIP_SIGNAL_RECOVERY 1
+#define WASM_RT_MEMCHECK_SIGNAL_HANDLER 0
+#define WASM_RT_USE_STACK_DEPTH_COUNT 1
+#define WASM_RT_MAX_CALL_STACK_DEPTH 0x40000000u
+#define WASM_RT_MERGED_OOB_AND_EXHAUSTION_TRAPS 0
+
+extern __thread uint32_t wasm_rt_call_stack_depth
+    __attribute__((tls_model("initial-exec")));
+
+typedef enum {
+  WASM_RT_TRAP_NONE,
+  WASM_RT_TRAP_OOB,
+  WASM_RT_TRAP_INT_OVERFLOW,
+  WASM_RT_TRAP_DIV_BY_ZERO,
+  WASM_RT_TRAP_INVALID_CONVERSION,
+  WASM_RT_TRAP_UNREACHABLE,
+  WASM_RT_TRAP_CALL_INDIRECT,
+  WASM_RT_TRAP_UNCAUGHT_EXCEPTION,
+  WASM_RT_TRAP_EXHAUSTION,
+} wasm_rt_trap_t;
+
+typedef enum {
+  WASM_RT_I32,
+  WASM_RT_I64,
+  WASM_RT_F32,
+  WASM_RT_F64,
+  WASM_RT_FUNCREF,
+  WASM_RT_EXTERNREF,
+  WASM_RT_V128,
+} wasm_rt_type_t;
+
+typedef void (*wasm_rt_function_ptr_t)(void);
+
+typedef struct {
+  uint32_t func_type;
+  wasm_rt_function_ptr_t func;
+  void* module_instance;
+} wasm_rt_funcref_t;
+
+static const wasm_rt_funcref_t wasm_rt_funcref_null_value = {0, NULL, NULL};
+
+typedef void* wasm_rt_externref_t;
+static const wasm_rt_externref_t wasm_rt_externref_null_value = NULL;
+
+typedef struct {
+  uint8_t* data;
+  uint32_t pages, max_pages;
+  uint32_t size;
+} wasm_rt_memory_t;
+
+typedef struct {
+  wasm_rt_funcref_t* data;
+  uint32_t max_size;
+  uint32_t size;
+} wasm_rt_funcref_table_t;
+
+typedef struct {
+  wasm_rt_externref_t* data;
+  uint32_t max_size;
+  uint32_t size;
+} wasm_rt_externref_table_t;
+
+void wasm_rt_init(void);
+bool wasm_rt_is_initialized(void);
+void wasm_rt_free(void);
+WASM_RT_NO_RETURN void wasm_rt_trap(wasm_rt_trap_t);
+const char* wasm_rt_strerror(wasm_rt_trap_t trap);
+uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...);
+uint32_t wasm_rt_register_tag(uint32_t size);
+void wasm_rt_load_exception(uint32_t tag, uint32_t size, const void* values);
+WASM_RT_NO_RETURN void wasm_rt_throw(void);
+
+#define WASM_RT_UNWIND_TARGET jmp_buf
+WASM_RT_UNWIND_TARGET* wasm_rt_get_unwind_target(void);
+void wasm_rt_set_unwind_target(WASM_RT_UNWIND_TARGET* target);
+uint32_t wasm_rt_exception_tag(void);
+uint32_t wasm_rt_exception_size(void);
+void* wasm_rt_exception(void);
+#define WASM_RT_SETJMP(buf) setjmp(buf)
+#define wasm_rt_try(target) WASM_RT_SETJMP(target)
+
+void wasm_rt_allocate_memory(wasm_rt_memory_t*, uint32_t initial_pages,
+                             uint32_t max_pages);
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t*, uint32_t pages);
+void wasm_rt_free_memory(wasm_rt_memory_t*);
+void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t*,
+                                    uint32_t elements, uint32_t max_elements);
+void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t*);
+void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t*,
+                                      uint32_t elements,
+                                      uint32_t max_elements);
+void wasm_rt_free_externref_table(wasm_rt_externref_table_t*);
+uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t*, uint32_t delta,
+                                    wasm_rt_funcref_t init);
+uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t*,
+                                      uint32_t delta,
+                                      wasm_rt_externref_t init);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WASM_RT_H_ */

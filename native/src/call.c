@@ -1,0 +1,282 @@
+/* call.c -- running one call: unwinding, the watchdog, the result.
+ *
+ * A call runs wasm code directly on the current thread. Everything that
+ * ends it early -- a trap raised by wasm2c code, proc_exit, the watchdog --
+ * leaves through one siglongjmp to the frame in thaw_guarded_run. That is
+ * safe because no libthaw or libc frame that holds a resource is ever
+ * between the wasm code and that frame: host functions mark themselves
+ * (thaw_host_enter/leave) and a timeout that arrives inside one is deferred
+ * until it returns.
+ *
+ * The watchdog is one thread holding the armed calls in a list. It sleeps
+ * until the earliest deadline and then sends THAW_TIMEOUT_SIGNAL to the
+ * thread running the late call; the handler checks that the call on that
+ * thread is still the late one (deadline passed) before unwinding, so a
+ * signal that lands after the call ended is ignored. The handler is
+ * installed with SA_NODEFER and the unwind does not restore a signal mask,
+ * which keeps the per-call cost of sigsetjmp free of system calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define THAW_TIMEOUT_SIGNAL (SIGRTMIN + 6)
+#define RESIGNAL_NS (20u * 1000u * 1000u)
+
+uint64_t thaw_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- timeout signal -------------------------------------------------------- */
+
+static void on_timeout_signal(int sig) {
+  (void)sig;
+  thaw_call_state* c = thaw_current;
+  if (!c || !c->active || !c->deadline_ns) return;
+  if (thaw_now_ns() < c->deadline_ns) return;
+  if (c->in_host) {
+    c->timeout_pending = 1;
+    return;
+  }
+  c->active = 0;
+  siglongjmp(c->unwind, THAW_TRAP_TIMEOUT);
+}
+
+static pthread_once_t g_signal_once = PTHREAD_ONCE_INIT;
+
+static void install_signal_handler(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_timeout_signal;
+  sa.sa_flags = SA_NODEFER | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(THAW_TIMEOUT_SIGNAL, &sa, NULL);
+}
+
+/* The creating thread may block real-time signals (Bun's threads do their
+ * own signal setup), so every thread that runs wasm unblocks ours. */
+static void unblock_timeout_signal(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, THAW_TIMEOUT_SIGNAL);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* ---- watchdog ---------------------------------------------------------------- */
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  thaw_call_state* head;
+  int started;
+  pthread_t thread;
+} wd = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void* watchdog_main(void* arg) {
+  (void)arg;
+  pthread_mutex_lock(&wd.lock);
+  for (;;) {
+    uint64_t now = thaw_now_ns();
+    uint64_t next = now + 1000000000u;
+    for (thaw_call_state* c = wd.head; c; c = c->wd_next) {
+      uint64_t due = c->deadline_ns;
+      if (c->last_signal_ns) due = c->last_signal_ns + RESIGNAL_NS;
+      if (due <= now) {
+        pthread_kill(c->thread, THAW_TIMEOUT_SIGNAL);
+        c->last_signal_ns = now;
+        due = now + RESIGNAL_NS;
+      }
+      if (due < next) next = due;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t wait = next - now;
+    ts.tv_sec += (time_t)(wait / 1000000000u);
+    ts.tv_nsec += (long)(wait % 1000000000u);
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&wd.wake, &wd.lock, &ts);
+  }
+  return NULL;
+}
+
+static void watchdog_start_locked(void) {
+  if (wd.started) return;
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_destroy(&wd.wake);
+  pthread_cond_init(&wd.wake, &attr);
+  pthread_condattr_destroy(&attr);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  if (pthread_create(&wd.thread, NULL, watchdog_main, NULL) == 0) {
+    pthread_detach(wd.thread);
+    wd.started = 1;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void watchdog_arm(thaw_call_state* c) {
+  if (!c->deadline_ns) return;
+  c->thread = pthread_self();
+  c->last_signal_ns = 0;
+  pthread_mutex_lock(&wd.lock);
+  watchdog_start_locked();
+  c->wd_prev = NULL;
+  c->wd_next = wd.head;
+  if (wd.head) wd.head->wd_prev = c;
+  wd.head = c;
+  c->wd_armed = 1;
+  pthread_cond_signal(&wd.wake);
+  pthread_mutex_unlock(&wd.lock);
+}
+
+static void watchdog_disarm(thaw_call_state* c) {
+  if (!c->wd_armed) return;
+  pthread_mutex_lock(&wd.lock);
+  if (c->wd_prev) c->wd_prev->wd_next = c->wd_next;
+  else wd.head = c->wd_next;
+  if (c->wd_next) c->wd_next->wd_prev = c->wd_prev;
+  c->wd_armed = 0;
+  pthread_mutex_unlock(&wd.lock);
+}
+
+/* ---- guarded execution ------------------------------------------------------- */
+
+int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
+                     uint64_t deadline_ns, uint32_t depth_limit) {
+  pthread_once(&g_signal_once, install_signal_handler);
+  unblock_timeout_signal();
+  st->in_host = 0;
+  st->timeout_pending = 0;
+  st->grow_refused = 0;
+  st->exit_code = 0;
+  st->deadline_ns = deadline_ns;
+  st->wd_armed = 0;
+  thaw_current = st;
+  wasm_rt_call_stack_depth = WASM_RT_MAX_CALL_STACK_DEPTH - depth_limit;
+  watchdog_arm(st);
+  int rc = sigsetjmp(st->unwind, 0);
+  if (rc == 0) {
+    st->active = 1;
+    fn(arg);
+    st->active = 0;
+  }
+  watchdog_disarm(st);
+  thaw_current = NULL;
+  return rc;
+}
+
+struct big_stack_job {
+  void* (*fn)(void*);
+  void* arg;
+};
+
+int thaw_run_on_big_stack(void* (*fn)(void*), void* arg) {
+  pthread_attr_t attr;
+  pthread_t t;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, THAW_STACK_BYTES);
+  int rc = pthread_create(&t, &attr, fn, arg);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return THAW_ENOMEM;
+  pthread_join(t, NULL);
+  return 0;
+}
+
+/* ---- pages touched ------------------------------------------------------------
+ * /proc/self/pagemap says, per virtual page, whether it is present and
+ * whether it is file-backed. A present page that is not file-backed is a
+ * private copy: the pages this instance wrote (or zero-filled). */
+
+static int g_pagemap_fd = -1;
+static pthread_once_t g_pagemap_once = PTHREAD_ONCE_INIT;
+
+static void open_pagemap(void) {
+  g_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+uint64_t thaw_private_pages(const uint8_t* base, size_t len) {
+  pthread_once(&g_pagemap_once, open_pagemap);
+  if (g_pagemap_fd < 0 || len == 0) return 0;
+  uint64_t first = (uintptr_t)base / THAW_OS_PAGE;
+  uint64_t n = (len + THAW_OS_PAGE - 1) / THAW_OS_PAGE;
+  uint64_t entries[512];
+  uint64_t count = 0;
+  for (uint64_t done = 0; done < n;) {
+    uint64_t batch = n - done < 512 ? n - done : 512;
+    ssize_t got = pread(g_pagemap_fd, entries, batch * 8,
+                        (off_t)((first + done) * 8));
+    if (got <= 0) break;
+    for (ssize_t i = 0; i < got / 8; i++) {
+      uint64_t e = entries[i];
+      int present = (int)(e >> 63) & 1;
+      int file_or_shared = (int)(e >> 61) & 1;
+      if (present && !file_or_shared) count++;
+    }
+    done += (uint64_t)got / 8;
+  }
+  return count;
+}
+
+/* ---- one call ------------------------------------------------------------------ */
+
+static void run_start(void* arg) {
+  thaw_instance* inst = arg;
+  inst->module->info->start(inst->wasm);
+}
+
+static int64_t classify(int rc, const thaw_call_state* st) {
+  if (rc == 0 || rc == THAW_UNWIND_EXIT) return THAW_OK;
+  if (st->grow_refused &&
+      (rc == THAW_TRAP_UNREACHABLE || rc == THAW_TRAP_OOB))
+    return THAW_TRAP_MEMORY_LIMIT;
+  return rc;
+}
+
+int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
+  thaw_module* m = inst->module;
+  memset(res, 0, sizeof *res);
+  if (!m->info->start || inst->lost) {
+    res->status = THAW_TRAP_HOST;
+    return THAW_EINVAL;
+  }
+  uint64_t timeout_ms = req->timeout_ms ? req->timeout_ms : m->limits.timeout_ms;
+  uint64_t t0 = thaw_now_ns();
+  uint64_t deadline = timeout_ms ? t0 + timeout_ms * 1000000u : 0;
+  thaw_call_state st;
+  st.max_pages = m->max_pages;
+  thaw_wasi_begin_call(&inst->wasi, req, deadline);
+  int rc = thaw_guarded_run(&st, run_start, inst, deadline,
+                            (uint32_t)m->limits.max_call_depth);
+  res->duration_ns = thaw_now_ns() - t0;
+  res->status = classify(rc, &st);
+  res->exit_code = rc == THAW_UNWIND_EXIT ? st.exit_code : 0;
+  if (rc == THAW_TRAP_TIMEOUT) {
+    inst->lost = 1;
+    res->flags |= THAW_RESULT_INSTANCE_LOST;
+  }
+  if (st.grow_refused) res->flags |= THAW_RESULT_GROW_REFUSED;
+  if (inst->wasi.out.truncated) res->flags |= THAW_RESULT_STDOUT_TRUNCATED;
+  if (inst->wasi.err.truncated) res->flags |= THAW_RESULT_STDERR_TRUNCATED;
+  wasm_rt_memory_t* mem = thaw_instance_memory(inst);
+  res->memory_pages = mem->pages;
+  if (req->flags & THAW_REQUEST_COUNT_PAGES)
+    res->pages_touched = thaw_private_pages(mem->data, mem->size);
+  res->stdout_ptr = (uint64_t)(uintptr_t)inst->wasi.out.data;
+  res->stdout_len = inst->wasi.out.len;
+  res->stderr_ptr = (uint64_t)(uintptr_t)inst->wasi.err.data;
+  res->stderr_len = inst->wasi.err.len;
+  return 0;
+}

@@ -1,0 +1,137 @@
+/* instance.c -- restoring, resetting and freeing instances.
+ *
+ * Restore = reserve a region, map the snapshot image into it copy-on-write,
+ * copy the saved instance bytes, and point the few pointer fields (WASI
+ * context, memory, tables) at this instance's own objects. Nothing of the
+ * function's initialization runs again, so the cost is a handful of system
+ * calls and a copy of the instance struct and tables.
+ *
+ * Reset puts an instance back into exactly the restored state: the dirty
+ * pages are dropped (memory.c) and the struct and tables are copied again.
+ * Invariant: an instance handed to a call is byte-for-byte its snapshot, so
+ * no call can observe another call's data.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+wasm_rt_memory_t* thaw_instance_memory(thaw_instance* inst) {
+  return (wasm_rt_memory_t*)(inst->wasm + inst->module->info->memory_offset);
+}
+
+static int restore_funcref_table(thaw_instance* inst, uint32_t t) {
+  const thaw_table_template* tt = &inst->module->ftables[t];
+  wasm_rt_funcref_table_t* tab =
+      (void*)(inst->wasm + inst->module->info->funcref_table_offsets[t]);
+  size_t bytes = (tt->size ? tt->size : 1) * sizeof(wasm_rt_funcref_t);
+  wasm_rt_funcref_t* data = malloc(bytes);
+  if (!data) return THAW_ENOMEM;
+  memcpy(data, tt->entries, bytes);
+  for (uint32_t i = 0; i < tt->size; i++)
+    if (tt->instance_offsets[i] >= 0)
+      data[i].module_instance = inst->wasm + tt->instance_offsets[i];
+  tab->data = data;
+  tab->size = tt->size;
+  tab->max_size = tt->max_size;
+  return 0;
+}
+
+static int restore_externref_table(thaw_instance* inst, uint32_t t) {
+  const thaw_module* m = inst->module;
+  wasm_rt_externref_table_t* tab =
+      (void*)(inst->wasm + m->info->externref_table_offsets[t]);
+  tab->data = calloc(m->etable_size[t] ? m->etable_size[t] : 1,
+                     sizeof(wasm_rt_externref_t));
+  tab->size = m->etable_size[t];
+  tab->max_size = m->etable_max[t];
+  return tab->data ? 0 : THAW_ENOMEM;
+}
+
+static void free_tables(thaw_instance* inst) {
+  const thaw_module_info* info = inst->module->info;
+  for (uint32_t t = 0; t < info->n_funcref_tables; t++) {
+    wasm_rt_funcref_table_t* tab = (void*)(inst->wasm + info->funcref_table_offsets[t]);
+    free(tab->data);
+    tab->data = NULL;
+  }
+  for (uint32_t t = 0; t < info->n_externref_tables; t++) {
+    wasm_rt_externref_table_t* tab = (void*)(inst->wasm + info->externref_table_offsets[t]);
+    free(tab->data);
+    tab->data = NULL;
+  }
+}
+
+/* Copy the saved struct and re-point its pointer fields at this instance. */
+static int load_state(thaw_instance* inst) {
+  const thaw_module* m = inst->module;
+  const thaw_module_info* info = m->info;
+  memcpy(inst->wasm, m->instance_bytes, info->instance_size);
+  if (info->wasi_offset >= 0) {
+    thaw_wasi* w = &inst->wasi;
+    memcpy(inst->wasm + info->wasi_offset, &w, sizeof w);
+  }
+  wasm_rt_memory_t* mem = thaw_instance_memory(inst);
+  mem->data = inst->region.base;
+  mem->pages = m->mem_pages;
+  mem->max_pages = m->max_pages;
+  mem->size = m->mem_pages * THAW_PAGE_SIZE;
+  int rc = 0;
+  for (uint32_t t = 0; !rc && t < info->n_funcref_tables; t++)
+    rc = restore_funcref_table(inst, t);
+  for (uint32_t t = 0; !rc && t < info->n_externref_tables; t++)
+    rc = restore_externref_table(inst, t);
+  return rc;
+}
+
+thaw_instance* thaw_instance_restore(thaw_module* m) {
+  if (!m) return NULL;
+  thaw_instance* inst = calloc(1, sizeof *inst + m->info->instance_size + 16);
+  if (!inst) return NULL;
+  inst->module = m;
+  inst->wasm = (uint8_t*)(((uintptr_t)(inst + 1) + 15) & ~(uintptr_t)15);
+  if (thaw_region_reserve(&inst->region, m->max_pages) != 0 ||
+      thaw_region_map_image(&inst->region, m->image_fd, m->image_offset,
+                            m->image_len) != 0) {
+    thaw_region_release(&inst->region);
+    free(inst);
+    return NULL;
+  }
+  if (load_state(inst) != 0) {
+    free_tables(inst);
+    thaw_region_release(&inst->region);
+    free(inst);
+    return NULL;
+  }
+  thaw_wasi_init(&inst->wasi, thaw_instance_memory(inst), m->limits.stdout_cap,
+                 m->limits.stderr_cap);
+  atomic_fetch_add(&m->refs, 1);
+  atomic_fetch_add(&m->live, 1);
+  return inst;
+}
+
+int thaw_instance_reset(thaw_instance* inst) {
+  if (!inst || inst->lost) return THAW_EINVAL;
+  wasm_rt_memory_t* mem = thaw_instance_memory(inst);
+  int rc = thaw_region_discard(&inst->region, mem->size);
+  free_tables(inst);
+  if (!rc) rc = load_state(inst);
+  thaw_outbuf_clear(&inst->wasi.out);
+  thaw_outbuf_clear(&inst->wasi.err);
+  if (rc) inst->lost = 1;
+  return rc;
+}
+
+void thaw_instance_free(thaw_instance* inst) {
+  if (!inst) return;
+  thaw_module* m = inst->module;
+  free_tables(inst);
+  thaw_region_release(&inst->region);
+  thaw_wasi_free(&inst->wasi);
+  free(inst);
+  atomic_fetch_sub(&m->live, 1);
+  thaw_module_unref(m);
+}
+
+uint64_t thaw_instance_private_bytes(const thaw_instance* inst) {
+  return thaw_private_pages(inst->region.base, inst->region.reserved) * THAW_OS_PAGE;
+}

@@ -1,0 +1,178 @@
+/* internal.h -- state shared by libthaw's translation units.
+ *
+ * Ownership, stated once:
+ *  - thaw_module owns the dlopen handle and the snapshot (a read-only file
+ *    mapping of the memory image plus the saved instance bytes and tables).
+ *    It lives until it is released and its last instance is freed.
+ *  - thaw_instance owns its wasm2c instance struct, its table arrays, its
+ *    linear-memory region and its output buffers. At most one call runs on
+ *    an instance at a time; the caller (the pool) guarantees it.
+ *  - Per-thread call state (the unwind target, the call in progress) lives
+ *    in thread-locals set by call.c around each call.
+ */
+#ifndef THAW_INTERNAL_H
+#define THAW_INTERNAL_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "thaw.h"
+#include "thaw_module.h"
+#include "wasm-rt.h"
+
+#define THAW_PAGE_SIZE 65536u
+#define THAW_OS_PAGE 4096u
+
+/* Bounded capture of one output stream. Bytes past `cap` are dropped and
+ * `truncated` is set; the buffer grows on demand and keeps its allocation
+ * between calls up to THAW_OUTBUF_KEEP bytes. */
+typedef struct thaw_outbuf {
+  uint8_t* data;
+  size_t len;
+  size_t alloc;
+  size_t cap;
+  int truncated;
+} thaw_outbuf;
+#define THAW_OUTBUF_KEEP (64u * 1024u)
+
+void thaw_outbuf_append(thaw_outbuf* b, const uint8_t* p, size_t n);
+void thaw_outbuf_clear(thaw_outbuf* b);
+void thaw_outbuf_free(thaw_outbuf* b);
+
+/* The WASI host's view of one instance. wasm2c passes a pointer to it as
+ * the "instance" of the imported module wasi_snapshot_preview1. */
+struct Z_wasi_snapshot_preview1_instance_t {
+  wasm_rt_memory_t* memory; /* the instance's linear memory */
+  const thaw_request* req;  /* the call in progress: args, env, stdin */
+  uint64_t stdin_pos;
+  thaw_outbuf out;
+  thaw_outbuf err;
+  uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: no deadline */
+  uint64_t random_state[2];
+};
+typedef struct Z_wasi_snapshot_preview1_instance_t thaw_wasi;
+
+/* How a call ended, carried through longjmp from traps and proc_exit. */
+#define THAW_UNWIND_EXIT 0x100 /* proc_exit: exit code in thaw_call_state */
+
+typedef struct thaw_call_state {
+  sigjmp_buf unwind;
+  int32_t exit_code;
+  volatile sig_atomic_t in_host;         /* inside a WASI host function */
+  volatile sig_atomic_t timeout_pending; /* watchdog fired while in host */
+  volatile sig_atomic_t active;          /* unwind target is valid */
+  int grow_refused;
+  uint32_t max_pages; /* cap applied by wasm_rt_allocate_memory */
+  /* Watchdog bookkeeping (call.c), guarded by its lock. */
+  uint64_t deadline_ns;
+  uint64_t last_signal_ns;
+  pthread_t thread;
+  struct thaw_call_state* wd_next;
+  struct thaw_call_state* wd_prev;
+  int wd_armed;
+} thaw_call_state;
+
+extern __thread thaw_call_state* thaw_current
+    __attribute__((tls_model("initial-exec")));
+
+/* Leave the running call with a status (a THAW_TRAP_* or THAW_UNWIND_EXIT). */
+__attribute__((noreturn)) void thaw_unwind(int status);
+
+/* WASI host functions bracket their work with these so that a timeout
+ * signal never unwinds through host code (which may hold a lock). */
+static inline void thaw_host_enter(void) {
+  if (thaw_current) thaw_current->in_host = 1;
+}
+static inline void thaw_host_leave(void) {
+  thaw_call_state* c = thaw_current;
+  if (!c) return;
+  c->in_host = 0;
+  if (c->timeout_pending) thaw_unwind(THAW_TRAP_TIMEOUT);
+}
+
+/* Monotonic clock in nanoseconds. */
+uint64_t thaw_now_ns(void);
+
+/* Run fn(arg) as wasm code under st: traps, proc_exit and the watchdog
+ * unwind back here. Returns 0, THAW_UNWIND_EXIT or a THAW_TRAP_* status. */
+int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
+                     uint64_t deadline_ns, uint32_t depth_limit);
+
+/* Run fn(arg) on a fresh thread with an executor-sized stack and wait. */
+int thaw_run_on_big_stack(void* (*fn)(void*), void* arg);
+#define THAW_STACK_BYTES (128u << 20)
+
+void thaw_wasi_init(thaw_wasi* w, wasm_rt_memory_t* memory, size_t stdout_cap,
+                    size_t stderr_cap);
+void thaw_wasi_begin_call(thaw_wasi* w, const thaw_request* req,
+                          uint64_t deadline_ns);
+void thaw_wasi_free(thaw_wasi* w);
+
+/* Linear-memory regions (memory.c). A region reserves `max_pages` of
+ * address space; [0, image_len) maps the snapshot image copy-on-write and
+ * the rest is anonymous zero memory. */
+typedef struct thaw_region {
+  uint8_t* base;
+  size_t reserved;
+} thaw_region;
+
+size_t thaw_region_size(uint32_t max_pages);
+int thaw_region_reserve(thaw_region* r, uint32_t max_pages);
+int thaw_region_map_image(thaw_region* r, int fd, uint64_t file_off,
+                          size_t image_len);
+int thaw_region_discard(thaw_region* r, size_t len);
+void thaw_region_release(thaw_region* r);
+
+/* Function-type registry (rt.c): ids are process-wide, types interned. */
+typedef struct thaw_func_sig {
+  uint32_t params;
+  uint32_t results;
+  uint8_t types[64];
+} thaw_func_sig;
+int thaw_func_sig_get(uint32_t id, thaw_func_sig* out);
+uint32_t thaw_func_sig_intern(const thaw_func_sig* sig);
+
+/* A funcref table as saved in a snapshot, relocated into this process:
+ * func and func_type are ready to use; module_instance is stored as an
+ * offset from the instance (-1: none) and fixed up per instance. */
+typedef struct thaw_table_template {
+  uint32_t size;
+  uint32_t max_size;
+  wasm_rt_funcref_t* entries;
+  int64_t* instance_offsets;
+} thaw_table_template;
+
+struct thaw_module {
+  void* dl;
+  const thaw_module_info* info;
+  uint8_t* instance_bytes; /* the instance struct after initialization */
+  thaw_table_template ftables[THAW_MAX_TABLES];
+  uint32_t etable_size[THAW_MAX_TABLES];
+  uint32_t etable_max[THAW_MAX_TABLES];
+  int image_fd;
+  uint64_t image_offset;
+  uint64_t image_len;
+  uint32_t mem_pages;
+  uint32_t max_pages; /* snapshot's maximum capped by limits */
+  thaw_limits limits;
+  uint64_t code_bytes;
+  _Atomic int64_t refs; /* the loader's reference plus one per instance */
+  _Atomic int64_t live;
+};
+
+struct thaw_instance {
+  thaw_module* module;
+  thaw_region region;
+  thaw_wasi wasi;
+  uint8_t* wasm; /* the wasm2c instance struct */
+  int lost;      /* timed out: never reused */
+};
+
+wasm_rt_memory_t* thaw_instance_memory(thaw_instance* inst);
+void thaw_module_unref(thaw_module* m);
+uint64_t thaw_private_pages(const uint8_t* base, size_t len);
+
+#endif /* THAW_INTERNAL_H */

@@ -1,0 +1,486 @@
+/* snapshot.c -- the initialized state of a function, on disk and in memory.
+ *
+ * A snapshot is made once per artifact: the function is instantiated fresh
+ * (data segments copied, tables filled), its `wizer.initialize` export runs
+ * if it has one, and the result is written to a file:
+ *
+ *   header | instance struct bytes | function types | tables | pad | image
+ *
+ * The image (linear memory) starts on a page boundary so instances can map
+ * it directly; all-zero pages are left as holes, so the file costs only the
+ * data the function initialized. Pointers inside the instance bytes are
+ * meaningless in another process and are overwritten on restore; table
+ * entries are saved as (function type, offset of the function in the shared
+ * object, offset of its instance) so that a snapshot survives a restart, ASLR
+ * and a different order of type registration.
+ *
+ * Loading a module reads everything but the image into memory once; the
+ * image stays in the page cache and is shared by all instances.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define SNAP_MAGIC "THAWSNP1"
+#define NULL_TYPE UINT32_MAX
+
+typedef struct snap_header {
+  char magic[8];
+  uint32_t abi;
+  uint32_t instance_size;
+  uint32_t mem_pages;
+  uint32_t mem_max_pages;
+  uint32_t n_types;
+  uint32_t n_ftables;
+  uint32_t n_etables;
+  uint32_t reserved;
+  uint64_t image_offset;
+  uint64_t image_len;
+} snap_header;
+
+typedef struct snap_entry {
+  uint32_t type_index;
+  uint32_t reserved;
+  uint64_t func_offset;
+  int64_t instance_offset;
+} snap_entry;
+
+typedef struct snap_table {
+  uint32_t size;
+  uint32_t max_size;
+} snap_table;
+
+static int fail(char* err, size_t len, int code, const char* fmt, const char* a) {
+  if (err && len) snprintf(err, len, fmt, a ? a : "");
+  return code;
+}
+
+/* ---- loading the code --------------------------------------------------------
+ * Function objects leave the WASI imports and the wasm-rt API undefined and
+ * expect to find them in libthaw. Bun loads libthaw RTLD_LOCAL, so before the
+ * first function is loaded libthaw re-opens itself RTLD_GLOBAL (the same
+ * handle, now visible to later dlopen calls). */
+
+static pthread_once_t g_global_once = PTHREAD_ONCE_INIT;
+
+static void make_symbols_global(void) {
+  Dl_info self;
+  if (dladdr((void*)thaw_module_load, &self) && self.dli_fname)
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+}
+
+static int open_code(const char* so_path, void** dl, const thaw_module_info** info,
+                     char* err, size_t err_len) {
+  pthread_once(&g_global_once, make_symbols_global);
+  *dl = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+  if (!*dl) return fail(err, err_len, THAW_ELOAD, "%s", dlerror());
+  *info = dlsym(*dl, "thaw_function_info");
+  if (!*info) {
+    dlclose(*dl);
+    return fail(err, err_len, THAW_ELOAD, "%s: no thaw_function_info", so_path);
+  }
+  if ((*info)->abi != THAW_MODULE_ABI || (*info)->memory_offset < 0 ||
+      (*info)->n_funcref_tables > THAW_MAX_TABLES ||
+      (*info)->n_externref_tables > THAW_MAX_TABLES) {
+    dlclose(*dl);
+    return fail(err, err_len, THAW_EABI, "%s: artifact built for another ABI",
+                so_path);
+  }
+  (*info)->init_module();
+  return 0;
+}
+
+static uintptr_t code_base(const thaw_module_info* info) {
+  Dl_info d;
+  if (!dladdr(info, &d)) return 0;
+  return (uintptr_t)d.dli_fbase;
+}
+
+struct text_size_query {
+  uintptr_t base;
+  uint64_t bytes;
+};
+
+static int sum_text(struct dl_phdr_info* pi, size_t size, void* data) {
+  (void)size;
+  struct text_size_query* q = data;
+  if (pi->dlpi_addr != q->base) return 0;
+  for (int i = 0; i < pi->dlpi_phnum; i++)
+    if (pi->dlpi_phdr[i].p_type == PT_LOAD && (pi->dlpi_phdr[i].p_flags & PF_X))
+      q->bytes += pi->dlpi_phdr[i].p_memsz;
+  return 1;
+}
+
+static uint64_t code_bytes(const thaw_module_info* info) {
+  struct text_size_query q = {code_base(info), 0};
+  dl_iterate_phdr(sum_text, &q);
+  return q.bytes;
+}
+
+/* ---- making a snapshot --------------------------------------------------------- */
+
+struct create_job {
+  const char* so_path;
+  const char* snapshot_path;
+  const thaw_limits* limits;
+  thaw_result* result;
+  char* err;
+  size_t err_len;
+  int rc;
+};
+
+struct fresh {
+  const thaw_module_info* info;
+  uint8_t* wasm;
+  thaw_wasi* wasi;
+};
+
+static void run_instantiate(void* arg) {
+  struct fresh* f = arg;
+  f->info->instantiate(f->wasm, f->wasi);
+}
+
+static void run_initialize(void* arg) {
+  struct fresh* f = arg;
+  f->info->initialize(f->wasm);
+}
+
+static int write_all(int fd, const void* p, size_t n) {
+  const uint8_t* b = p;
+  while (n) {
+    ssize_t w = write(fd, b, n);
+    if (w <= 0) return THAW_EIO;
+    b += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int page_is_zero(const uint8_t* p) {
+  static const uint8_t zero[THAW_OS_PAGE];
+  return memcmp(p, zero, THAW_OS_PAGE) == 0;
+}
+
+static int write_image(int fd, const uint8_t* data, uint64_t len, uint64_t off) {
+  for (uint64_t at = 0; at < len; at += THAW_OS_PAGE) {
+    if (page_is_zero(data + at)) continue;
+    if (lseek(fd, (off_t)(off + at), SEEK_SET) < 0) return THAW_EIO;
+    if (write_all(fd, data + at, THAW_OS_PAGE)) return THAW_EIO;
+  }
+  return ftruncate(fd, (off_t)(off + len)) == 0 ? 0 : THAW_EIO;
+}
+
+/* Collect the distinct function types used by tables, in first-seen order. */
+static uint32_t type_index(uint32_t* ids, uint32_t* n, uint32_t id) {
+  for (uint32_t i = 0; i < *n; i++)
+    if (ids[i] == id) return i;
+  ids[*n] = id;
+  return (*n)++;
+}
+
+static int write_tables(int fd, const struct fresh* f, uintptr_t base,
+                        uint32_t* type_ids, uint32_t* n_types, char* err,
+                        size_t err_len) {
+  const thaw_module_info* info = f->info;
+  for (uint32_t t = 0; t < info->n_funcref_tables; t++) {
+    const wasm_rt_funcref_table_t* tab =
+        (void*)(f->wasm + info->funcref_table_offsets[t]);
+    snap_table h = {tab->size, tab->max_size};
+    if (write_all(fd, &h, sizeof h)) return THAW_EIO;
+    for (uint32_t i = 0; i < tab->size; i++) {
+      const wasm_rt_funcref_t* e = &tab->data[i];
+      snap_entry s = {NULL_TYPE, 0, 0, -1};
+      if (e->func) {
+        Dl_info d;
+        if (!dladdr((void*)e->func, &d) || (uintptr_t)d.dli_fbase != base)
+          return fail(err, err_len, THAW_ESNAPSHOT,
+                      "a table refers to an imported function%s", NULL);
+        s.type_index = type_index(type_ids, n_types, e->func_type);
+        s.func_offset = (uintptr_t)e->func - base;
+        intptr_t off = (uint8_t*)e->module_instance - f->wasm;
+        if (off >= 0 && off < (intptr_t)info->instance_size)
+          s.instance_offset = off;
+      }
+      if (write_all(fd, &s, sizeof s)) return THAW_EIO;
+    }
+  }
+  for (uint32_t t = 0; t < info->n_externref_tables; t++) {
+    const wasm_rt_externref_table_t* tab =
+        (void*)(f->wasm + info->externref_table_offsets[t]);
+    snap_table h = {tab->size, tab->max_size};
+    if (write_all(fd, &h, sizeof h)) return THAW_EIO;
+  }
+  return 0;
+}
+
+static uint32_t count_table_types(const struct fresh* f, uint32_t* ids) {
+  uint32_t n = 0;
+  for (uint32_t t = 0; t < f->info->n_funcref_tables; t++) {
+    const wasm_rt_funcref_table_t* tab =
+        (void*)(f->wasm + f->info->funcref_table_offsets[t]);
+    for (uint32_t i = 0; i < tab->size; i++)
+      if (tab->data[i].func) type_index(ids, &n, tab->data[i].func_type);
+  }
+  return n;
+}
+
+static int write_snapshot(const char* path, const struct fresh* f, uintptr_t base,
+                          char* err, size_t err_len) {
+  const thaw_module_info* info = f->info;
+  const wasm_rt_memory_t* mem = (void*)(f->wasm + info->memory_offset);
+  uint32_t* type_ids = calloc(65536, sizeof *type_ids);
+  if (!type_ids) return THAW_ENOMEM;
+  uint32_t n_types = count_table_types(f, type_ids);
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    free(type_ids);
+    return fail(err, err_len, THAW_EIO, "cannot write snapshot %s", tmp);
+  }
+  snap_header h = {.abi = THAW_MODULE_ABI,
+                   .instance_size = info->instance_size,
+                   .mem_pages = mem->pages,
+                   .mem_max_pages = mem->max_pages,
+                   .n_types = n_types,
+                   .n_ftables = info->n_funcref_tables,
+                   .n_etables = info->n_externref_tables,
+                   .image_len = mem->size};
+  memcpy(h.magic, SNAP_MAGIC, 8);
+  int rc = write_all(fd, &h, sizeof h);
+  if (!rc) rc = write_all(fd, f->wasm, info->instance_size);
+  for (uint32_t i = 0; !rc && i < n_types; i++) {
+    thaw_func_sig sig;
+    rc = thaw_func_sig_get(type_ids[i], &sig);
+    if (!rc) rc = write_all(fd, &sig, sizeof sig);
+  }
+  uint32_t n_known = n_types;
+  if (!rc) rc = write_tables(fd, f, base, type_ids, &n_known, err, err_len);
+  if (!rc) {
+    off_t end = lseek(fd, 0, SEEK_CUR);
+    h.image_offset = ((uint64_t)end + THAW_OS_PAGE - 1) & ~(uint64_t)(THAW_OS_PAGE - 1);
+    rc = write_image(fd, mem->data, mem->size, h.image_offset);
+  }
+  if (!rc && pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) rc = THAW_EIO;
+  if (!rc && fsync(fd) != 0) rc = THAW_EIO;
+  close(fd);
+  free(type_ids);
+  if (!rc && rename(tmp, path) != 0) rc = THAW_EIO;
+  if (rc) {
+    unlink(tmp);
+    if (err && err_len && !err[0]) snprintf(err, err_len, "cannot write snapshot %s", path);
+  }
+  return rc;
+}
+
+static void fill_init_result(thaw_result* res, int rc, const thaw_call_state* st,
+                             const thaw_wasi* w, uint64_t t0) {
+  if (!res) return;
+  memset(res, 0, sizeof *res);
+  res->status = (rc == 0 || rc == THAW_UNWIND_EXIT) ? THAW_OK : rc;
+  res->exit_code = rc == THAW_UNWIND_EXIT ? st->exit_code : 0;
+  res->duration_ns = thaw_now_ns() - t0;
+  res->stdout_len = w->out.len;
+  res->stderr_len = w->err.len;
+}
+
+static void* create_on_thread(void* arg) {
+  struct create_job* j = arg;
+  void* dl;
+  const thaw_module_info* info;
+  j->rc = open_code(j->so_path, &dl, &info, j->err, j->err_len);
+  if (j->rc) return NULL;
+  thaw_wasi wasi;
+  struct fresh f = {info, calloc(1, info->instance_size), &wasi};
+  thaw_call_state st;
+  st.max_pages = (uint32_t)j->limits->max_memory_pages;
+  thaw_wasi_init(&wasi, NULL, j->limits->stdout_cap, j->limits->stderr_cap);
+  thaw_wasi_begin_call(&wasi, NULL, 0);
+  uint64_t t0 = thaw_now_ns();
+  int rc = thaw_guarded_run(&st, run_instantiate, &f, 0,
+                            (uint32_t)j->limits->max_call_depth);
+  wasi.memory = (wasm_rt_memory_t*)(f.wasm + info->memory_offset);
+  if (rc == 0 && info->initialize) {
+    uint64_t deadline = j->limits->timeout_ms
+                            ? thaw_now_ns() + j->limits->timeout_ms * 1000000u
+                            : 0;
+    rc = thaw_guarded_run(&st, run_initialize, &f, deadline,
+                          (uint32_t)j->limits->max_call_depth);
+  }
+  fill_init_result(j->result, rc, &st, &wasi, t0);
+  if (rc == THAW_UNWIND_EXIT) {
+    j->rc = fail(j->err, j->err_len, THAW_EINIT,
+                 "initialization called proc_exit%s", NULL);
+  } else if (rc) {
+    if (j->err && j->err_len)
+      snprintf(j->err, j->err_len, "initialization trapped: %s",
+               thaw_status_name(rc));
+    j->rc = THAW_EINIT;
+  } else {
+    j->rc = write_snapshot(j->snapshot_path, &f, code_base(info), j->err,
+                           j->err_len);
+  }
+  info->free_instance(f.wasm);
+  free(f.wasm);
+  thaw_wasi_free(&wasi);
+  dlclose(dl);
+  return NULL;
+}
+
+int thaw_snapshot_create(const char* so_path, const char* snapshot_path,
+                         const thaw_limits* limits, thaw_result* init_result,
+                         char* err, size_t err_len) {
+  if (!so_path || !snapshot_path || !limits) return THAW_EINVAL;
+  if (err && err_len) err[0] = 0;
+  struct create_job j = {so_path, snapshot_path, limits, init_result, err, err_len, 0};
+  int rc = thaw_run_on_big_stack(create_on_thread, &j);
+  return rc ? rc : j.rc;
+}
+
+/* ---- loading a snapshot ----------------------------------------------------------- */
+
+static int read_exact(int fd, void* p, size_t n) {
+  uint8_t* b = p;
+  while (n) {
+    ssize_t r = read(fd, b, n);
+    if (r <= 0) return THAW_ESNAPSHOT;
+    b += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static int read_tables(thaw_module* m, int fd, const snap_header* h,
+                       const uint32_t* type_ids, uintptr_t base) {
+  for (uint32_t t = 0; t < h->n_ftables; t++) {
+    snap_table st;
+    if (read_exact(fd, &st, sizeof st) || st.size > (1u << 24)) return THAW_ESNAPSHOT;
+    thaw_table_template* tt = &m->ftables[t];
+    tt->size = st.size;
+    tt->max_size = st.max_size;
+    tt->entries = calloc(st.size ? st.size : 1, sizeof *tt->entries);
+    tt->instance_offsets = calloc(st.size ? st.size : 1, sizeof *tt->instance_offsets);
+    if (!tt->entries || !tt->instance_offsets) return THAW_ENOMEM;
+    for (uint32_t i = 0; i < st.size; i++) {
+      snap_entry s;
+      if (read_exact(fd, &s, sizeof s)) return THAW_ESNAPSHOT;
+      tt->instance_offsets[i] = s.instance_offset;
+      if (s.type_index == NULL_TYPE) continue;
+      if (s.type_index >= h->n_types) return THAW_ESNAPSHOT;
+      tt->entries[i].func_type = type_ids[s.type_index];
+      tt->entries[i].func = (wasm_rt_function_ptr_t)(base + s.func_offset);
+    }
+  }
+  for (uint32_t t = 0; t < h->n_etables; t++) {
+    snap_table st;
+    if (read_exact(fd, &st, sizeof st)) return THAW_ESNAPSHOT;
+    m->etable_size[t] = st.size;
+    m->etable_max[t] = st.max_size;
+  }
+  return 0;
+}
+
+static int read_snapshot(thaw_module* m, int fd, char* err, size_t err_len) {
+  snap_header h;
+  const thaw_module_info* info = m->info;
+  if (read_exact(fd, &h, sizeof h) || memcmp(h.magic, SNAP_MAGIC, 8) != 0)
+    return fail(err, err_len, THAW_ESNAPSHOT, "not a thaw snapshot%s", NULL);
+  if (h.abi != THAW_MODULE_ABI || h.instance_size != info->instance_size ||
+      h.n_ftables != info->n_funcref_tables ||
+      h.n_etables != info->n_externref_tables || h.n_types > 65536 ||
+      h.image_len != (uint64_t)h.mem_pages * THAW_PAGE_SIZE)
+    return fail(err, err_len, THAW_ESNAPSHOT,
+                "snapshot does not match the compiled code%s", NULL);
+  m->instance_bytes = malloc(h.instance_size);
+  uint32_t* type_ids = calloc(h.n_types ? h.n_types : 1, sizeof *type_ids);
+  int rc = (!m->instance_bytes || !type_ids) ? THAW_ENOMEM : 0;
+  if (!rc) rc = read_exact(fd, m->instance_bytes, h.instance_size);
+  for (uint32_t i = 0; !rc && i < h.n_types; i++) {
+    thaw_func_sig sig;
+    rc = read_exact(fd, &sig, sizeof sig);
+    if (!rc && sig.params + sig.results > sizeof sig.types) rc = THAW_ESNAPSHOT;
+    if (!rc) type_ids[i] = thaw_func_sig_intern(&sig);
+  }
+  if (!rc) rc = read_tables(m, fd, &h, type_ids, code_base(info));
+  free(type_ids);
+  if (rc) return fail(err, err_len, rc, "snapshot is truncated or corrupt%s", NULL);
+  uint32_t max = h.mem_max_pages;
+  if (m->limits.max_memory_pages && max > m->limits.max_memory_pages)
+    max = (uint32_t)m->limits.max_memory_pages;
+  if (h.mem_pages > max)
+    return fail(err, err_len, THAW_ENOMEM,
+                "snapshot memory exceeds the memory limit%s", NULL);
+  m->mem_pages = h.mem_pages;
+  m->max_pages = max;
+  m->image_offset = h.image_offset;
+  m->image_len = h.image_len;
+  return 0;
+}
+
+static void module_free(thaw_module* m) {
+  for (uint32_t t = 0; t < THAW_MAX_TABLES; t++) {
+    free(m->ftables[t].entries);
+    free(m->ftables[t].instance_offsets);
+  }
+  free(m->instance_bytes);
+  if (m->image_fd >= 0) close(m->image_fd);
+  if (m->dl) dlclose(m->dl);
+  free(m);
+}
+
+thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
+                              const thaw_limits* limits, char* err,
+                              size_t err_len) {
+  if (err && err_len) err[0] = 0;
+  if (!so_path || !snapshot_path || !limits) return NULL;
+  thaw_module* m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->image_fd = -1;
+  m->limits = *limits;
+  if (open_code(so_path, &m->dl, &m->info, err, err_len)) {
+    m->dl = NULL;
+    module_free(m);
+    return NULL;
+  }
+  m->image_fd = open(snapshot_path, O_RDONLY | O_CLOEXEC);
+  if (m->image_fd < 0) {
+    fail(err, err_len, THAW_EIO, "cannot open snapshot %s", snapshot_path);
+    module_free(m);
+    return NULL;
+  }
+  if (read_snapshot(m, m->image_fd, err, err_len)) {
+    module_free(m);
+    return NULL;
+  }
+  m->code_bytes = code_bytes(m->info);
+  atomic_store(&m->refs, 1);
+  return m;
+}
+
+void thaw_module_stats_get(const thaw_module* m, thaw_module_stats* out) {
+  memset(out, 0, sizeof *out);
+  out->code_bytes = m->code_bytes;
+  out->snapshot_bytes = m->image_len;
+  out->memory_pages = m->mem_pages;
+  out->max_memory_pages = m->max_pages;
+  out->instance_bytes = sizeof(thaw_instance) + m->info->instance_size;
+  for (uint32_t t = 0; t < m->info->n_funcref_tables; t++)
+    out->instance_bytes += m->ftables[t].size * sizeof(wasm_rt_funcref_t);
+  out->live_instances = (uint64_t)atomic_load(&m->live);
+  out->has_start = m->info->start != NULL;
+  out->has_initialize = m->info->initialize != NULL;
+}
+
+void thaw_module_unref(thaw_module* m) {
+  if (atomic_fetch_sub(&m->refs, 1) == 1) module_free(m);
+}
+
+void thaw_module_release(thaw_module* m) {
+  if (m) thaw_module_unref(m);
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bun
+// thaw: the command line. Each command lives in src/cli/; this file only
+// dispatches and turns errors into messages and exit codes.
+
+import { CompileError } from "./compiler/compile.ts";
+import { ToolchainError } from "./compiler/toolchain.ts";
+import { compileCommand } from "./cli/compile.ts";
+import { UsageError } from "./cli/common.ts";
+import { runCommand } from "./cli/run.ts";
+
+const USAGE = `usage: thaw <command> [options]
+
+  run FILE.wasm [--stdin FILE] [--env K=V]... [--timeout MS] [--memory MIB] [-- ARG...]
+      compile (cached) and run one call; exit status is the module's
+  compile FILE.wasm [--json]
+      build the native artifact and snapshot; print its path and sizes
+
+  Common: --data DIR (or THAW_DATA_DIR) where artifacts are kept.
+`;
+
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  run: runCommand,
+  compile: compileCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`thaw: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (e) {
+    if (e instanceof CompileError) {
+      process.stderr.write(`thaw: ${e.code}: ${e.message}\n`);
+      if (e.details.logPath) process.stderr.write(`thaw: build log: ${e.details.logPath}\n`);
+      return 1;
+    }
+    if (e instanceof UsageError || e instanceof ToolchainError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`thaw: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

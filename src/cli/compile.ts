@@ -1,0 +1,39 @@
+// `thaw compile FILE.wasm`: build (or find) the artifact and print where it
+// is and how big its parts are.
+
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import { compile } from "../compiler/compile.ts";
+import { Engine } from "../engine/engine.ts";
+import { defaultDataDir } from "../config.ts";
+import { reportCompileProgress, UsageError } from "./common.ts";
+
+export async function compileCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { data: { type: "string" }, json: { type: "boolean" } },
+  });
+  const file = positionals[0];
+  if (!file) throw new UsageError("thaw compile needs a FILE.wasm");
+  const engine = new Engine(undefined, 1, 1);
+  const a = await compile(readFileSync(file), {
+    dataDir: values.data ?? defaultDataDir(),
+    engine,
+    progress: reportCompileProgress(basename(file)),
+  });
+  engine.close();
+  if (values.json) {
+    console.log(JSON.stringify({ path: a.soPath, snapshot: a.snapshotPath, cached: a.cached, ...a.meta }));
+    return 0;
+  }
+  const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  console.log(a.soPath);
+  console.log(`  snapshot  ${a.snapshotPath}`);
+  console.log(`  module    ${kib(a.meta.moduleBytes)}`);
+  console.log(`  native    ${kib(a.meta.codeBytes)} code, ${kib(a.meta.objectBytes)} object`);
+  console.log(`  memory    ${kib(a.meta.snapshotBytes)} initialized${a.meta.hasInitialize ? " (wizer.initialize ran)" : ""}`);
+  console.log(`  ${a.cached ? "cached" : `compiled in ${a.meta.compileMs} ms`}`);
+  return 0;
+}

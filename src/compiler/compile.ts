@@ -1,0 +1,200 @@
+// wasm -> native artifact: validate, check imports, wasm2c, generate the
+// glue, build a shared object, make the snapshot.
+//
+// Artifacts are content-addressed: the key hashes the module bytes, the
+// tool versions, the C flags and thaw's runtime headers, so a module is
+// compiled once per node and a toolchain upgrade recompiles instead of
+// loading stale code. A build happens in a private temporary directory that
+// is renamed into place when complete; a crash never leaves a half-built
+// artifact that looks valid, and two concurrent builds of one module both
+// end with the same artifact.
+
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import thawModuleH from "../../native/include/thaw_module.h" with { type: "text" };
+import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
+import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
+import { generateGlue, GlueError, MODULE_NAME, parseHeader } from "./glue.ts";
+import { toolchain } from "./toolchain.ts";
+import { unsupportedImports } from "./wasi.ts";
+import { readModule, WasmFormatError } from "./wasm-module.ts";
+
+export const CFLAGS = ["-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-fno-strict-aliasing", "-w"];
+const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };
+
+export type CompileErrorCode =
+  | "not_wasm"
+  | "invalid_module"
+  | "unsupported_imports"
+  | "unsupported_module"
+  | "toolchain_missing"
+  | "compiler_failed"
+  | "init_failed";
+
+export class CompileError extends Error {
+  constructor(
+    readonly code: CompileErrorCode,
+    message: string,
+    readonly details: { imports?: { import: string; reason: string }[]; log?: string; logPath?: string } = {},
+  ) {
+    super(message);
+  }
+}
+
+export interface ArtifactMeta {
+  key: string;
+  moduleHash: string;
+  moduleBytes: number;
+  codeBytes: number;
+  snapshotBytes: number;
+  objectBytes: number;
+  hasInitialize: boolean;
+  compileMs: number;
+  toolchain: Record<string, string>;
+  createdAt: string;
+}
+
+export interface Artifact {
+  dir: string;
+  soPath: string;
+  snapshotPath: string;
+  meta: ArtifactMeta;
+  cached: boolean;
+}
+
+export type Progress = (step: string) => void;
+
+const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+async function run(cmd: string[], cwd: string): Promise<{ ok: boolean; log: string }> {
+  const proc = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
+  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  return { ok: (await proc.exited) === 0, log: `$ ${cmd.join(" ")}\n${out}${err}` };
+}
+
+export function artifactPaths(dataDir: string, key: string) {
+  const dir = join(dataDir, "artifacts", key);
+  return { dir, soPath: join(dir, "fn.so"), snapshotPath: join(dir, "fn.snap"), metaPath: join(dir, "artifact.json") };
+}
+
+/** Checks that need no tools: is it wasm, and can thaw link it? */
+export function inspect(bytes: Uint8Array) {
+  let info;
+  try {
+    info = readModule(bytes);
+  } catch (e) {
+    const code = bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 ? "invalid_module" : "not_wasm";
+    throw new CompileError(code, (e as Error).message);
+  }
+  const bad = unsupportedImports(info.imports);
+  if (bad.length)
+    throw new CompileError(
+      "unsupported_imports",
+      `module imports what thaw does not provide: ${bad.map((b) => `${b.import} (${b.reason})`).join(", ")}`,
+      { imports: bad },
+    );
+  if (info.definedMemories !== 1)
+    throw new CompileError("unsupported_module", "a function must define exactly one linear memory");
+  if (!info.exports.some((e) => e.name === "_start" && e.kind === "func"))
+    throw new CompileError("unsupported_module", "module does not export _start (a WASI command is expected)");
+  return info;
+}
+
+export async function compile(
+  bytes: Uint8Array,
+  opts: { dataDir: string; engine: Engine; progress?: Progress },
+): Promise<Artifact> {
+  const progress = opts.progress ?? (() => {});
+  inspect(bytes);
+  const tools = await toolchain();
+  const toolVersions = { wasm2c: tools.wasm2c.version, cc: tools.cc.version };
+  const moduleHash = sha256(bytes);
+  const key = sha256(
+    [moduleHash, toolVersions.wasm2c, toolVersions.cc, CFLAGS.join(" "), sha256(wasmRtH + thawModuleH)].join("\n"),
+  ).slice(0, 32);
+  const paths = artifactPaths(opts.dataDir, key);
+  if (existsSync(paths.metaPath)) {
+    const meta = JSON.parse(readFileSync(paths.metaPath, "utf8")) as ArtifactMeta;
+    return { ...paths, meta, cached: true };
+  }
+
+  const started = performance.now();
+  const tmp = join(opts.dataDir, "artifacts", `.build-${key}-${process.pid}-${Date.now()}`);
+  mkdirSync(tmp, { recursive: true });
+  const logs: string[] = [];
+  const fail = (code: CompileErrorCode, message: string): never => {
+    const logPath = join(tmp, "build.log");
+    writeFileSync(logPath, logs.join("\n"));
+    throw new CompileError(code, message, { log: logs.join("\n").slice(-4000), logPath });
+  };
+  try {
+    writeFileSync(join(tmp, "module.wasm"), bytes);
+    writeFileSync(join(tmp, "wasm-rt.h"), wasmRtH);
+    writeFileSync(join(tmp, "thaw_module.h"), thawModuleH);
+
+    progress("validating");
+    const validated = await run([tools.wasmValidate.path, "module.wasm"], tmp);
+    logs.push(validated.log);
+    if (!validated.ok) fail("invalid_module", `invalid module: ${validated.log.split("\n").slice(1).join(" ").trim()}`);
+
+    progress("translating to C (wasm2c)");
+    const translated = await run([tools.wasm2c.path, "-n", MODULE_NAME, "module.wasm", "-o", "fn.c"], tmp);
+    logs.push(translated.log);
+    if (!translated.ok) fail("compiler_failed", "wasm2c failed");
+
+    let glue: string;
+    try {
+      glue = generateGlue(parseHeader(readFileSync(join(tmp, "fn.h"), "utf8")), "fn.h");
+    } catch (e) {
+      if (e instanceof GlueError) fail("unsupported_module", e.message);
+      throw e;
+    }
+    writeFileSync(join(tmp, "glue.c"), glue);
+
+    progress("compiling native code (cc -O2)");
+    const built = await run([tools.cc.path, ...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], tmp);
+    logs.push(built.log);
+    if (!built.ok) fail("compiler_failed", "C compiler failed");
+
+    progress("initializing and snapshotting");
+    try {
+      opts.engine.createSnapshot(join(tmp, "fn.so"), join(tmp, "fn.snap"), INIT_LIMITS);
+    } catch (e) {
+      if (e instanceof SnapshotError) {
+        logs.push(`initialization: ${e.message}`);
+        fail("init_failed", e.message);
+      }
+      throw e;
+    }
+
+    const loaded = opts.engine.load(join(tmp, "fn.so"), join(tmp, "fn.snap"), INIT_LIMITS);
+    const stats = loaded.stats();
+    loaded.release();
+    const meta: ArtifactMeta = {
+      key,
+      moduleHash,
+      moduleBytes: bytes.length,
+      codeBytes: stats.codeBytes,
+      snapshotBytes: stats.snapshotBytes,
+      objectBytes: statSync(join(tmp, "fn.so")).size,
+      hasInitialize: stats.hasInitialize,
+      compileMs: Math.round(performance.now() - started),
+      toolchain: toolVersions,
+      createdAt: new Date().toISOString(),
+    };
+    for (const f of ["fn.c", "fn.h", "glue.c", "wasm-rt.h", "thaw_module.h"]) rmSync(join(tmp, f), { force: true });
+    writeFileSync(join(tmp, "build.log"), logs.join("\n"));
+    writeFileSync(join(tmp, "artifact.json"), JSON.stringify(meta, null, 2));
+    try {
+      renameSync(tmp, paths.dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true });
+      if (!existsSync(paths.metaPath)) throw new Error(`cannot store artifact in ${paths.dir}`);
+    }
+    return { ...paths, meta, cached: false };
+  } catch (e) {
+    if (!(e instanceof CompileError)) rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

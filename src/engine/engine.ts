@@ -1,0 +1,307 @@
+// The engine: compiled functions loaded from their artifacts, instances
+// restored from snapshots, and calls run on libthaw's worker threads.
+//
+// A call is submitted with one FFI call that only enqueues; libthaw's
+// executor runs it and reports completion through a threadsafe callback, so
+// Bun's event loop never waits on function code. Request and result structs
+// belong to the instance (one call at a time per instance) and the call's
+// input buffers are held by the pending entry until completion, so nothing
+// is allocated natively per call and nothing is freed under a running call.
+
+import type { JSCallback } from "bun:ffi";
+import {
+  addr, completionCallback, copyOut, cstr, E_BUSY, ERRORS, errText, findLibrary, LIMITS,
+  openLibrary, packStrings, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS,
+  type Lib, type Pointer,
+} from "./native.ts";
+
+export interface Limits {
+  /** Linear memory cap in MiB (rounded down to 64 KiB pages). */
+  memoryMiB: number;
+  timeoutMs: number;
+  maxCallDepth: number;
+  stdoutCap: number;
+  stderrCap: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  memoryMiB: 128,
+  timeoutMs: 10_000,
+  maxCallDepth: 20_000,
+  stdoutCap: 8 << 20,
+  stderrCap: 256 << 10,
+};
+
+export const TRAP_KINDS = [
+  "ok", "out_of_bounds", "integer_overflow", "divide_by_zero", "invalid_conversion",
+  "unreachable", "indirect_call", "uncaught_exception", "stack_exhaustion", "timeout",
+  "memory_limit", "host_error",
+] as const;
+export type CallStatus = (typeof TRAP_KINDS)[number];
+
+export interface CallRequest {
+  stdin?: Uint8Array;
+  /** argv[1..]; argv[0] is `argv0`. */
+  args?: string[];
+  argv0?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  countPages?: boolean;
+}
+
+export interface CallResult {
+  status: CallStatus;
+  exitCode: number;
+  durationNs: number;
+  pagesTouched: number;
+  memoryPages: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  growRefused: boolean;
+  /** The instance timed out and must be freed, not reset. */
+  instanceLost: boolean;
+}
+
+export interface ModuleStats {
+  codeBytes: number;
+  snapshotBytes: number;
+  memoryPages: number;
+  maxMemoryPages: number;
+  instanceBytes: number;
+  liveInstances: number;
+  hasStart: boolean;
+  hasInitialize: boolean;
+}
+
+export class EngineError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+export class BusyError extends EngineError {
+  constructor() {
+    super("executor queue full", E_BUSY);
+  }
+}
+
+const PAGE = 65536;
+
+function limitsStruct(l: Limits): BigUint64Array {
+  const s = new BigUint64Array(LIMITS.size);
+  s[LIMITS.maxMemoryPages] = BigInt(Math.max(1, Math.floor((l.memoryMiB * 1024 * 1024) / PAGE)));
+  s[LIMITS.timeoutMs] = BigInt(l.timeoutMs);
+  s[LIMITS.maxCallDepth] = BigInt(l.maxCallDepth);
+  s[LIMITS.stdoutCap] = BigInt(l.stdoutCap);
+  s[LIMITS.stderrCap] = BigInt(l.stderrCap);
+  return s;
+}
+
+function decodeResult(r: BigUint64Array, withOutput = true): CallResult {
+  const flags = r[RESULT.flags]!;
+  return {
+    status: TRAP_KINDS[Number(r[RESULT.status])] ?? "host_error",
+    exitCode: Number(BigInt.asIntN(64, r[RESULT.exitCode]!)),
+    durationNs: Number(r[RESULT.durationNs]),
+    pagesTouched: Number(r[RESULT.pagesTouched]),
+    memoryPages: Number(r[RESULT.memoryPages]),
+    stdout: withOutput ? copyOut(r[RESULT.stdoutPtr]!, r[RESULT.stdoutLen]!) : new Uint8Array(0),
+    stderr: withOutput ? copyOut(r[RESULT.stderrPtr]!, r[RESULT.stderrLen]!) : new Uint8Array(0),
+    stdoutTruncated: (flags & RESULT_FLAGS.stdoutTruncated) !== 0n,
+    stderrTruncated: (flags & RESULT_FLAGS.stderrTruncated) !== 0n,
+    growRefused: (flags & RESULT_FLAGS.growRefused) !== 0n,
+    instanceLost: (flags & RESULT_FLAGS.instanceLost) !== 0n,
+  };
+}
+
+interface Pending {
+  instance: Instance;
+  inputs: Uint8Array[];
+  resolve: (r: CallResult) => void;
+}
+
+export class Engine {
+  readonly lib: Lib;
+  private readonly pending = new Map<number, Pending>();
+  private nextTicket = 1;
+  private callback?: JSCallback;
+  private keepAlive?: ReturnType<typeof setInterval>;
+
+  constructor(
+    libPath = findLibrary(),
+    readonly threads = Math.max(2, navigator.hardwareConcurrency),
+    readonly queueCapacity = 4096,
+  ) {
+    this.lib = openLibrary(libPath);
+  }
+
+  private startExecutor(): void {
+    if (this.callback) return;
+    this.callback = completionCallback((ticket) => this.complete(ticket));
+    const rc = this.lib.thaw_executor_start(this.threads, this.queueCapacity, this.callback.ptr);
+    if (rc !== 0) throw new EngineError(`cannot start executor: ${ERRORS[rc]}`, rc);
+  }
+
+  /** Instantiate fresh, run `wizer.initialize` if exported, write the snapshot. */
+  createSnapshot(soPath: string, snapshotPath: string, limits: Limits): CallResult {
+    const res = new BigUint64Array(RESULT.size);
+    const err = Buffer.alloc(1024);
+    const l = limitsStruct(limits);
+    const rc = this.lib.thaw_snapshot_create(
+      addr(cstr(soPath)), addr(cstr(snapshotPath)), addr(l), addr(res), addr(err), BigInt(err.length),
+    );
+    const result = decodeResult(res, false);
+    if (rc !== 0) throw new SnapshotError(errText(err) || ERRORS[rc] || `error ${rc}`, rc, result);
+    return result;
+  }
+
+  load(soPath: string, snapshotPath: string, limits: Limits): LoadedModule {
+    const err = Buffer.alloc(1024);
+    const handle = this.lib.thaw_module_load(
+      addr(cstr(soPath)), addr(cstr(snapshotPath)), addr(limitsStruct(limits)), addr(err), BigInt(err.length),
+    );
+    if (!handle) throw new EngineError(errText(err) || "cannot load module", -3);
+    return new LoadedModule(this, handle);
+  }
+
+  /** Run one call on an executor thread. The instance must be idle. */
+  call(instance: Instance, req: CallRequest): Promise<CallResult> {
+    this.startExecutor();
+    const inputs = instance.prepare(req);
+    const ticket = this.nextTicket++;
+    return new Promise<CallResult>((resolve, reject) => {
+      this.pending.set(ticket, { instance, inputs, resolve });
+      const rc = this.lib.thaw_submit(instance.handle, addr(instance.request), addr(instance.result), BigInt(ticket));
+      if (rc !== 0) {
+        this.pending.delete(ticket);
+        reject(rc === E_BUSY ? new BusyError() : new EngineError(`submit failed: ${ERRORS[rc]}`, rc));
+        return;
+      }
+      this.keepAlive ??= setInterval(() => {}, 1 << 30);
+    });
+  }
+
+  private complete(ticket: number): void {
+    const p = this.pending.get(ticket);
+    if (!p) return;
+    this.pending.delete(ticket);
+    if (this.pending.size === 0 && this.keepAlive) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+    p.resolve(decodeResult(p.instance.result));
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  close(): void {
+    if (this.callback) {
+      this.lib.thaw_executor_stop();
+      this.callback.close();
+      this.callback = undefined;
+    }
+    if (this.keepAlive) clearInterval(this.keepAlive);
+  }
+}
+
+export class SnapshotError extends EngineError {
+  constructor(
+    message: string,
+    code: number,
+    readonly init: CallResult,
+  ) {
+    super(message, code);
+  }
+}
+
+export class LoadedModule {
+  private released = false;
+
+  constructor(
+    readonly engine: Engine,
+    readonly handle: Pointer,
+  ) {}
+
+  restore(): Instance {
+    if (this.released) throw new EngineError("module released", -1);
+    const h = this.engine.lib.thaw_instance_restore(this.handle);
+    if (!h) throw new EngineError("cannot restore instance (out of memory or address space)", -6);
+    return new Instance(this, h);
+  }
+
+  stats(): ModuleStats {
+    const s = new BigUint64Array(STATS.size);
+    this.engine.lib.thaw_module_stats_get(this.handle, addr(s));
+    const n = (i: number) => Number(s[i]);
+    return {
+      codeBytes: n(STATS.codeBytes),
+      snapshotBytes: n(STATS.snapshotBytes),
+      memoryPages: n(STATS.memoryPages),
+      maxMemoryPages: n(STATS.maxMemoryPages),
+      instanceBytes: n(STATS.instanceBytes),
+      liveInstances: n(STATS.liveInstances),
+      hasStart: s[STATS.hasStart] !== 0n,
+      hasInitialize: s[STATS.hasInitialize] !== 0n,
+    };
+  }
+
+  /** The module's memory is freed once its last instance is freed too. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.engine.lib.thaw_module_release(this.handle);
+  }
+}
+
+export class Instance {
+  readonly request = new BigUint64Array(REQUEST.size);
+  readonly result = new BigUint64Array(RESULT.size);
+  private freed = false;
+
+  constructor(
+    readonly module: LoadedModule,
+    readonly handle: Pointer,
+  ) {}
+
+  /** Fill the request struct; returns the buffers that must outlive the call. */
+  prepare(req: CallRequest): Uint8Array[] {
+    const stdin = req.stdin && req.stdin.length ? req.stdin : new Uint8Array(1);
+    const args = packStrings([req.argv0 ?? "main.wasm", ...(req.args ?? [])]);
+    const envList = Object.entries(req.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const env = packStrings(envList.length ? envList : [""]);
+    const r = this.request;
+    r[REQUEST.stdinPtr] = BigInt(addr(stdin));
+    r[REQUEST.stdinLen] = BigInt(req.stdin?.length ?? 0);
+    r[REQUEST.argsPtr] = BigInt(addr(args));
+    r[REQUEST.argsLen] = BigInt(args.length);
+    r[REQUEST.argc] = BigInt(1 + (req.args?.length ?? 0));
+    r[REQUEST.envPtr] = BigInt(addr(env));
+    r[REQUEST.envLen] = BigInt(envList.length ? env.length : 0);
+    r[REQUEST.envc] = BigInt(envList.length);
+    r[REQUEST.timeoutMs] = BigInt(req.timeoutMs ?? 0);
+    r[REQUEST.flags] = req.countPages ? REQUEST_FLAGS.countPages : 0n;
+    return [stdin, args, env];
+  }
+
+  /** Back to the snapshot state; false if the instance cannot be reused. */
+  reset(): boolean {
+    return !this.freed && this.module.engine.lib.thaw_instance_reset(this.handle) === 0;
+  }
+
+  privateBytes(): number {
+    return Number(this.module.engine.lib.thaw_instance_private_bytes(this.handle));
+  }
+
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.module.engine.lib.thaw_instance_free(this.handle);
+  }
+}

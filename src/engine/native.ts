@@ -1,0 +1,112 @@
+// The one place TypeScript touches libthaw: symbol table, struct layouts and
+// pointer handling over bun:ffi. Every struct in native/include/thaw.h is
+// made of 64-bit fields, so each is a BigUint64Array here with named
+// indices. Nothing outside src/engine imports bun:ffi.
+
+import { dlopen, FFIType, JSCallback, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+export const ABI_VERSION = 1;
+
+const symbols = {
+  thaw_abi_version: { args: [], returns: FFIType.i32 },
+  thaw_status_name: { args: [FFIType.i64], returns: FFIType.cstring },
+  thaw_snapshot_create: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64],
+    returns: FFIType.i32,
+  },
+  thaw_module_load: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64],
+    returns: FFIType.ptr,
+  },
+  thaw_module_stats_get: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.void },
+  thaw_module_release: { args: [FFIType.ptr], returns: FFIType.void },
+  thaw_instance_restore: { args: [FFIType.ptr], returns: FFIType.ptr },
+  thaw_instance_reset: { args: [FFIType.ptr], returns: FFIType.i32 },
+  thaw_instance_free: { args: [FFIType.ptr], returns: FFIType.void },
+  thaw_instance_private_bytes: { args: [FFIType.ptr], returns: FFIType.u64 },
+  thaw_call: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  thaw_executor_start: { args: [FFIType.u32, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
+  thaw_submit: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64],
+    returns: FFIType.i32,
+  },
+  thaw_executor_pending: { args: [], returns: FFIType.u64 },
+  thaw_executor_stop: { args: [], returns: FFIType.void },
+} as const;
+
+export type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+
+/** Field indices of the structs in thaw.h. */
+export const LIMITS = { maxMemoryPages: 0, timeoutMs: 1, maxCallDepth: 2, stdoutCap: 3, stderrCap: 4, size: 5 } as const;
+export const REQUEST = {
+  stdinPtr: 0, stdinLen: 1, argsPtr: 2, argsLen: 3, argc: 4,
+  envPtr: 5, envLen: 6, envc: 7, timeoutMs: 8, flags: 9, size: 10,
+} as const;
+export const RESULT = {
+  status: 0, exitCode: 1, durationNs: 2, pagesTouched: 3, flags: 4,
+  stdoutPtr: 5, stdoutLen: 6, stderrPtr: 7, stderrLen: 8, memoryPages: 9, size: 10,
+} as const;
+export const STATS = {
+  codeBytes: 0, snapshotBytes: 1, memoryPages: 2, maxMemoryPages: 3,
+  instanceBytes: 4, liveInstances: 5, hasStart: 6, hasInitialize: 7, size: 8,
+} as const;
+
+export const RESULT_FLAGS = { stdoutTruncated: 1n, stderrTruncated: 2n, growRefused: 4n, instanceLost: 8n };
+export const REQUEST_FLAGS = { countPages: 1n };
+export const ERRORS: Record<number, string> = {
+  [-1]: "invalid argument",
+  [-2]: "i/o error",
+  [-3]: "cannot load compiled code",
+  [-4]: "artifact built for another ABI",
+  [-5]: "snapshot malformed",
+  [-6]: "out of memory",
+  [-7]: "initialization failed",
+  [-8]: "executor queue full",
+};
+export const E_BUSY = -8;
+
+/** Where libthaw is: THAW_LIB, or the build output next to the sources. */
+export function findLibrary(): string {
+  const candidates = [
+    process.env.THAW_LIB,
+    join(import.meta.dir, "../../native/build/libthaw.so"),
+  ].filter((p): p is string => !!p);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found)
+    throw new Error(`libthaw.so not found (looked in ${candidates.join(", ")}); run \`make -C native\``);
+  return found;
+}
+
+export function openLibrary(path: string): Lib {
+  const lib = dlopen(path, symbols).symbols;
+  const abi = lib.thaw_abi_version();
+  if (abi !== ABI_VERSION) throw new Error(`${path} has ABI ${abi}, expected ${ABI_VERSION}`);
+  return lib;
+}
+
+export const cstr = (s: string): Buffer => Buffer.from(`${s}\0`, "utf8");
+export const addr = (view: ArrayBufferView): Pointer => ptr(view);
+export const errText = (buf: Buffer): string => buf.toString("utf8", 0, Math.max(0, buf.indexOf(0)));
+
+/** Copy `len` bytes of native memory into a JS-owned buffer. */
+export function copyOut(p: bigint, len: bigint): Uint8Array {
+  if (!p || !len) return new Uint8Array(0);
+  return new Uint8Array(toArrayBuffer(Number(p) as Pointer, 0, Number(len))).slice();
+}
+
+/** NUL-terminated strings back to back, as thaw_request wants them. */
+export function packStrings(items: string[]): Uint8Array {
+  return Buffer.from(items.map((s) => `${s}\0`).join(""), "utf8");
+}
+
+export function completionCallback(onComplete: (ticket: number) => void): JSCallback {
+  return new JSCallback((ticket: bigint | number) => onComplete(Number(ticket)), {
+    args: [FFIType.u64],
+    returns: FFIType.void,
+    threadsafe: true,
+  });
+}
+
+export type { Pointer };
