@@ -51,7 +51,6 @@ struct Z_wasi_snapshot_preview1_instance_t {
   thaw_outbuf out;
   thaw_outbuf err;
   uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: no deadline */
-  uint64_t random_state[2];
 };
 typedef struct Z_wasi_snapshot_preview1_instance_t thaw_wasi;
 

@@ -1,0 +1,195 @@
+/* test_engine.c -- libthaw end to end under AddressSanitizer and UBSan.
+ *
+ * Driven by test/native.test.ts, which compiles real functions with the
+ * real pipeline and passes their artifacts as NAME=SO:SNAPSHOT arguments.
+ * Checks restore/call/reset isolation, every trap path, the watchdog, and
+ * the executor with concurrent calls, all with the sanitizers watching.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "thaw.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                         \
+  do {                                           \
+    if (cond) {                                  \
+      passed++;                                  \
+    } else {                                     \
+      failed++;                                  \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);              \
+      fputc('\n', stderr);                       \
+    }                                            \
+  } while (0)
+
+static const thaw_limits LIMITS = {
+    .max_memory_pages = 256, .timeout_ms = 2000, .max_call_depth = 20000,
+    .stdout_cap = 1 << 20, .stderr_cap = 1 << 16};
+
+static char** g_args;
+static int g_nargs;
+
+static thaw_module* load(const char* name, const thaw_limits* limits) {
+  size_t n = strlen(name);
+  for (int i = 0; i < g_nargs; i++) {
+    if (strncmp(g_args[i], name, n) != 0 || g_args[i][n] != '=') continue;
+    char* spec = strdup(g_args[i] + n + 1);
+    char* colon = strchr(spec, ':');
+    *colon = 0;
+    char err[512];
+    thaw_module* m = thaw_module_load(spec, colon + 1, limits, err, sizeof err);
+    if (!m) fprintf(stderr, "load %s: %s\n", name, err);
+    free(spec);
+    return m;
+  }
+  fprintf(stderr, "no artifact for %s\n", name);
+  exit(2);
+}
+
+static thaw_request request(const char* stdin_text) {
+  static const char args[] = "main.wasm";
+  thaw_request r = {0};
+  r.stdin_ptr = (uint64_t)(uintptr_t)stdin_text;
+  r.stdin_len = stdin_text ? strlen(stdin_text) : 0;
+  r.args_ptr = (uint64_t)(uintptr_t)args;
+  r.args_len = sizeof args;
+  r.argc = 1;
+  return r;
+}
+
+static int output_is(const thaw_result* res, const char* expected) {
+  return res->stdout_len == strlen(expected) &&
+         memcmp((void*)(uintptr_t)res->stdout_ptr, expected, res->stdout_len) == 0;
+}
+
+static void test_isolation(void) {
+  thaw_module* m = load("state_leak", &LIMITS);
+  thaw_instance* a = thaw_instance_restore(m);
+  thaw_instance* b = thaw_instance_restore(m);
+  thaw_request req = request(NULL);
+  thaw_result res;
+  for (int i = 0; i < 50; i++) {
+    thaw_call(a, &req, &res);
+    CHECK(res.status == THAW_OK && output_is(&res, "count=0 buf=\n"),
+          "call %d saw state: %.*s", i, (int)res.stdout_len,
+          (char*)(uintptr_t)res.stdout_ptr);
+    CHECK(thaw_instance_reset(a) == 0, "reset");
+  }
+  thaw_call(b, &req, &res);
+  CHECK(output_is(&res, "count=0 buf=\n"), "second instance saw the first's writes");
+  thaw_call(b, &req, &res);
+  CHECK(!output_is(&res, "count=0 buf=\n"), "without reset the state must persist");
+  thaw_instance_free(a);
+  thaw_instance_free(b);
+  thaw_module_release(m);
+}
+
+static void expect_trap(const char* name, int64_t status, const thaw_limits* limits) {
+  thaw_module* m = load(name, limits);
+  thaw_instance* inst = thaw_instance_restore(m);
+  thaw_request req = request("7\n");
+  thaw_result res;
+  thaw_call(inst, &req, &res);
+  CHECK(res.status == status, "%s: status %s, expected %s", name,
+        thaw_status_name(res.status), thaw_status_name(status));
+  if (res.flags & THAW_RESULT_INSTANCE_LOST) {
+    CHECK(thaw_instance_reset(inst) != 0, "%s: a lost instance must not reset", name);
+  } else {
+    CHECK(thaw_instance_reset(inst) == 0, "%s: reset after trap", name);
+  }
+  thaw_instance_free(inst);
+  thaw_module_release(m);
+}
+
+static void test_traps(void) {
+  expect_trap("trap_unreachable", THAW_TRAP_UNREACHABLE, &LIMITS);
+  expect_trap("trap_oob", THAW_TRAP_OOB, &LIMITS);
+  expect_trap("trap_div0", THAW_TRAP_DIV_BY_ZERO, &LIMITS);
+  expect_trap("trap_recursion", THAW_TRAP_STACK_EXHAUSTION, &LIMITS);
+  thaw_limits quick = LIMITS;
+  quick.timeout_ms = 100;
+  expect_trap("loop_forever", THAW_TRAP_TIMEOUT, &quick);
+}
+
+static void test_exit_and_output(void) {
+  thaw_module* m = load("exit_code", &LIMITS);
+  thaw_instance* inst = thaw_instance_restore(m);
+  thaw_request req = request("42\n");
+  thaw_result res;
+  thaw_call(inst, &req, &res);
+  CHECK(res.status == THAW_OK && res.exit_code == 42, "exit code %lld", (long long)res.exit_code);
+  CHECK(output_is(&res, "bye\n"), "stdout of exit_code");
+  CHECK(res.stderr_len == 4, "stderr captured");
+  thaw_instance_free(inst);
+  thaw_module_release(m);
+}
+
+static void test_memory_cap(void) {
+  thaw_limits small = LIMITS;
+  small.max_memory_pages = 64;
+  thaw_module* m = load("memory_bomb", &small);
+  thaw_instance* inst = thaw_instance_restore(m);
+  thaw_request req = request(NULL);
+  thaw_result res;
+  thaw_call(inst, &req, &res);
+  CHECK(res.status == THAW_OK && (res.flags & THAW_RESULT_GROW_REFUSED),
+        "memory_bomb must see memory.grow fail");
+  CHECK(res.memory_pages <= 64, "memory stayed under the cap: %llu",
+        (unsigned long long)res.memory_pages);
+  thaw_instance_free(inst);
+  thaw_module_release(m);
+}
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_done = PTHREAD_COND_INITIALIZER;
+static int g_completed;
+
+static void on_complete(uint64_t ticket) {
+  (void)ticket;
+  pthread_mutex_lock(&g_lock);
+  g_completed++;
+  pthread_cond_signal(&g_done);
+  pthread_mutex_unlock(&g_lock);
+}
+
+static void test_executor(void) {
+  enum { INSTANCES = 4, ROUNDS = 50 };
+  thaw_module* m = load("hello", &LIMITS);
+  thaw_instance* insts[INSTANCES];
+  thaw_result results[INSTANCES];
+  thaw_request req = request(NULL);
+  for (int i = 0; i < INSTANCES; i++) insts[i] = thaw_instance_restore(m);
+  CHECK(thaw_executor_start(2, 64, on_complete) == 0, "executor start");
+  for (int round = 0; round < ROUNDS; round++) {
+    g_completed = 0;
+    for (int i = 0; i < INSTANCES; i++)
+      CHECK(thaw_submit(insts[i], &req, &results[i], (uint64_t)i) == 0, "submit");
+    pthread_mutex_lock(&g_lock);
+    while (g_completed < INSTANCES) pthread_cond_wait(&g_done, &g_lock);
+    pthread_mutex_unlock(&g_lock);
+    for (int i = 0; i < INSTANCES; i++) {
+      CHECK(output_is(&results[i], "Hello, world!\n"), "executor call output");
+      thaw_instance_reset(insts[i]);
+    }
+  }
+  thaw_executor_stop();
+  for (int i = 0; i < INSTANCES; i++) thaw_instance_free(insts[i]);
+  thaw_module_release(m);
+}
+
+int main(int argc, char** argv) {
+  g_args = argv + 1;
+  g_nargs = argc - 1;
+  test_isolation();
+  test_traps();
+  test_exit_and_output();
+  test_memory_cap();
+  test_executor();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
