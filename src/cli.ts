@@ -42,6 +42,11 @@ async function main(argv: string[]): Promise<number> {
       if (e.details.logPath) process.stderr.write(`thaw: build log: ${e.details.logPath}\n`);
       return 1;
     }
+    const errno = e as NodeJS.ErrnoException;
+    if (errno.code === "ENOENT" || errno.code === "EACCES" || errno.code === "EISDIR") {
+      process.stderr.write(`thaw: cannot read ${errno.path ?? "file"}: ${errno.code}\n`);
+      return 2;
+    }
     if (e instanceof UsageError || e instanceof ToolchainError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`thaw: ${(e as Error).message}\n`);
       return 2;

@@ -18,7 +18,7 @@ import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts"
 import { generateGlue, GlueError, MODULE_NAME, parseHeader } from "./glue.ts";
 import { toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
-import { readModule, WasmFormatError } from "./wasm-module.ts";
+import { readModule } from "./wasm-module.ts";
 
 export const CFLAGS = ["-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-fno-strict-aliasing", "-w"];
 const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };

@@ -166,7 +166,7 @@ export class Engine {
       addr(cstr(soPath)), addr(cstr(snapshotPath)), addr(limitsStruct(limits)), addr(err), BigInt(err.length),
     );
     if (!handle) throw new EngineError(errText(err) || "cannot load module", -3);
-    return new LoadedModule(this, handle);
+    return new LoadedModule(this, handle as Pointer);
   }
 
   /** Run one call on an executor thread. The instance must be idle. */
@@ -233,7 +233,7 @@ export class LoadedModule {
     if (this.released) throw new EngineError("module released", -1);
     const h = this.engine.lib.thaw_instance_restore(this.handle);
     if (!h) throw new EngineError("cannot restore instance (out of memory or address space)", -6);
-    return new Instance(this, h);
+    return new Instance(this, h as Pointer);
   }
 
   stats(): ModuleStats {

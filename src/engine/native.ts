@@ -87,7 +87,7 @@ export function openLibrary(path: string): Lib {
 }
 
 export const cstr = (s: string): Buffer => Buffer.from(`${s}\0`, "utf8");
-export const addr = (view: ArrayBufferView): Pointer => ptr(view);
+export const addr = (view: Uint8Array | BigUint64Array): Pointer => ptr(view);
 export const errText = (buf: Buffer): string => buf.toString("utf8", 0, Math.max(0, buf.indexOf(0)));
 
 /** Copy `len` bytes of native memory into a JS-owned buffer. */

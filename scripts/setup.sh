@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what thaw needs on a Debian/Ubuntu machine (as root) and builds
+# the native library and the example functions. Safe to run again: it only
+# installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUN_VERSION=1.4.5
+APT_PACKAGES=(wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev libsimde-dev make gcc)
+APT_PACKAGES+=("${THAW_EXTRA_APT[@]:-}")
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  [ -n "$p" ] || continue
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v bun >/dev/null 2>&1 || [ "$(bun --version)" != "$BUN_VERSION" ]; then
+  echo "setup: installing bun $BUN_VERSION from the npm registry"
+  npm install -g --silent "bun@$BUN_VERSION"
+fi
+
+bun install --frozen-lockfile --silent
+make -s -C native
+make -s -C functions
