@@ -135,6 +135,11 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
                               const thaw_limits* limits, char* err,
                               size_t err_len);
 void thaw_module_stats_get(const thaw_module* m, thaw_module_stats* out);
+/* Nanoseconds to build an instance from scratch, as a runtime without
+ * snapshots does on a cold start: instantiate (data segments, tables) and
+ * run wizer.initialize. The instance is discarded; for benchmarks. Returns
+ * a negative THAW_E* code or THAW_EINIT when instantiation traps. */
+int64_t thaw_module_fresh_instantiate_ns(thaw_module* m);
 /* Frees the module once its last instance is freed. */
 void thaw_module_release(thaw_module* m);
 

@@ -463,6 +463,27 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
   return m;
 }
 
+int64_t thaw_module_fresh_instantiate_ns(thaw_module* m) {
+  const thaw_module_info* info = m->info;
+  thaw_wasi wasi;
+  struct fresh f = {info, calloc(1, info->instance_size), &wasi};
+  if (!f.wasm) return THAW_ENOMEM;
+  thaw_call_state st;
+  st.max_pages = m->max_pages;
+  thaw_wasi_init(&wasi, NULL, m->limits.stdout_cap, m->limits.stderr_cap);
+  thaw_wasi_begin_call(&wasi, NULL, 0);
+  uint64_t t0 = thaw_now_ns();
+  int rc = thaw_guarded_run(&st, run_instantiate, &f, 0, (uint32_t)m->limits.max_call_depth);
+  wasi.memory = (wasm_rt_memory_t*)(f.wasm + info->memory_offset);
+  if (rc == 0 && info->initialize)
+    rc = thaw_guarded_run(&st, run_initialize, &f, 0, (uint32_t)m->limits.max_call_depth);
+  uint64_t elapsed = thaw_now_ns() - t0;
+  info->free_instance(f.wasm);
+  free(f.wasm);
+  thaw_wasi_free(&wasi);
+  return rc ? THAW_EINIT : (int64_t)elapsed;
+}
+
 void thaw_module_stats_get(const thaw_module* m, thaw_module_stats* out) {
   memset(out, 0, sizeof *out);
   out->code_bytes = m->code_bytes;

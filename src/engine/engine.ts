@@ -252,6 +252,13 @@ export class LoadedModule {
     };
   }
 
+  /** Nanoseconds to instantiate from scratch, without the snapshot. */
+  freshInstantiateNs(): number {
+    const ns = Number(this.engine.lib.thaw_module_fresh_instantiate_ns(this.handle));
+    if (ns < 0) throw new EngineError("fresh instantiation failed", ns);
+    return ns;
+  }
+
   /** The module's memory is freed once its last instance is freed too. */
   release(): void {
     if (this.released) return;

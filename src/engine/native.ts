@@ -22,6 +22,7 @@ const symbols = {
   },
   thaw_module_stats_get: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.void },
   thaw_module_release: { args: [FFIType.ptr], returns: FFIType.void },
+  thaw_module_fresh_instantiate_ns: { args: [FFIType.ptr], returns: FFIType.i64 },
   thaw_instance_restore: { args: [FFIType.ptr], returns: FFIType.ptr },
   thaw_instance_reset: { args: [FFIType.ptr], returns: FFIType.i32 },
   thaw_instance_free: { args: [FFIType.ptr], returns: FFIType.void },

@@ -1,0 +1,16 @@
+// `bun run bench NAME`: runs one benchmark from scripts/bench/. Each prints a
+// table and ends with one line of JSON holding every figure it measured.
+
+const benches: Record<string, () => Promise<unknown>> = {
+  engine: () => import("./bench/engine.ts"),
+};
+
+const name = process.argv[2];
+const load = name ? benches[name] : undefined;
+if (!load) {
+  console.error(`usage: bun run bench <${Object.keys(benches).join("|")}>`);
+  process.exit(2);
+}
+await load();
+
+export {};

@@ -1,0 +1,182 @@
+// Benchmark `engine`: what restoring from a snapshot costs, against the
+// instantiation of the same module by V8 (node) and JSC (Bun) measured in
+// the same run, and how fast AOT-compiled code runs against gcc -O2.
+//
+//   restore      thaw_instance_restore: map the image, copy struct + tables
+//   reset        thaw_instance_reset after a call that wrote memory
+//   fresh        instantiate + wizer.initialize without the snapshot
+//   idle memory  private bytes per restored, never-called instance
+//   warm call    engine.call round trip of `hello` (executor + callback)
+//   kernel       the CPU kernel natively, in thaw, in Bun's WebAssembly
+//
+// Peers run in their own processes (scripts/bench/peers.mjs) so their heaps
+// do not distort each other's memory figures.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { compile } from "../../src/compiler/compile.ts";
+import { DEFAULT_LIMITS, Engine, type Instance } from "../../src/engine/engine.ts";
+
+const ROOT = join(import.meta.dir, "../..");
+const DATA = process.env.THAW_DATA_DIR ?? join(ROOT, "test-output", "data");
+const fn = (n: string) => join(ROOT, "functions", "build", `${n}.wasm`);
+const KERNEL_INPUT = "2000000";
+const ITER = Number(process.env.BENCH_ITERATIONS ?? 5000);
+const LIVE = 2000;
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const us = (ns: number) => Math.round(ns / 10) / 100;
+
+function smapsPrivate(): number {
+  const t = readFileSync("/proc/self/smaps_rollup", "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(t)?.[1] ?? 0);
+  return (kb("Private_Clean") + kb("Private_Dirty")) * 1024;
+}
+function pageTableBytes(): number {
+  return Number(/VmPTE:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) * 1024;
+}
+
+const engine = new Engine();
+const load = async (name: string) => {
+  const a = await compile(readFileSync(fn(name)), { dataDir: DATA, engine });
+  return { artifact: a, module: engine.load(a.soPath, a.snapshotPath, DEFAULT_LIMITS) };
+};
+
+const hello = await load("hello");
+const primes = await load("primes");
+const json = await load("json");
+const kernel = await load("kernel");
+
+function timeRestores(mod: typeof hello.module) {
+  const t: number[] = [];
+  for (let i = 0; i < ITER; i++) {
+    const s = Bun.nanoseconds();
+    const inst = mod.restore();
+    t.push(Bun.nanoseconds() - s);
+    inst.free();
+  }
+  return t;
+}
+timeRestores(hello.module);
+const restoreHello = timeRestores(hello.module);
+const restorePrimes = timeRestores(primes.module);
+
+const freshHello = Array.from({ length: 200 }, () => hello.module.freshInstantiateNs());
+const freshPrimes = Array.from({ length: 10 }, () => primes.module.freshInstantiateNs());
+
+const resets: number[] = [];
+const resetInst = json.module.restore();
+const jsonInput = { stdin: new TextEncoder().encode('{"b":[1,2,{"c":"x"}],"a":"hello"}'), countPages: true };
+let pagesTouched = 0;
+for (let i = 0; i < 2000; i++) {
+  const r = await engine.call(resetInst, jsonInput);
+  pagesTouched = r.pagesTouched;
+  const s = Bun.nanoseconds();
+  resetInst.reset();
+  resets.push(Bun.nanoseconds() - s);
+}
+resetInst.free();
+
+const warm: number[] = [];
+const warmInst = hello.module.restore();
+for (let i = 0; i < ITER; i++) {
+  const s = Bun.nanoseconds();
+  await engine.call(warmInst, {});
+  warmInst.reset();
+  warm.push(Bun.nanoseconds() - s);
+}
+warmInst.free();
+
+Bun.gc(true);
+const privBefore = smapsPrivate();
+const pteBefore = pageTableBytes();
+const live: Instance[] = [];
+for (let i = 0; i < LIVE; i++) live.push(hello.module.restore());
+Bun.gc(true);
+const idlePrivate = (smapsPrivate() - privBefore) / LIVE;
+const idlePte = (pageTableBytes() - pteBefore) / LIVE;
+for (const i of live) i.free();
+
+const kernelRuns: number[] = [];
+let kernelOut = "";
+for (let i = 0; i < 3; i++) {
+  const inst = kernel.module.restore();
+  const r = await engine.call(inst, { stdin: new TextEncoder().encode(KERNEL_INPUT) });
+  kernelRuns.push(r.durationNs);
+  kernelOut = new TextDecoder().decode(r.stdout);
+  inst.free();
+}
+const nativeRuns: number[] = [];
+let nativeOut = "";
+for (let i = 0; i < 3; i++) {
+  const s = Bun.nanoseconds();
+  const p = Bun.spawnSync([join(ROOT, "functions/build/kernel-native")], { stdin: new TextEncoder().encode(KERNEL_INPUT) });
+  nativeRuns.push(Bun.nanoseconds() - s);
+  nativeOut = p.stdout.toString();
+}
+
+function peer(cmd: string[]) {
+  const p = Bun.spawnSync([...cmd, join(ROOT, "scripts/bench/peers.mjs"), "--module", fn("hello"), "--kernel", fn("kernel"), "--kernel-input", KERNEL_INPUT, "--iterations", String(Math.min(ITER, 2000)), "--live", "1000"]);
+  if (p.exitCode !== 0) throw new Error(`${cmd[0]} peer failed: ${p.stderr.toString()}`);
+  return JSON.parse(p.stdout.toString().trim().split("\n").pop()!);
+}
+const v8 = peer(["node", "--expose-gc"]);
+const jsc = peer([process.execPath]);
+engine.close();
+
+const figures = {
+  module: "hello.wasm",
+  module_bytes: hello.artifact.meta.moduleBytes,
+  restore_us_p50: us(pct(restoreHello, 50)),
+  restore_us_p99: us(pct(restoreHello, 99)),
+  restore_primes_us_p50: us(pct(restorePrimes, 50)),
+  primes_snapshot_bytes: primes.artifact.meta.snapshotBytes,
+  reset_us_p50: us(pct(resets, 50)),
+  reset_us_p99: us(pct(resets, 99)),
+  reset_pages_touched: pagesTouched,
+  fresh_instantiate_us_p50: us(pct(freshHello, 50)),
+  fresh_instantiate_primes_us_p50: us(pct(freshPrimes, 50)),
+  warm_call_us_p50: us(pct(warm, 50)),
+  warm_call_us_p99: us(pct(warm, 99)),
+  idle_instance_private_bytes: Math.round(idlePrivate),
+  idle_instance_page_table_bytes: Math.round(idlePte),
+  v8_instantiate_us_p50: v8.instantiate_us_p50,
+  v8_instantiate_us_p99: v8.instantiate_us_p99,
+  v8_instance_bytes: v8.instance_bytes,
+  v8_instance_bytes_after_start: v8.instance_bytes_after_start,
+  bun_instantiate_us_p50: jsc.instantiate_us_p50,
+  bun_instantiate_us_p99: jsc.instantiate_us_p99,
+  bun_instance_bytes: jsc.instance_bytes,
+  bun_instance_bytes_after_start: jsc.instance_bytes_after_start,
+  restore_vs_v8: Math.round((v8.instantiate_us_p50 / us(pct(restoreHello, 50))) * 10) / 10,
+  restore_vs_bun: Math.round((jsc.instantiate_us_p50 / us(pct(restoreHello, 50))) * 10) / 10,
+  kernel_native_ms: Math.round(Math.min(...nativeRuns) / 1e4) / 100,
+  kernel_thaw_ms: Math.round(Math.min(...kernelRuns) / 1e4) / 100,
+  kernel_bun_wasm_ms: jsc.kernel_ms,
+  kernel_v8_wasm_ms: v8.kernel_ms,
+  kernel_thaw_vs_native: Math.round((Math.min(...kernelRuns) / Math.min(...nativeRuns)) * 100) / 100,
+  kernel_outputs_match: kernelOut === nativeOut && jsc.kernel_stdout === nativeOut,
+};
+
+const rows: [string, string, string][] = [
+  ["restore from snapshot (hello)", `${figures.restore_us_p50} µs`, `p99 ${figures.restore_us_p99} µs`],
+  ["restore (primes, 2+ MB image)", `${figures.restore_primes_us_p50} µs`, "p50"],
+  ["reset after a json call", `${figures.reset_us_p50} µs`, `p99 ${figures.reset_us_p99} µs, ${pagesTouched} pages touched`],
+  ["instantiate from scratch (hello)", `${figures.fresh_instantiate_us_p50} µs`, "no snapshot"],
+  ["instantiate from scratch (primes)", `${figures.fresh_instantiate_primes_us_p50} µs`, "runs wizer.initialize"],
+  ["V8 new WebAssembly.Instance", `${v8.instantiate_us_p50} µs`, `p99 ${v8.instantiate_us_p99} µs`],
+  ["Bun new WebAssembly.Instance", `${jsc.instantiate_us_p50} µs`, `p99 ${jsc.instantiate_us_p99} µs`],
+  ["warm call round trip (hello)", `${figures.warm_call_us_p50} µs`, `p99 ${figures.warm_call_us_p99} µs`],
+  ["idle instance, private memory", `${figures.idle_instance_private_bytes} B`, `+${figures.idle_instance_page_table_bytes} B page tables`],
+  ["V8 instance memory", `${v8.instance_bytes} B`, `${v8.instance_bytes_after_start} B after one call`],
+  ["Bun instance memory", `${jsc.instance_bytes} B`, `${jsc.instance_bytes_after_start} B after one call`],
+  ["kernel: native gcc -O2", `${figures.kernel_native_ms} ms`, "process wall time"],
+  ["kernel: thaw", `${figures.kernel_thaw_ms} ms`, `${figures.kernel_thaw_vs_native}× native`],
+  ["kernel: Bun WebAssembly", `${jsc.kernel_ms} ms`, ""],
+  ["kernel: V8 WebAssembly", `${v8.kernel_ms} ms`, ""],
+];
+for (const [a, b, c] of rows) console.log(`${a.padEnd(36)} ${b.padStart(14)}  ${c}`);
+console.log(JSON.stringify(figures));
