@@ -54,7 +54,7 @@ function makeWasi(module, stdin = new Uint8Array(0)) {
     args_get: (argvP, bufP) => { dv().setUint32(argvP, bufP, true); u8().set(ARGV0, bufP); return 0; },
     environ_sizes_get: (cP, sP) => { const d = dv(); d.setUint32(cP, 0, true); d.setUint32(sP, 0, true); return 0; },
     environ_get: () => 0,
-    clock_time_get: (_id, _prec, p) => { dv().setBigUint64(p, process.hrtime.bigint(), true); return 0; },
+    clock_time_get: (id, _prec, p) => { dv().setBigUint64(p, id === 0 ? BigInt(Date.now()) * 1000000n : process.hrtime.bigint(), true); return 0; },
     clock_res_get: (_id, p) => { dv().setBigUint64(p, 1000n, true); return 0; },
     fd_read: (fd, iovP, n, nreadP) => {
       if (fd !== 0) return EBADF;
