@@ -22,7 +22,7 @@ const DATA = process.env.THAW_DATA_DIR ?? join(ROOT, "test-output", "data");
 const fn = (n: string) => join(ROOT, "functions", "build", `${n}.wasm`);
 const KERNEL_INPUT = "2000000";
 const ITER = Number(process.env.BENCH_ITERATIONS ?? 5000);
-const LIVE = 2000;
+const LIVE = 20_000;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -20,7 +20,9 @@ import { toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
 import { readModule } from "./wasm-module.ts";
 
-export const CFLAGS = ["-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-fno-strict-aliasing", "-w"];
+// -O3: 10 % faster than -O2 on the compute kernel (scripts/bench/engine.ts);
+// no -march=native, so an artifact runs on every node of a cluster.
+export const CFLAGS = ["-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-w"];
 const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };
 
 export type CompileErrorCode =
