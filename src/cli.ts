@@ -3,10 +3,12 @@
 // dispatches and turns errors into messages and exit codes.
 
 import { CompileError } from "./compiler/compile.ts";
-import { ToolchainError } from "./compiler/toolchain.ts";
+import { ConfigError } from "./config.ts";
 import { compileCommand } from "./cli/compile.ts";
 import { UsageError } from "./cli/common.ts";
+import { deployCommand, functionsCommand, invokeCommand } from "./cli/client.ts";
 import { runCommand } from "./cli/run.ts";
+import { serveCommand } from "./cli/serve.ts";
 
 const USAGE = `usage: thaw <command> [options]
 
@@ -14,6 +16,13 @@ const USAGE = `usage: thaw <command> [options]
       compile (cached) and run one call; exit status is the module's
   compile FILE.wasm [--json]
       build the native artifact and snapshot; print its path and sizes
+  serve [--port N] [--host H] [--data DIR] [--examples] [--admin-token T] [--tokens tok:tenant,...]
+        [--max-body BYTES] [--max-module BYTES] [--threads N] [--max-waiting N] [--shutdown-timeout MS]
+      run the HTTP gateway (each flag also as THAW_<FLAG>, e.g. THAW_MAX_BODY)
+  deploy FILE.wasm --name NAME [--memory MIB] [--timeout MS] [--env K=V]... [--content-type T]
+  invoke NAME [--data @FILE | --data TEXT]
+  functions [--json]
+      talk to a server at THAW_URL (default http://127.0.0.1:8080) with THAW_TOKEN
 
   Common: --data DIR (or THAW_DATA_DIR) where artifacts are kept.
 `;
@@ -21,6 +30,10 @@ const USAGE = `usage: thaw <command> [options]
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   compile: compileCommand,
+  serve: serveCommand,
+  deploy: deployCommand,
+  invoke: invokeCommand,
+  functions: functionsCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -47,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`thaw: cannot read ${errno.path ?? "file"}: ${errno.code}\n`);
       return 2;
     }
-    if (e instanceof UsageError || e instanceof ToolchainError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (e instanceof UsageError || e instanceof ConfigError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`thaw: ${(e as Error).message}\n`);
       return 2;
     }

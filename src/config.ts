@@ -1,9 +1,91 @@
-// Settings shared by every command. Each has a flag and a THAW_* variable
-// of the same name; flags win.
+// Settings. Every server setting has a flag and a THAW_* variable of the
+// same name (--max-body / THAW_MAX_BODY); a flag wins over the variable,
+// the variable over the default.
 
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 
 export function defaultDataDir(): string {
   return process.env.THAW_DATA_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "thaw");
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Largest invocation body accepted, bytes. */
+  maxBody: number;
+  /** Largest module accepted by a deploy, bytes. */
+  maxModule: number;
+  adminToken?: string;
+  /** Bearer token -> tenant. */
+  tokens: Record<string, string>;
+  threads: number;
+  /** Calls that may wait per function once it is at maxConcurrency. */
+  maxWaiting: number;
+  shutdownTimeout: number;
+  examples?: string;
+}
+
+const SPEC = {
+  host: { default: "127.0.0.1" },
+  port: { default: "8080", number: true },
+  data: { env: "THAW_DATA_DIR" },
+  "max-body": { default: String(6 << 20), number: true },
+  "max-module": { default: String(64 << 20), number: true },
+  "admin-token": {},
+  tokens: { default: "" },
+  threads: { default: String(Math.max(2, navigator.hardwareConcurrency)), number: true },
+  "max-waiting": { default: "256", number: true },
+  "shutdown-timeout": { default: "30000", number: true },
+} as const satisfies Record<string, { default?: string; env?: string; number?: boolean }>;
+
+const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_")}`;
+
+export class ConfigError extends Error {}
+
+/** token:tenant pairs separated by commas. */
+export function parseTokens(spec: string): Record<string, string> {
+  const tokens: Record<string, string> = {};
+  for (const pair of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const i = pair.lastIndexOf(":");
+    if (i <= 0 || i === pair.length - 1) throw new ConfigError(`tokens: expected token:tenant, got "${pair}"`);
+    tokens[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return tokens;
+}
+
+export function parseServerConfig(argv: string[], env: Record<string, string | undefined> = process.env): ServerConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...Object.fromEntries(Object.keys(SPEC).map((k) => [k, { type: "string" as const }])),
+      examples: { type: "boolean" },
+      "examples-dir": { type: "string" },
+    },
+  });
+  const get = (flag: keyof typeof SPEC): string | undefined => {
+    const spec: { default?: string; env?: string } = SPEC[flag];
+    return (values as Record<string, string | undefined>)[flag] ?? env[spec.env ?? envName(flag)] ?? spec.default;
+  };
+  const num = (flag: keyof typeof SPEC): number => {
+    const n = Number(get(flag));
+    if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${flag} (${envName(flag)}) must be a non-negative number`);
+    return n;
+  };
+  const examplesDir = (values["examples-dir"] as string | undefined) ?? join(import.meta.dir, "..", "functions", "build");
+  return {
+    host: get("host")!,
+    port: num("port"),
+    dataDir: get("data") ?? defaultDataDir(),
+    maxBody: num("max-body"),
+    maxModule: num("max-module"),
+    adminToken: get("admin-token") || undefined,
+    tokens: parseTokens(get("tokens") ?? ""),
+    threads: Math.max(1, num("threads")),
+    maxWaiting: num("max-waiting"),
+    shutdownTimeout: num("shutdown-timeout"),
+    examples: values.examples || values["examples-dir"] ? examplesDir : undefined,
+  };
 }

@@ -4,3 +4,14 @@ declare module "*.h" {
   const text: string;
   export default text;
 }
+
+// Files embedded with `with { type: "file" }` import as their path.
+declare module "swagger-ui-dist/*" {
+  const path: string;
+  export default path;
+}
+
+declare module "*.so" {
+  const path: string;
+  export default path;
+}

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { compile } from "../compiler/compile.ts";
+import { CompileError, compile } from "../compiler/compile.ts";
 import { Engine } from "../engine/engine.ts";
 import { defaultDataDir } from "../config.ts";
 import { reportCompileProgress, UsageError } from "./common.ts";
@@ -18,12 +18,20 @@ export async function compileCommand(argv: string[]): Promise<number> {
   const file = positionals[0];
   if (!file) throw new UsageError("thaw compile needs a FILE.wasm");
   const engine = new Engine(undefined, 1, 1);
-  const a = await compile(readFileSync(file), {
-    dataDir: values.data ?? defaultDataDir(),
-    engine,
-    progress: reportCompileProgress(basename(file)),
-  });
-  engine.close();
+  let a;
+  try {
+    a = await compile(readFileSync(file), {
+      dataDir: values.data ?? defaultDataDir(),
+      engine,
+      progress: values.json ? undefined : reportCompileProgress(basename(file)),
+    });
+  } catch (e) {
+    if (!(values.json && e instanceof CompileError)) throw e;
+    console.log(JSON.stringify({ error: { code: e.code, message: e.message, ...e.details } }));
+    return 1;
+  } finally {
+    engine.close();
+  }
   if (values.json) {
     console.log(JSON.stringify({ path: a.soPath, snapshot: a.snapshotPath, cached: a.cached, ...a.meta }));
     return 0;

@@ -16,7 +16,7 @@ import thawModuleH from "../../native/include/thaw_module.h" with { type: "text"
 import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
 import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
 import { generateGlue, GlueError, MODULE_NAME, parseHeader } from "./glue.ts";
-import { toolchain } from "./toolchain.ts";
+import { ToolchainError, toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
 import { readModule } from "./wasm-module.ts";
 
@@ -109,7 +109,9 @@ export async function compile(
 ): Promise<Artifact> {
   const progress = opts.progress ?? (() => {});
   inspect(bytes);
-  const tools = await toolchain();
+  const tools = await toolchain().catch((e: Error) => {
+    throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
+  });
   const toolVersions = { wasm2c: tools.wasm2c.version, cc: tools.cc.version };
   const moduleHash = sha256(bytes);
   const key = sha256(

@@ -4,8 +4,11 @@
 // indices. Nothing outside src/engine imports bun:ffi.
 
 import { dlopen, FFIType, JSCallback, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import embeddedLibrary from "../../native/build/libthaw.so" with { type: "file" };
 
 export const ABI_VERSION = 1;
 
@@ -68,16 +71,21 @@ export const ERRORS: Record<number, string> = {
 };
 export const E_BUSY = -8;
 
-/** Where libthaw is: THAW_LIB, or the build output next to the sources. */
+/** Where libthaw is: THAW_LIB, the build output next to the sources, or --
+ * inside the single binary -- a copy of the embedded library written out
+ * once per content hash, because dlopen needs a real file. */
 export function findLibrary(): string {
-  const candidates = [
-    process.env.THAW_LIB,
-    join(import.meta.dir, "../../native/build/libthaw.so"),
-  ].filter((p): p is string => !!p);
-  const found = candidates.find((p) => existsSync(p));
-  if (!found)
-    throw new Error(`libthaw.so not found (looked in ${candidates.join(", ")}); run \`make -C native\``);
-  return found;
+  if (process.env.THAW_LIB) return process.env.THAW_LIB;
+  if (!embeddedLibrary.startsWith("/$bunfs/")) return embeddedLibrary;
+  const bytes = readFileSync(embeddedLibrary);
+  const hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+  const path = join(process.env.THAW_LIB_DIR ?? tmpdir(), `libthaw-${hash}.so`);
+  if (!existsSync(path)) {
+    const tmp = `${path}.${process.pid}`;
+    writeFileSync(tmp, bytes, { mode: 0o755 });
+    renameSync(tmp, path);
+  }
+  return path;
 }
 
 export function openLibrary(path: string): Lib {

@@ -1,0 +1,115 @@
+// A function's warm pool: the idle instances of one deployed version, the
+// calls running on it, and the calls waiting for a slot.
+//
+// Concurrency is capped per function (maxConcurrency); beyond the cap calls
+// wait in a bounded queue, and beyond that they are refused with
+// OverloadedError (429 upstream) -- back-pressure instead of unbounded
+// memory. An instance leaves the pool for exactly one call and comes back
+// reset to the snapshot, or is freed if it cannot be reused (timeout).
+//
+// A pool is retired when a new version replaces it or the function is
+// deleted: calls in flight finish on it, nothing new starts, and the module
+// is released when the last call returns.
+
+import type { Instance, LoadedModule } from "../engine/engine.ts";
+
+export interface PoolOptions {
+  maxConcurrency: number;
+  maxWaiting: number;
+  /** Idle instances kept after calls return; more are freed. */
+  maxIdle: number;
+}
+
+export interface Lease {
+  instance: Instance;
+  cold: boolean;
+}
+
+export class OverloadedError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super("function is at its concurrency limit and its wait queue is full");
+  }
+}
+
+export class RetiredError extends Error {}
+
+export interface PoolStats {
+  warm: number;
+  busy: number;
+  waiting: number;
+  calls: number;
+  coldStarts: number;
+}
+
+export class FunctionPool {
+  private readonly idle: Instance[] = [];
+  private readonly waiters: { resolve: (lease: Lease) => void; reject: (e: Error) => void }[] = [];
+  private busy = 0;
+  private retired = false;
+  private calls = 0;
+  private coldStarts = 0;
+
+  constructor(
+    readonly module: LoadedModule,
+    private options: PoolOptions,
+    readonly version: number,
+  ) {}
+
+  acquire(): Promise<Lease> | Lease {
+    if (this.retired) throw new RetiredError("pool retired");
+    this.calls++;
+    if (this.busy < this.options.maxConcurrency) return this.take();
+    if (this.waiters.length >= this.options.maxWaiting) {
+      this.calls--;
+      throw new OverloadedError(1);
+    }
+    return new Promise<Lease>((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  private take(): Lease {
+    const warm = this.idle.pop();
+    const instance = warm ?? this.module.restore();
+    this.busy++;
+    if (!warm) this.coldStarts++;
+    return { instance, cold: !warm };
+  }
+
+  release(lease: Lease, reusable: boolean): void {
+    this.busy--;
+    const keep = reusable && !this.retired && this.idle.length < this.options.maxIdle && lease.instance.reset();
+    if (keep) this.idle.push(lease.instance);
+    else lease.instance.free();
+    const next = this.waiters.shift();
+    if (next) {
+      try {
+        next.resolve(this.take());
+      } catch (e) {
+        next.reject(e as Error);
+      }
+    }
+    if (this.retired && this.busy === 0) this.module.release();
+  }
+
+  /** Restore instances until `count` are idle (pre-warming off the call path). */
+  prewarm(count: number): void {
+    while (!this.retired && this.idle.length < Math.min(count, this.options.maxIdle))
+      this.idle.push(this.module.restore());
+  }
+
+  /** Free idle instances down to `count`. */
+  trim(count: number): void {
+    while (this.idle.length > count) this.idle.pop()!.free();
+  }
+
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.trim(0);
+    for (const w of this.waiters.splice(0)) w.reject(new RetiredError("pool retired"));
+    if (this.busy === 0) this.module.release();
+  }
+
+  stats(): PoolStats {
+    return { warm: this.idle.length, busy: this.busy, waiting: this.waiters.length, calls: this.calls, coldStarts: this.coldStarts };
+  }
+}

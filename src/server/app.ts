@@ -1,0 +1,27 @@
+// The HTTP application: routes plus one error mapping. Routes stay thin
+// (validate, call a service, map the result); every error leaves as JSON
+// with a stable code.
+
+import { Elysia } from "elysia";
+import { ThawError } from "../service/errors.ts";
+import type { AppContext } from "./context.ts";
+import { errorResponse, json } from "./http.ts";
+import { functionRoutes } from "./routes/functions.ts";
+import { invokeRoutes } from "./routes/invoke.ts";
+import { systemRoutes } from "./routes/system.ts";
+
+export function createApp(ctx: AppContext) {
+  return new Elysia()
+    .onError(({ error, code }) => {
+      if (error instanceof ThawError) return errorResponse(error);
+      if (code === "VALIDATION")
+        return errorResponse(new ThawError("invalid_request", (error as Error).message.split("\n")[0] ?? "invalid request"));
+      if (code === "NOT_FOUND") return json({ error: { code: "not_found", message: "no such route" } }, 404);
+      if (code === "PARSE") return errorResponse(new ThawError("invalid_request", "malformed request body"));
+      ctx.log.error("unhandled error", { error: String(error), stack: (error as Error).stack });
+      return errorResponse(new ThawError("internal", "internal error"));
+    })
+    .use(systemRoutes(ctx))
+    .use(functionRoutes(ctx))
+    .use(invokeRoutes(ctx));
+}

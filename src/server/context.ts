@@ -1,0 +1,27 @@
+// Everything a route needs, built once per server (server.ts).
+
+import { Elysia } from "elysia";
+import type { ServerConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import type { PoolManager } from "../pool/manager.ts";
+import type { FunctionService } from "../service/functions.ts";
+import type { InvokeService } from "../service/invoke.ts";
+import type { Auth } from "./auth.ts";
+
+export const authPlugin = (auth: Auth) =>
+  new Elysia({ name: "auth" }).resolve({ as: "scoped" }, ({ request }) => ({
+    principal: auth.authenticate(request.headers),
+  }));
+
+export interface AppContext {
+  config: ServerConfig;
+  auth: Auth;
+  authn: ReturnType<typeof authPlugin>;
+  functions: FunctionService;
+  invoke: InvokeService;
+  pools: PoolManager;
+  metrics: Metrics;
+  log: Logger;
+  isReady(): boolean;
+}

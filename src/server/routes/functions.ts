@@ -1,0 +1,150 @@
+// /v1/functions: deploy, list, inspect and delete functions.
+
+import { type } from "arktype";
+import { Elysia } from "elysia";
+import type { FunctionConfig, FunctionRecord } from "../../registry/registry.ts";
+import { ThawError } from "../../service/errors.ts";
+import type { AppContext } from "../context.ts";
+import { json, readBody } from "../http.ts";
+import { DeployQuery, ErrorBody, FunctionConfigInput, FunctionList, FunctionName, FunctionView } from "../schemas.ts";
+
+export function view(rec: FunctionRecord, ctx: AppContext) {
+  const pool = ctx.pools.get(rec.tenant, rec.name)?.pool.stats();
+  return {
+    tenant: rec.tenant,
+    name: rec.name,
+    status: rec.status,
+    version: rec.version,
+    activeVersion: rec.active?.version ?? null,
+    moduleHash: rec.moduleHash,
+    config: rec.config,
+    ...(rec.error ? { error: rec.error } : {}),
+    sizes: rec.sizes,
+    ...(rec.compileMs !== undefined ? { compileMs: rec.compileMs } : {}),
+    ...(pool ? { pool } : {}),
+    createdAt: rec.createdAt,
+    updatedAt: rec.updatedAt,
+    url: `/v1/functions/${rec.name}`,
+  };
+}
+
+function parseEnvPairs(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf("=");
+    if (i <= 0) throw new ThawError("invalid_request", `env must be K=V, got "${p}"`);
+    env[p.slice(0, i)] = p.slice(i + 1);
+  }
+  return env;
+}
+
+function validated<T>(result: T | type.errors): T {
+  if (result instanceof type.errors) throw new ThawError("invalid_request", result.summary);
+  return result;
+}
+
+async function readDeploy(request: Request, query: Record<string, string | string[] | undefined>, limit: number) {
+  const contentType = request.headers.get("content-type") ?? "";
+  if (contentType.startsWith("multipart/form-data")) {
+    const declared = Number(request.headers.get("content-length") ?? "0");
+    if (declared > limit) throw new ThawError("payload_too_large", `module is over the limit of ${limit} bytes`, { limit });
+    const form = await request.formData();
+    const module = form.get("module");
+    if (!(module instanceof Blob)) throw new ThawError("invalid_request", "multipart deploy needs a `module` file part");
+    if (module.size > limit) throw new ThawError("payload_too_large", `module is over the limit of ${limit} bytes`, { limit });
+    const rawConfig = form.get("config");
+    const configText = rawConfig === null ? "{}" : typeof rawConfig === "string" ? rawConfig : await rawConfig.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(configText);
+    } catch {
+      throw new ThawError("invalid_request", "the `config` part must be JSON");
+    }
+    const config = validated(FunctionConfigInput(parsed)) as Partial<FunctionConfig>;
+    return { bytes: new Uint8Array(await module.arrayBuffer()), config };
+  }
+  if (contentType && !/^application\/(wasm|octet-stream)/.test(contentType))
+    throw new ThawError("invalid_request", "send the module as application/wasm, or as multipart/form-data with a `module` part");
+  const q = validated(DeployQuery(query));
+  const config: Partial<FunctionConfig> = {};
+  if (q.memoryMiB !== undefined) config.memoryMiB = q.memoryMiB;
+  if (q.timeoutMs !== undefined) config.timeoutMs = q.timeoutMs;
+  if (q.maxConcurrency !== undefined) config.maxConcurrency = q.maxConcurrency;
+  if (q.contentType !== undefined) config.contentType = q.contentType;
+  if (q.env !== undefined) config.env = parseEnvPairs(Array.isArray(q.env) ? q.env : [q.env]);
+  return { bytes: await readBody(request, limit), config };
+}
+
+export const functionRoutes = (ctx: AppContext) =>
+  new Elysia({ name: "functions" })
+    .use(ctx.authn)
+    .put(
+      "/v1/functions/:name",
+      async ({ request, params, query, principal: { tenant } }) => {
+        const { bytes, config } = await readDeploy(request, query as Record<string, string>, ctx.config.maxModule);
+        const wait = ["true", "1"].includes(String((query as { wait?: string }).wait));
+        const { record, changed, settled } = ctx.functions.deploy(tenant, params.name, bytes, config);
+        const final = wait ? await settled : record;
+        const location = { location: `/v1/functions/${params.name}` };
+        if (final.status === "failed" && final.error)
+          throw new ThawError(final.error.code as never, final.error.message, { function: view(final, ctx) });
+        if (final.status === "compiling") return json(view(final, ctx), 202, location);
+        return json(view(final, ctx), changed ? 201 : 200, location);
+      },
+      {
+        parse: "none",
+        params: FunctionName,
+        detail: {
+          summary: "Deploy a function",
+          description:
+            "Upload a WASI module as `application/wasm` (config from the query: memoryMiB, timeoutMs, env=K=V repeated, contentType, maxConcurrency) or as `multipart/form-data` with a `module` file and a `config` JSON part. Answers 202 while compiling (201 when ready with `wait=true`); the same bytes and config again are a no-op (200).",
+          requestBody: {
+            content: {
+              "application/wasm": { schema: { type: "string", format: "binary" } },
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  properties: { module: { type: "string", format: "binary" }, config: FunctionConfigInput.toJsonSchema() as never },
+                  required: ["module"],
+                },
+              },
+            },
+          },
+          parameters: [
+            { name: "memoryMiB", in: "query", schema: { type: "integer" } },
+            { name: "timeoutMs", in: "query", schema: { type: "integer" } },
+            { name: "maxConcurrency", in: "query", schema: { type: "integer" } },
+            { name: "contentType", in: "query", schema: { type: "string" } },
+            { name: "env", in: "query", schema: { type: "array", items: { type: "string" } }, description: "K=V, repeated" },
+            { name: "wait", in: "query", schema: { type: "boolean" }, description: "answer when the build is done" },
+          ],
+        } as never,
+        response: { 200: FunctionView, 201: FunctionView, 202: FunctionView, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+      },
+    )
+    .get(
+      "/v1/functions",
+      ({ principal: { tenant } }) => {
+        return { functions: ctx.functions.list(tenant).map((r) => view(r, ctx)) };
+      },
+      { detail: { summary: "List the tenant's functions" }, response: { 200: FunctionList, 401: ErrorBody } },
+    )
+    .get(
+      "/v1/functions/:name",
+      ({ params, principal: { tenant } }) => {
+        return view(ctx.functions.get(tenant, params.name), ctx);
+      },
+      {
+        params: FunctionName,
+        detail: { summary: "A function: status, config, sizes, pool and call stats" },
+        response: { 200: FunctionView, 404: ErrorBody },
+      },
+    )
+    .delete(
+      "/v1/functions/:name",
+      ({ params, principal: { tenant } }) => {
+        ctx.functions.delete(tenant, params.name);
+        return new Response(null, { status: 204 });
+      },
+      { params: FunctionName, detail: { summary: "Delete a function" }, response: { 404: ErrorBody } },
+    );

@@ -1,0 +1,102 @@
+// Calling functions: POST /v1/functions/{name}/invoke (request body to
+// stdin, stdout to the response) and ANY /fn/{name}/* (WAGI: the HTTP
+// request as CGI variables, CGI headers in stdout set the response).
+
+import { Elysia } from "elysia";
+import { ThawError } from "../../service/errors.ts";
+import type { InvokeOutcome } from "../../service/invoke.ts";
+import type { AppContext } from "../context.ts";
+import { readBody } from "../http.ts";
+import { ErrorBody, FunctionName } from "../schemas.ts";
+import { cgiEnvironment, parseCgiOutput } from "../wagi.ts";
+
+const STDERR_TAIL = 4096;
+
+function callHeaders(o: InvokeOutcome): Record<string, string> {
+  return {
+    "x-thaw-exit-code": String(o.result.exitCode),
+    "x-thaw-duration-ms": (o.result.durationNs / 1e6).toFixed(3),
+    "x-thaw-cold": String(o.cold),
+    "x-thaw-version": String(o.version),
+  };
+}
+
+/** A function error as JSON, with the stderr tail; undefined when it went well. */
+function functionError(o: InvokeOutcome): Response | undefined {
+  if (o.outcome === "ok") return undefined;
+  const stderr = new TextDecoder().decode(o.result.stderr.subarray(-STDERR_TAIL));
+  const messages: Record<string, string> = {
+    function_exit: `function exited with code ${o.result.exitCode}`,
+    function_trap: `function trapped: ${o.result.status}`,
+    function_timeout: `function ran past its ${o.config.timeoutMs} ms timeout`,
+    function_memory_limit: `function ran out of memory at its ${o.config.memoryMiB} MiB limit`,
+  };
+  const err = new ThawError(o.outcome, messages[o.outcome] ?? o.outcome, {
+    exitCode: o.result.exitCode,
+    ...(o.result.status !== "ok" ? { trap: o.result.status } : {}),
+    stderr,
+  });
+  return new Response(JSON.stringify(err.toJSON()), {
+    status: err.status,
+    headers: { "content-type": "application/json", ...callHeaders(o) },
+  });
+}
+
+export const invokeRoutes = (ctx: AppContext) =>
+  new Elysia({ name: "invoke" })
+    .use(ctx.authn)
+    .post(
+      "/v1/functions/:name/invoke",
+      async ({ request, params, principal }) => {
+        const body = await readBody(request, ctx.config.maxBody);
+        const o = await ctx.invoke.invoke(principal.tenant, params.name, { body });
+        return (
+          functionError(o) ??
+          new Response(o.result.stdout, {
+            headers: { "content-type": o.config.contentType, ...callHeaders(o) },
+          })
+        );
+      },
+      {
+        parse: "none",
+        params: FunctionName,
+        detail: {
+          summary: "Call a function synchronously",
+          description:
+            "The request body is the function's stdin; its stdout is the response body (content type from the function's config). Headers: X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version. Function errors: 502 function_exit, 500 function_trap, 504 function_timeout, 507 function_memory_limit, each with the stderr tail. Platform errors: 404, 409 function_failed, 413, 429 (Retry-After), 503 function_not_ready.",
+          requestBody: { content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
+        } as never,
+        response: { 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 500: ErrorBody, 502: ErrorBody, 503: ErrorBody, 504: ErrorBody, 507: ErrorBody },
+      },
+    )
+    .all(
+      "/fn/:name/*",
+      async ({ request, params, principal, server }) => {
+        const name = params.name;
+        if (!FunctionName.allows({ name })) throw new ThawError("function_not_found", `no function "${name}"`);
+        const body = await readBody(request, ctx.config.maxBody);
+        const prefix = `/fn/${name}`;
+        const path = new URL(request.url).pathname;
+        const env = cgiEnvironment(request, prefix, path.slice(prefix.length) || "/", server?.requestIP(request)?.address ?? "");
+        const o = await ctx.invoke.invoke(principal.tenant, name, { body, env });
+        const failed = functionError(o);
+        if (failed) return failed;
+        const cgi = parseCgiOutput(o.result.stdout);
+        const headers = new Headers(callHeaders(o));
+        if (!cgi) {
+          headers.set("content-type", o.config.contentType);
+          return new Response(o.result.stdout, { headers });
+        }
+        if (!cgi.headers.some(([n]) => n.toLowerCase() === "content-type")) headers.set("content-type", o.config.contentType);
+        for (const [n, v] of cgi.headers) headers.append(n, v);
+        return new Response(cgi.body, { status: cgi.status, headers });
+      },
+      {
+        parse: "none",
+        detail: {
+          summary: "HTTP trigger (WAGI)",
+          description:
+            "Any method and path under /fn/{name}/ calls the function with the request as CGI variables (REQUEST_METHOD, PATH_INFO, QUERY_STRING, CONTENT_TYPE, HTTP_*). If stdout starts with headers (`Status: 201`, `Content-Type: ...`) and a blank line, they set the response.",
+        },
+      },
+    );

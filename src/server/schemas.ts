@@ -1,0 +1,63 @@
+// Request and response shapes of the REST API (arktype), used for
+// validation and for the OpenAPI document.
+
+import { type } from "arktype";
+
+export const FunctionName = type({ name: "/^[a-z0-9][a-z0-9_-]{0,62}$/" });
+
+const memoryMiB = "1 <= number.integer <= 4096" as const;
+const timeoutMs = "1 <= number.integer <= 900000" as const;
+const maxConcurrency = "1 <= number.integer <= 100000" as const;
+
+/** Config as JSON (the `config` part of a multipart deploy). */
+export const FunctionConfigInput = type({
+  "memoryMiB?": memoryMiB,
+  "timeoutMs?": timeoutMs,
+  "env?": "Record<string, string>",
+  "contentType?": "string",
+  "maxConcurrency?": maxConcurrency,
+  "+": "reject",
+});
+
+const queryInt = type("string.integer.parse");
+
+/** Config as query parameters (raw application/wasm deploys); env is repeated env=K=V. */
+export const DeployQuery = type({
+  "memoryMiB?": queryInt.to(memoryMiB),
+  "timeoutMs?": queryInt.to(timeoutMs),
+  "env?": "string | string[]",
+  "contentType?": "string",
+  "maxConcurrency?": queryInt.to(maxConcurrency),
+  "wait?": "'true' | 'false' | '1' | '0'",
+});
+
+export const ErrorBody = type({
+  error: { code: "string", message: "string", "[string]": "unknown" },
+});
+
+const Config = type({
+  memoryMiB: "number",
+  timeoutMs: "number",
+  env: "Record<string, string>",
+  contentType: "string",
+  maxConcurrency: "number",
+});
+
+export const FunctionView = type({
+  tenant: "string",
+  name: "string",
+  status: "'compiling' | 'ready' | 'failed'",
+  version: "number",
+  activeVersion: "number | null",
+  moduleHash: "string",
+  config: Config,
+  "error?": { code: "string", message: "string", "log?": "string" },
+  sizes: { moduleBytes: "number", "codeBytes?": "number", "objectBytes?": "number", "snapshotBytes?": "number" },
+  "compileMs?": "number",
+  "pool?": { warm: "number", busy: "number", waiting: "number", calls: "number", coldStarts: "number" },
+  createdAt: "string",
+  updatedAt: "string",
+  url: "string",
+});
+
+export const FunctionList = type({ functions: FunctionView.array() });

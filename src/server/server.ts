@@ -1,0 +1,98 @@
+// Wiring a node together: engine, registry, pools, services, HTTP. Also the
+// node's lifecycle: boot (reload deployed functions without recompiling),
+// optional example deploys, and graceful shutdown (stop accepting, let
+// calls in flight finish, then exit).
+
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { ServerConfig } from "../config.ts";
+import { Engine } from "../engine/engine.ts";
+import { Logger } from "../log.ts";
+import { Metrics } from "../metrics/metrics.ts";
+import { PoolManager } from "../pool/manager.ts";
+import { Registry } from "../registry/registry.ts";
+import { FunctionService } from "../service/functions.ts";
+import { InvokeService } from "../service/invoke.ts";
+import { createApp } from "./app.ts";
+import { Auth } from "./auth.ts";
+import { type AppContext, authPlugin } from "./context.ts";
+
+export const EXAMPLES = ["hello", "json", "thumbnail", "wordcount", "primes"];
+const EXAMPLE_CONTENT_TYPES: Record<string, string> = {
+  json: "application/json",
+  wordcount: "application/json",
+  thumbnail: "image/x-portable-anymap",
+};
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  ctx: AppContext;
+  shutdown(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const log = new Logger();
+  const engine = new Engine(undefined, config.threads, 8192);
+  const registry = new Registry(config.dataDir);
+  const pools = new PoolManager(config.maxWaiting);
+  const metrics = new Metrics({
+    pools: () =>
+      pools.all().map((e) => ({ tenant: e.tenant, function: e.name, ...e.pool.stats() })),
+    engineMemoryBytes: () =>
+      pools.all().reduce((sum, e) => {
+        const s = e.pool.module.stats();
+        return sum + s.codeBytes + s.liveInstances * s.instanceBytes;
+      }, 0),
+  });
+  const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir);
+  const invoke = new InvokeService(registry, pools, engine, metrics, log);
+  const auth = new Auth(config.tokens, config.adminToken);
+  let ready = false;
+  const ctx: AppContext = {
+    config, auth, authn: authPlugin(auth), functions, invoke, pools, metrics, log, isReady: () => ready,
+  };
+  if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
+
+  const app = createApp(ctx).listen({
+    hostname: config.host,
+    port: config.port,
+    maxRequestBodySize: Math.max(config.maxBody, config.maxModule) + (1 << 20),
+  });
+  const server = app.server!;
+  const url = `http://${config.host}:${server.port}`;
+
+  await functions.boot();
+  if (config.examples) await deployExamples(functions, config.examples, log);
+  ready = true;
+  log.info("listening", { url, dataDir: config.dataDir, functions: registry.list().length });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      log.info("shutting down", { inFlight: engine.inFlight });
+      ready = false;
+      invoke.drain();
+      const closed = server.stop();
+      const deadline = Date.now() + config.shutdownTimeout;
+      while (engine.inFlight > 0 && Date.now() < deadline) await Bun.sleep(10);
+      await Promise.race([closed, Bun.sleep(Math.max(0, deadline - Date.now()))]);
+      pools.retireAll();
+      engine.close();
+      log.info("stopped");
+    })();
+    return stopping;
+  };
+  return { url, port: server.port ?? config.port, ctx, shutdown };
+}
+
+async function deployExamples(functions: FunctionService, dir: string, log: Logger): Promise<void> {
+  const files = new Set(readdirSync(dir));
+  const deploys = EXAMPLES.filter((n) => files.has(`${n}.wasm`)).map((name) => {
+    const bytes = readFileSync(join(dir, `${name}.wasm`));
+    const contentType = EXAMPLE_CONTENT_TYPES[name];
+    return functions.deploy("default", basename(name), bytes, contentType ? { contentType } : {}).settled;
+  });
+  const done = await Promise.all(deploys);
+  log.info("examples deployed", { functions: done.map((r) => `${r.name}:${r.status}`) });
+}

@@ -1,0 +1,70 @@
+// Errors with a stable code and an HTTP status. Platform errors are about
+// the request or the node (unknown function, overload, limits); function
+// errors are about what the function did (trap, exit code, timeout). Both
+// reach clients as JSON: {"error": {"code", "message", ...}}.
+
+export type ErrorCode =
+  | "invalid_request"
+  | "unauthorized"
+  | "forbidden"
+  | "function_not_found"
+  | "function_not_ready"
+  | "function_failed"
+  | "payload_too_large"
+  | "overloaded"
+  | "shutting_down"
+  | "not_wasm"
+  | "invalid_module"
+  | "unsupported_imports"
+  | "unsupported_module"
+  | "toolchain_missing"
+  | "compiler_failed"
+  | "init_failed"
+  | "function_exit"
+  | "function_trap"
+  | "function_timeout"
+  | "function_memory_limit"
+  | "internal";
+
+export const STATUS: Record<ErrorCode, number> = {
+  invalid_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  function_not_found: 404,
+  function_not_ready: 503,
+  function_failed: 409,
+  payload_too_large: 413,
+  overloaded: 429,
+  shutting_down: 503,
+  not_wasm: 422,
+  invalid_module: 422,
+  unsupported_imports: 422,
+  unsupported_module: 422,
+  toolchain_missing: 500,
+  compiler_failed: 500,
+  init_failed: 422,
+  function_exit: 502,
+  function_trap: 500,
+  function_timeout: 504,
+  function_memory_limit: 507,
+  internal: 500,
+};
+
+export class ThawError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return STATUS[this.code];
+  }
+
+  toJSON() {
+    return { error: { code: this.code, message: this.message, ...this.details } };
+  }
+}

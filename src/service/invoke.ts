@@ -1,0 +1,130 @@
+// Synchronous invocation: find the function's pool, lease an instance (warm,
+// or restored on the spot: a cold start), run the call on the engine, give
+// the instance back reset. Every call is counted, timed and logged once.
+
+import { BusyError, type CallResult, type Engine } from "../engine/engine.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import type { PoolManager } from "../pool/manager.ts";
+import { type Lease, OverloadedError, RetiredError } from "../pool/pool.ts";
+import type { FunctionConfig, Registry } from "../registry/registry.ts";
+import { type ErrorCode, ThawError } from "./errors.ts";
+
+export interface InvokeRequest {
+  body: Uint8Array;
+  env?: Record<string, string>;
+}
+
+export interface InvokeOutcome {
+  result: CallResult;
+  cold: boolean;
+  version: number;
+  config: FunctionConfig;
+  /** "ok", or the function error this result is. */
+  outcome: "ok" | ErrorCode;
+  latencyNs: number;
+}
+
+export function classify(r: CallResult): InvokeOutcome["outcome"] {
+  if (r.status === "timeout") return "function_timeout";
+  if (r.status === "memory_limit") return "function_memory_limit";
+  if (r.status !== "ok") return "function_trap";
+  return r.exitCode === 0 ? "ok" : "function_exit";
+}
+
+export class InvokeService {
+  private draining = false;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly pools: PoolManager,
+    private readonly engine: Engine,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Refuse new calls; calls already accepted run to the end. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  async invoke(tenant: string, name: string, req: InvokeRequest): Promise<InvokeOutcome> {
+    const started = Bun.nanoseconds();
+    if (this.draining) throw new ThawError("shutting_down", "the server is shutting down", {}, 1);
+    try {
+      const outcome = await this.run(tenant, name, req, started);
+      this.record(tenant, name, outcome.outcome, outcome);
+      return outcome;
+    } catch (e) {
+      if (e instanceof ThawError) this.record(tenant, name, e.code);
+      throw e;
+    }
+  }
+
+  private async run(tenant: string, name: string, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
+    for (;;) {
+      const entry = this.entryFor(tenant, name);
+      let lease: Lease;
+      try {
+        lease = await entry.pool.acquire();
+      } catch (e) {
+        if (e instanceof RetiredError) continue;
+        if (e instanceof OverloadedError)
+          throw new ThawError("overloaded", e.message, {}, e.retryAfterSeconds);
+        throw new ThawError("internal", `cannot start an instance: ${(e as Error).message}`, {}, 1);
+      }
+      let result: CallResult | undefined;
+      try {
+        result = await this.engine.call(lease.instance, {
+          stdin: req.body,
+          argv0: name,
+          env: { ...entry.config.env, ...req.env },
+        });
+      } catch (e) {
+        if (e instanceof BusyError) throw new ThawError("overloaded", "the node's call queue is full", {}, 1);
+        throw e;
+      } finally {
+        entry.pool.release(lease, result !== undefined && !result.instanceLost);
+      }
+      return {
+        result,
+        cold: lease.cold,
+        version: entry.pool.version,
+        config: entry.config,
+        outcome: classify(result),
+        latencyNs: Bun.nanoseconds() - started,
+      };
+    }
+  }
+
+  private entryFor(tenant: string, name: string) {
+    const entry = this.pools.get(tenant, name);
+    if (entry) return entry;
+    const rec = this.registry.get(tenant, name);
+    if (!rec) throw new ThawError("function_not_found", `no function "${name}"`);
+    if (rec.status === "failed")
+      throw new ThawError("function_failed", `function "${name}" failed to deploy: ${rec.error?.message ?? "unknown error"}`, {
+        deployError: rec.error?.code,
+      });
+    throw new ThawError("function_not_ready", `function "${name}" is still compiling`, {}, 1);
+  }
+
+  private record(tenant: string, name: string, outcome: string, o?: InvokeOutcome): void {
+    const labels = { tenant, function: name };
+    this.metrics.calls.inc({ ...labels, outcome });
+    if (outcome !== "ok") this.metrics.errors.inc({ ...labels, code: outcome });
+    if (o) {
+      if (o.cold) this.metrics.coldStarts.inc(labels);
+      this.metrics.latency.observe({ ...labels, cold: String(o.cold) }, o.latencyNs / 1e9);
+    }
+    this.log.info("call", {
+      tenant,
+      function: name,
+      version: o?.version,
+      durationMs: o ? Math.round(o.latencyNs / 1e3) / 1e3 : undefined,
+      cold: o?.cold,
+      outcome,
+      exitCode: o?.result.exitCode,
+    });
+  }
+}
