@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 THAW_EXTRA_APT="redis-server" bash scripts/setup.sh || exit 1
 bunx tsc --noEmit || { echo "0 passed, 1 failed"; exit 1; }
 mkdir -p test-output
-bun test "$@" 2>&1 | tee test-output/bun-test.log
+# Compiling a function takes seconds and whole-server tests tens: far over
+# bun's 5 s default per test.
+bun test --timeout 120000 "$@" 2>&1 | tee test-output/bun-test.log
 status=${PIPESTATUS[0]}
 pass=$(grep -Eo '^ *[0-9]+ pass' test-output/bun-test.log | tail -1 | grep -Eo '[0-9]+')
 fail=$(grep -Eo '^ *[0-9]+ fail' test-output/bun-test.log | tail -1 | grep -Eo '[0-9]+')

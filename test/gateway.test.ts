@@ -1,0 +1,311 @@
+// The gateway over real HTTP: a real `thaw serve` process, real deploys
+// through the compiler, real calls. Each describe block starts its own
+// server so their settings (tokens, limits) do not interfere.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { wasmPath } from "./helpers.ts";
+import { type ServerProcess, startServer } from "./server.ts";
+
+const wasm = (name: string) => readFileSync(wasmPath(name));
+// biome-ignore lint: response bodies are checked field by field below.
+const body = (res: Response): Promise<any> => res.json();
+
+async function deployRaw(s: ServerProcess, name: string, module: string, query = "wait=true", headers: Record<string, string> = {}) {
+  return fetch(`${s.url}/v1/functions/${name}?${query}`, {
+    method: "PUT",
+    body: wasm(module),
+    headers: { "content-type": "application/wasm", ...headers },
+  });
+}
+
+async function invoke(s: ServerProcess, name: string, payload: string | Uint8Array = "", headers: Record<string, string> = {}) {
+  return fetch(`${s.url}/v1/functions/${name}/invoke`, { method: "POST", body: payload, headers });
+}
+
+describe("deploy and invoke", () => {
+  let s: ServerProcess;
+  beforeAll(async () => {
+    s = await startServer();
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  test("raw application/wasm deploy, then a call", async () => {
+    const res = await deployRaw(s, "hello", "hello", "wait=true&env=GREETING=hi&memoryMiB=16");
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toBe("/v1/functions/hello");
+    const fn = await body(res);
+    expect(fn.status).toBe("ready");
+    expect(fn.config.memoryMiB).toBe(16);
+    expect(fn.config.env).toEqual({ GREETING: "hi" });
+    expect(fn.sizes.codeBytes).toBeGreaterThan(0);
+
+    const call = await invoke(s, "hello");
+    expect(call.status).toBe(200);
+    expect(await call.text()).toBe("Hello, world!\n");
+    expect(call.headers.get("x-thaw-exit-code")).toBe("0");
+    expect(call.headers.get("x-thaw-cold")).toBe("false");
+    expect(Number(call.headers.get("x-thaw-duration-ms"))).toBeGreaterThan(0);
+  });
+
+  test("multipart deploy with a config part; the content type is applied", async () => {
+    const form = new FormData();
+    form.set("module", new Blob([wasm("json")]), "json.wasm");
+    form.set("config", JSON.stringify({ contentType: "application/json", timeoutMs: 5000 }));
+    const res = await fetch(`${s.url}/v1/functions/json?wait=true`, { method: "PUT", body: form });
+    expect(res.status).toBe(201);
+    const call = await invoke(s, "json", '{"b":2,"a":"x"}');
+    expect(call.headers.get("content-type")).toBe("application/json");
+    expect(await body(call)).toEqual({ a: "X", b: 2 });
+  });
+
+  test("without wait a deploy answers 202 and becomes ready", async () => {
+    const res = await deployRaw(s, "words", "wordcount", "");
+    expect(res.status).toBe(202);
+    expect((await body(res)).status).toBe("compiling");
+    const early = await invoke(s, "words", "a");
+    if (early.status !== 200) {
+      expect(early.status).toBe(503);
+      expect((await body(early)).error.code).toBe("function_not_ready");
+      expect(early.headers.get("retry-after")).toBe("1");
+    }
+    let status = "compiling";
+    for (let i = 0; i < 600 && status === "compiling"; i++) {
+      await Bun.sleep(100);
+      status = (await body(await fetch(`${s.url}/v1/functions/words`))).status;
+    }
+    expect(status).toBe("ready");
+    expect((await invoke(s, "words", "a b a")).status).toBe(200);
+  });
+
+  test("the same bytes and config again are a no-op", async () => {
+    const before = await body(await fetch(`${s.url}/v1/functions/hello`));
+    const res = await deployRaw(s, "hello", "hello", "wait=true&env=GREETING=hi&memoryMiB=16");
+    expect(res.status).toBe(200);
+    expect((await body(res)).version).toBe(before.version);
+  });
+
+  test("list, get with pool stats, delete", async () => {
+    const list = await body(await fetch(`${s.url}/v1/functions`));
+    expect(list.functions.map((f: { name: string }) => f.name)).toContain("hello");
+    const fn = await body(await fetch(`${s.url}/v1/functions/hello`));
+    expect(fn.pool.calls).toBeGreaterThan(0);
+    await deployRaw(s, "doomed", "hello");
+    expect((await fetch(`${s.url}/v1/functions/doomed`, { method: "DELETE" })).status).toBe(204);
+    expect((await fetch(`${s.url}/v1/functions/doomed`)).status).toBe(404);
+    expect((await invoke(s, "doomed")).status).toBe(404);
+  });
+
+  test("WAGI trigger: request as CGI variables, CGI headers set the response", async () => {
+    expect((await deployRaw(s, "cgi", "cgi")).status).toBe(201);
+    const res = await fetch(`${s.url}/fn/cgi/some/path?x=1&y=2`, {
+      method: "POST",
+      body: "payload",
+      headers: { "x-custom": "yes", authorization: "Bearer secret" },
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("content-type")).toBe("text/x-test");
+    expect(res.headers.get("x-method")).toBe("POST");
+    expect(await res.text()).toBe("path=/some/path\nquery=x=1&y=2\ncustom=yes\nauth=none\nbody=payload");
+  });
+
+  test("a function without CGI headers answers with its body", async () => {
+    const res = await fetch(`${s.url}/fn/hello/?name=wagi`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("Hello, wagi!\n");
+  });
+
+  test("health, readiness and metrics", async () => {
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(metrics).toMatch(/thaw_calls_total\{tenant="default",function="hello",outcome="ok"\} \d+/);
+    expect(metrics).toContain("thaw_call_duration_seconds_bucket");
+    expect(metrics).toMatch(/thaw_warm_instances\{tenant="default",function="hello"\} \d+/);
+    expect(metrics).toMatch(/thaw_compile_duration_seconds_count \d+/);
+    expect(metrics).toMatch(/thaw_engine_memory_bytes \d+/);
+  });
+});
+
+describe("errors", () => {
+  let s: ServerProcess;
+  beforeAll(async () => {
+    s = await startServer({ args: ["--max-body", "1024", "--max-waiting", "0"] });
+    await Promise.all([
+      deployRaw(s, "trap", "trap_unreachable"),
+      deployRaw(s, "loop", "loop_forever", "wait=true&timeoutMs=200"),
+      deployRaw(s, "exit", "exit_code"),
+      deployRaw(s, "echo", "echo"),
+      deployRaw(s, "slow", "sleep", "wait=true&maxConcurrency=1"),
+    ]);
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  const errorOf = async (res: Response) => (await body(res)).error;
+
+  test("not wasm", async () => {
+    const res = await fetch(`${s.url}/v1/functions/x`, { method: "PUT", body: "#!/bin/sh", headers: { "content-type": "application/wasm" } });
+    expect(res.status).toBe(422);
+    expect((await errorOf(res)).code).toBe("not_wasm");
+  });
+
+  test("unknown imports are listed", async () => {
+    const res = await deployRaw(s, "imports", "unknown_import");
+    expect(res.status).toBe(422);
+    const err = await errorOf(res);
+    expect(err.code).toBe("unsupported_imports");
+    expect(err.imports.map((i: { import: string }) => i.import)).toEqual(["env.foo"]);
+  });
+
+  test("a bad name and a bad config are 400", async () => {
+    expect((await deployRaw(s, "Bad.Name", "hello")).status).toBe(400);
+    expect((await deployRaw(s, "ok", "hello", "memoryMiB=0")).status).toBe(400);
+  });
+
+  test("a trap is 500 function_trap with the stderr tail", async () => {
+    const res = await invoke(s, "trap");
+    expect(res.status).toBe(500);
+    const err = await errorOf(res);
+    expect(err.code).toBe("function_trap");
+    expect(err.trap).toBe("unreachable");
+    expect(err.stderr).toContain("before trap");
+  });
+
+  test("a timeout is 504 function_timeout", async () => {
+    const res = await invoke(s, "loop");
+    expect(res.status).toBe(504);
+    expect((await errorOf(res)).code).toBe("function_timeout");
+    expect((await invoke(s, "trap")).status).toBe(500);
+  });
+
+  test("a non-zero exit is 502 function_exit with the code", async () => {
+    const res = await invoke(s, "exit", "7");
+    expect(res.status).toBe(502);
+    expect(res.headers.get("x-thaw-exit-code")).toBe("7");
+    const err = await errorOf(res);
+    expect(err).toMatchObject({ code: "function_exit", exitCode: 7, stderr: "err\n" });
+  });
+
+  test("an unknown function is 404", async () => {
+    const res = await invoke(s, "nobody");
+    expect(res.status).toBe(404);
+    expect((await errorOf(res)).code).toBe("function_not_found");
+  });
+
+  test("a body over the limit is 413", async () => {
+    const res = await invoke(s, "echo", "x".repeat(2048));
+    expect(res.status).toBe(413);
+    expect((await errorOf(res)).code).toBe("payload_too_large");
+    expect((await invoke(s, "echo", "x".repeat(1000))).status).toBe(200);
+  });
+
+  test("over the concurrency limit with a full queue: 429 with Retry-After", async () => {
+    const first = invoke(s, "slow", "400");
+    await Bun.sleep(100);
+    const second = await invoke(s, "slow", "1");
+    expect(second.status).toBe(429);
+    expect(second.headers.get("retry-after")).toBe("1");
+    expect((await errorOf(second)).code).toBe("overloaded");
+    expect(await (await first).text()).toBe("slept 400\n");
+  });
+});
+
+describe("tenants", () => {
+  let s: ServerProcess;
+  const alice = { authorization: "Bearer alice-token" };
+  const bob = { authorization: "Bearer bob-token" };
+  beforeAll(async () => {
+    s = await startServer({ env: { THAW_TOKENS: "alice-token:alice,bob-token:bob", THAW_ADMIN_TOKEN: "root" } });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  test("a tenant sees and calls only its own functions", async () => {
+    expect((await deployRaw(s, "mine", "hello", "wait=true", alice)).status).toBe(201);
+    expect((await invoke(s, "mine", "", alice)).status).toBe(200);
+    expect((await invoke(s, "mine", "", bob)).status).toBe(404);
+    const bobs = await body(await fetch(`${s.url}/v1/functions`, { headers: bob }));
+    expect(bobs.functions).toEqual([]);
+    const admin = await fetch(`${s.url}/v1/functions/mine`, { headers: { authorization: "Bearer root", "x-thaw-tenant": "alice" } });
+    expect(admin.status).toBe(200);
+  });
+
+  test("no token or an unknown token is 401", async () => {
+    expect((await invoke(s, "mine")).status).toBe(401);
+    const res = await invoke(s, "mine", "", { authorization: "Bearer nope" });
+    expect(res.status).toBe(401);
+    expect((await body(res)).error.code).toBe("unauthorized");
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe("lifecycle", () => {
+  test("a restarted server serves deployed functions without recompiling", async () => {
+    const first = await startServer();
+    expect((await deployRaw(first, "hello", "hello")).status).toBe(201);
+    expect(await first.stop()).toBe(0);
+    const second = await startServer({ dataDir: first.dataDir });
+    try {
+      const res = await invoke(second, "hello");
+      expect(await res.text()).toBe("Hello, world!\n");
+      const metrics = await (await fetch(`${second.url}/metrics`)).text();
+      expect(metrics).not.toMatch(/thaw_compiles_total\{result="ok"\} [1-9]/);
+      expect(second.logs.some((l) => l.msg === "deployed")).toBe(false);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  test("a redeploy during calls: calls in flight finish on the old version", async () => {
+    const s = await startServer();
+    try {
+      expect((await deployRaw(s, "swap", "sleep")).status).toBe(201);
+      const inflight = Array.from({ length: 8 }, () => invoke(s, "swap", "300"));
+      await Bun.sleep(50);
+      expect((await deployRaw(s, "swap", "hello")).status).toBe(201);
+      const done = await Promise.all(inflight);
+      for (const r of done) {
+        expect(r.status).toBe(200);
+        expect(r.headers.get("x-thaw-version")).toBe("1");
+        expect(await r.text()).toBe("slept 300\n");
+      }
+      const after = await invoke(s, "swap");
+      expect(after.headers.get("x-thaw-version")).toBe("2");
+      expect(await after.text()).toBe("Hello, world!\n");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("graceful shutdown finishes calls in flight, then exits 0", async () => {
+    const s = await startServer();
+    expect((await deployRaw(s, "slow", "sleep")).status).toBe(201);
+    const inflight = invoke(s, "slow", "500");
+    await Bun.sleep(100);
+    const exited = s.stop();
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("slept 500\n");
+    expect(await exited).toBe(0);
+    expect(s.logs.some((l) => l.msg === "stopped")).toBe(true);
+  });
+
+  test("one JSON log line per call", async () => {
+    const s = await startServer();
+    try {
+      await deployRaw(s, "hello", "hello");
+      await invoke(s, "hello");
+      await Bun.sleep(50);
+      const call = s.logs.find((l) => l.msg === "call");
+      expect(call).toMatchObject({ tenant: "default", function: "hello", outcome: "ok", cold: false });
+      expect(typeof call?.durationMs).toBe("number");
+    } finally {
+      await s.stop();
+    }
+  });
+});
