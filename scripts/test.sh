@@ -4,7 +4,7 @@
 # AddressSanitizer and UBSan). Ends with one "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-THAW_EXTRA_APT="redis-server" bash scripts/setup.sh || exit 1
+THAW_EXTRA_APT="redis-server chromium fonts-dejavu-core wrk" bash scripts/setup.sh || exit 1
 bunx tsc --noEmit || { echo "0 passed, 1 failed"; exit 1; }
 mkdir -p test-output
 # Compiling a function takes seconds and whole-server tests tens: far over

@@ -2,6 +2,7 @@
 // same name (--max-body / THAW_MAX_BODY); a flag wins over the variable,
 // the variable over the default.
 
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -75,6 +76,8 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     return n;
   };
   const examplesDir = (values["examples-dir"] as string | undefined) ?? join(import.meta.dir, "..", "functions", "build");
+  if ((values.examples || values["examples-dir"]) && !existsSync(examplesDir))
+    throw new ConfigError(`examples directory ${examplesDir} not found: build it with \`make -C functions\` or pass --examples-dir DIR`);
   return {
     host: get("host")!,
     port: num("port"),

@@ -115,6 +115,8 @@ describe("deploy and invoke", () => {
     const res = await fetch(`${s.url}/fn/hello/?name=wagi`);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("Hello, wagi!\n");
+    const bare = await fetch(`${s.url}/fn/hello?name=bare`);
+    expect(await bare.text()).toBe("Hello, bare!\n");
   });
 
   test("health, readiness and metrics", async () => {
@@ -291,7 +293,9 @@ describe("lifecycle", () => {
     const res = await inflight;
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("slept 500\n");
+    const stopStarted = performance.now();
     expect(await exited).toBe(0);
+    expect(performance.now() - stopStarted).toBeLessThan(5000);
     expect(s.logs.some((l) => l.msg === "stopped")).toBe(true);
   });
 

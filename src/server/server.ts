@@ -76,7 +76,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       const closed = server.stop();
       const deadline = Date.now() + config.shutdownTimeout;
       while (engine.inFlight > 0 && Date.now() < deadline) await Bun.sleep(10);
-      await Promise.race([closed, Bun.sleep(Math.max(0, deadline - Date.now()))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+      await Promise.race([closed, timeUp]);
+      clearTimeout(timer);
       pools.retireAll();
       engine.close();
       log.info("stopped");

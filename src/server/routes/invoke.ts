@@ -2,15 +2,24 @@
 // stdin, stdout to the response) and ANY /fn/{name}/* (WAGI: the HTTP
 // request as CGI variables, CGI headers in stdout set the response).
 
+import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { ThawError } from "../../service/errors.ts";
 import type { InvokeOutcome } from "../../service/invoke.ts";
+import type { Principal } from "../auth.ts";
 import type { AppContext } from "../context.ts";
 import { readBody } from "../http.ts";
 import { ErrorBody, FunctionName } from "../schemas.ts";
 import { cgiEnvironment, parseCgiOutput } from "../wagi.ts";
 
 const STDERR_TAIL = 4096;
+
+interface WagiContext {
+  request: Request;
+  params: { name: string };
+  principal: Principal;
+  server: Server<unknown> | null;
+}
 
 function callHeaders(o: InvokeOutcome): Record<string, string> {
   return {
@@ -42,8 +51,36 @@ function functionError(o: InvokeOutcome): Response | undefined {
   });
 }
 
-export const invokeRoutes = (ctx: AppContext) =>
-  new Elysia({ name: "invoke" })
+export const invokeRoutes = (ctx: AppContext) => {
+  const wagi = async ({ request, params, principal, server }: WagiContext) => {
+    const name = params.name;
+    if (!FunctionName.allows({ name })) throw new ThawError("function_not_found", `no function "${name}"`);
+    const body = await readBody(request, ctx.config.maxBody);
+    const prefix = `/fn/${name}`;
+    const path = new URL(request.url).pathname;
+    const env = cgiEnvironment(request, prefix, path.slice(prefix.length) || "/", server?.requestIP(request)?.address ?? "");
+    const o = await ctx.invoke.invoke(principal.tenant, name, { body, env });
+    const failed = functionError(o);
+    if (failed) return failed;
+    const cgi = parseCgiOutput(o.result.stdout);
+    const headers = new Headers(callHeaders(o));
+    if (!cgi) {
+      headers.set("content-type", o.config.contentType);
+      return new Response(o.result.stdout, { headers });
+    }
+    if (!cgi.headers.some(([n]) => n.toLowerCase() === "content-type")) headers.set("content-type", o.config.contentType);
+    for (const [n, v] of cgi.headers) headers.append(n, v);
+    return new Response(cgi.body, { status: cgi.status, headers });
+  };
+  const wagiOptions = {
+    parse: "none",
+    detail: {
+      summary: "HTTP trigger (WAGI)",
+      description:
+        "Any method and path under /fn/{name}/ calls the function with the request as CGI variables (REQUEST_METHOD, PATH_INFO, QUERY_STRING, CONTENT_TYPE, HTTP_*). If stdout starts with headers (`Status: 201`, `Content-Type: ...`) and a blank line, they set the response.",
+    },
+  } as const;
+  return new Elysia({ name: "invoke" })
     .use(ctx.authn)
     .post(
       "/v1/functions/:name/invoke",
@@ -69,34 +106,6 @@ export const invokeRoutes = (ctx: AppContext) =>
         response: { 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 500: ErrorBody, 502: ErrorBody, 503: ErrorBody, 504: ErrorBody, 507: ErrorBody },
       },
     )
-    .all(
-      "/fn/:name/*",
-      async ({ request, params, principal, server }) => {
-        const name = params.name;
-        if (!FunctionName.allows({ name })) throw new ThawError("function_not_found", `no function "${name}"`);
-        const body = await readBody(request, ctx.config.maxBody);
-        const prefix = `/fn/${name}`;
-        const path = new URL(request.url).pathname;
-        const env = cgiEnvironment(request, prefix, path.slice(prefix.length) || "/", server?.requestIP(request)?.address ?? "");
-        const o = await ctx.invoke.invoke(principal.tenant, name, { body, env });
-        const failed = functionError(o);
-        if (failed) return failed;
-        const cgi = parseCgiOutput(o.result.stdout);
-        const headers = new Headers(callHeaders(o));
-        if (!cgi) {
-          headers.set("content-type", o.config.contentType);
-          return new Response(o.result.stdout, { headers });
-        }
-        if (!cgi.headers.some(([n]) => n.toLowerCase() === "content-type")) headers.set("content-type", o.config.contentType);
-        for (const [n, v] of cgi.headers) headers.append(n, v);
-        return new Response(cgi.body, { status: cgi.status, headers });
-      },
-      {
-        parse: "none",
-        detail: {
-          summary: "HTTP trigger (WAGI)",
-          description:
-            "Any method and path under /fn/{name}/ calls the function with the request as CGI variables (REQUEST_METHOD, PATH_INFO, QUERY_STRING, CONTENT_TYPE, HTTP_*). If stdout starts with headers (`Status: 201`, `Content-Type: ...`) and a blank line, they set the response.",
-        },
-      },
-    );
+    .all("/fn/:name", wagi, { ...wagiOptions, detail: { hide: true } })
+    .all("/fn/:name/*", wagi, wagiOptions);
+};

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds thaw as one executable: bun's runtime, the gateway, libthaw and the
+# runtime headers that compiled functions are built against (src/engine and
+# src/compiler import them as embedded files; libthaw is written out once
+# per content hash at start, because dlopen needs a real file).
+#
+#   bash scripts/build-binary.sh [OUTPUT]     (default dist/thaw in the repo)
+#
+# Prints the output path and its size. The binary still needs, at run time,
+# a C compiler and wabt to compile new functions (see the Dockerfile).
+set -euo pipefail
+# OUTPUT is relative to where the script was called from.
+out="$(realpath -m "${1:-$(dirname "$0")/../dist/thaw}")"
+cd "$(dirname "$0")/.."
+mkdir -p "$(dirname "$out")"
+
+# libthaw must exist before bun bundles it; make is a no-op when it is fresh.
+make -s -C native
+[ -f native/build/libthaw.so ] || { echo "build-binary: native/build/libthaw.so was not built" >&2; exit 1; }
+
+bun build --compile src/cli.ts --outfile "$out" >/dev/null
+
+size=$(stat -c %s "$out")
+echo "$out $size bytes ($(( (size + 524288) / 1048576 )) MiB)"
