@@ -3,6 +3,7 @@
 
 const benches: Record<string, () => Promise<unknown>> = {
   engine: () => import("./bench/engine.ts"),
+  invoke: () => import("./bench/invoke.ts"),
 };
 
 const name = process.argv[2];

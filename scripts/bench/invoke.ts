@@ -1,0 +1,266 @@
+// Benchmark `invoke`: the HTTP path end to end. A real `thaw serve --examples`
+// process answers POST /v1/functions/hello/invoke; wrk drives it and, with
+// the same settings, a trivial Elysia app (scripts/bench/trivial-server.ts)
+// whose one route returns a constant: the ceiling for any Bun + Elysia
+// route on this machine, so invoke_vs_trivial is what thaw's call path
+// (routing, auth, pool lease, engine round trip, reset, metrics) costs on
+// top of plain HTTP.
+//
+//   loaded   wrk -t1 -c16 -d5s: requests/s and latency under load
+//   warm     wrk -t1 -c1 -d3s: one connection, one call at a time; the
+//            warm-call latency on loopback (wrk's own time included)
+//   cold     bursts of concurrent fetches from this process against a
+//            second deploy of hello, redeployed (new env, so a fresh pool
+//            with one prewarmed instance) before every burst. Each call
+//            is classed by the server's own X-Thaw-Cold header.
+//
+// What "cold" means here: the pool had no idle instance, so the call
+// restored one from the snapshot on the call path (map the image
+// MAP_PRIVATE, copy the instance struct and tables: microseconds, see
+// `bun run bench engine`). The module was already compiled, loaded and
+// snapshotted at deploy time. That is not the cold start of the serverless
+// literature (a new VM/container/runtime, hundreds of ms), which thaw has
+// no equivalent of on the call path. Client-side latencies of a burst
+// include queueing behind the rest of the burst, for cold and warm calls
+// alike; the server-side means (from /metrics: acquire + run + reset inside
+// thaw) leave HTTP out but still include waiting for an executor thread, so
+// cold minus warm is an upper bound on what the restore adds.
+//
+// Both servers and wrk share the machine (wrk gets one thread); the thaw
+// server logs at warn so per-call log lines do not cost throughput. The
+// server shares compiled artifacts with the tests (test-output/data) so it
+// starts in seconds when they are cached.
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+const ROOT = join(import.meta.dir, "../..");
+const ARTIFACTS = join(process.env.THAW_DATA_DIR ?? join(ROOT, "test-output", "data"), "artifacts");
+const DURATION = process.env.BENCH_DURATION ?? "5s";
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+// Each round redeploys (about a second: the build runs in a subprocess even
+// when the artifact is cached), so rounds are what the cold phase costs.
+const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS ?? 16);
+const BURST = Number(process.env.BENCH_BURST ?? 8);
+
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+const procs: Subprocess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), "thaw-bench-invoke-"));
+// SIGTERM, then SIGKILL if a server is still there after a few seconds
+// (thaw serve logs "stopped" at once but can stay up until its
+// --shutdown-timeout).
+async function cleanup() {
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+  await Promise.all(
+    procs.map((p) => {
+      const t = setTimeout(() => p.kill("SIGKILL"), 3000);
+      return p.exited.finally(() => clearTimeout(t));
+    }),
+  );
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.on("SIGINT", () => {
+  for (const p of procs) p.kill("SIGKILL");
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(130);
+});
+
+function freePort(): number {
+  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = s.port!;
+  s.stop(true);
+  return port;
+}
+
+// test/server.ts waits for the "listening" log line, which is info level and
+// so never written at THAW_LOG_LEVEL=warn; readiness comes from /readyz here.
+async function startThaw(): Promise<string> {
+  const dataDir = join(tmp, "data");
+  mkdirSync(dataDir);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  symlinkSync(ARTIFACTS, join(dataDir, "artifacts"));
+  const port = freePort();
+  const proc = Bun.spawn([process.execPath, join(ROOT, "src/cli.ts"), "serve", "--port", String(port), "--data", dataDir, "--examples"], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+    env: { ...process.env, THAW_LOG_LEVEL: "warn" },
+  });
+  procs.push(proc);
+  const stderr = new Response(proc.stderr).text();
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`thaw serve exited with ${proc.exitCode}: ${await stderr}`);
+    if (Date.now() > deadline) throw new Error("thaw serve did not become ready in time");
+    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ok) return url;
+    await Bun.sleep(100);
+  }
+}
+
+async function startTrivial(): Promise<string> {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "trivial-server.ts")], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
+  procs.push(proc);
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`trivial server exited with ${await proc.exited}`);
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return `http://127.0.0.1:${Number(text.trim())}/`;
+}
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  errors: string;
+}
+
+const LUA = join(tmp, "post.lua");
+
+function toUs(v: string, unit: string): number {
+  const n = Number(v);
+  return unit === "us" ? n : unit === "ms" ? n * 1e3 : unit === "s" ? n * 1e6 : unit === "m" ? n * 6e7 : NaN;
+}
+
+async function wrk(url: string, connections: number, duration: string): Promise<WrkResult> {
+  const p = Bun.spawn(["wrk", "-t1", `-c${connections}`, `-d${duration}`, "--latency", "-s", LUA, url], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`wrk failed (${code}): ${err}${out}`);
+  const lat = (q: string) => {
+    const m = new RegExp(`^\\s+${q}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, "m").exec(out);
+    if (!m) throw new Error(`no ${q}% latency in wrk output:\n${out}`);
+    return toUs(m[1]!, m[2]!);
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const errors = [/Non-2xx or 3xx responses: \d+/.exec(out)?.[0], /Socket errors: .*/.exec(out)?.[0]].filter(Boolean).join("; ");
+  if (/Non-2xx/.test(errors)) throw new Error(`wrk saw errors against ${url}: ${errors}\n${out}`);
+  return { rps, p50: lat("50"), p99: lat("99"), requests, errors };
+}
+
+async function put(url: string, query: string, bytes: Uint8Array) {
+  const r = await fetch(`${url}/v1/functions/hello-cold?wait=true&${query}`, {
+    method: "PUT",
+    headers: { "content-type": "application/wasm" },
+    body: bytes,
+  });
+  if (!r.ok) throw new Error(`deploy hello-cold: ${r.status} ${await r.text()}`);
+  await r.arrayBuffer();
+}
+
+/** Redeploy, then BURST concurrent calls; latencies split by X-Thaw-Cold. */
+async function coldBursts(url: string, rounds: number) {
+  const bytes = readFileSync(join(ROOT, "functions/build/hello.wasm"));
+  const cold: number[] = [];
+  const warm: number[] = [];
+  const target = `${url}/v1/functions/hello-cold/invoke`;
+  for (let i = 0; i < rounds; i++) {
+    await put(url, `env=ROUND=${i}`, bytes);
+    const calls = await Promise.all(
+      Array.from({ length: BURST }, async () => {
+        const s = Bun.nanoseconds();
+        const r = await fetch(target, { method: "POST" });
+        const body = await r.text();
+        const t = (Bun.nanoseconds() - s) / 1e3;
+        if (r.status !== 200 || !body.startsWith("Hello")) throw new Error(`hello-cold: ${r.status} ${body}`);
+        return { t, cold: r.headers.get("x-thaw-cold") === "true" };
+      }),
+    );
+    for (const c of calls) (c.cold ? cold : warm).push(c.t);
+  }
+  return { cold, warm };
+}
+
+/** Sum and count of in-thaw latency of hello-cold calls by cold label, from /metrics. */
+async function serverSums(url: string) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const get = (kind: "sum" | "count", cold: boolean) => {
+    const re = new RegExp(`^thaw_call_duration_seconds_${kind}\\{[^}]*function="hello-cold"[^}]*cold="${cold}"[^}]*\\} ([\\d.e+-]+)$`, "m");
+    return Number(re.exec(text)?.[1] ?? 0);
+  };
+  return { coldSum: get("sum", true), coldCount: get("count", true), warmSum: get("sum", false), warmCount: get("count", false) };
+}
+
+try {
+  writeFileSync(LUA, 'wrk.method = "POST"\n');
+  const [thaw, trivial] = await Promise.all([startThaw(), startTrivial()]);
+  const invokeUrl = `${thaw}/v1/functions/hello/invoke`;
+  const probe = await fetch(invokeUrl, { method: "POST" });
+  const probeBody = await probe.text();
+  if (probe.status !== 200 || !probeBody.startsWith("Hello")) throw new Error(`invoke probe: ${probe.status} ${probeBody}`);
+
+  // Warm up both servers' JITs, then measure.
+  await wrk(invokeUrl, CONNECTIONS, "1s");
+  await wrk(trivial, CONNECTIONS, "1s");
+  const loaded = await wrk(invokeUrl, CONNECTIONS, DURATION);
+  const peer = await wrk(trivial, CONNECTIONS, DURATION);
+  const single = await wrk(invokeUrl, 1, "3s");
+  const peerSingle = await wrk(trivial, 1, "3s");
+
+  await put(thaw, "env=ROUND=warmup", readFileSync(join(ROOT, "functions/build/hello.wasm")));
+  await coldBursts(thaw, 1);
+  const before = await serverSums(thaw);
+  const bursts = await coldBursts(thaw, COLD_ROUNDS);
+  const after = await serverSums(thaw);
+  const serverMean = (cold: boolean) =>
+    cold
+      ? ((after.coldSum - before.coldSum) / (after.coldCount - before.coldCount)) * 1e6
+      : ((after.warmSum - before.warmSum) / (after.warmCount - before.warmCount)) * 1e6;
+
+  const figures = {
+    function: "hello",
+    wrk: `-t1 -c${CONNECTIONS} -d${DURATION}`,
+    invoke_rps: Math.round(loaded.rps),
+    trivial_rps: Math.round(peer.rps),
+    invoke_vs_trivial: Math.round((loaded.rps / peer.rps) * 100) / 100,
+    loaded_us_p50: r1(loaded.p50),
+    loaded_us_p99: r1(loaded.p99),
+    trivial_loaded_us_p50: r1(peer.p50),
+    trivial_loaded_us_p99: r1(peer.p99),
+    warm_rps: Math.round(single.rps),
+    warm_us_p50: r1(single.p50),
+    warm_us_p99: r1(single.p99),
+    trivial_warm_us_p50: r1(peerSingle.p50),
+    trivial_warm_us_p99: r1(peerSingle.p99),
+    burst: BURST,
+    cold_calls: bursts.cold.length,
+    warm_calls: bursts.warm.length,
+    cold_us_p50: r1(pct(bursts.cold, 50)),
+    cold_us_p99: r1(pct(bursts.cold, 99)),
+    burst_warm_us_p50: r1(pct(bursts.warm, 50)),
+    burst_warm_us_p99: r1(pct(bursts.warm, 99)),
+    cold_server_us_mean: r1(serverMean(true)),
+    warm_server_us_mean: r1(serverMean(false)),
+    socket_errors: [loaded.errors, peer.errors, single.errors, peerSingle.errors].filter(Boolean).join(" | ") || null,
+  };
+
+  const rows: [string, string, string][] = [
+    ["invoke hello, loaded", `${figures.invoke_rps} req/s`, `p50 ${figures.loaded_us_p50} µs, p99 ${figures.loaded_us_p99} µs`],
+    ["trivial Elysia route, loaded", `${figures.trivial_rps} req/s`, `p50 ${figures.trivial_loaded_us_p50} µs, p99 ${figures.trivial_loaded_us_p99} µs`],
+    ["invoke / trivial throughput", `${figures.invoke_vs_trivial}`, "target >= 0.5"],
+    ["warm call, one connection", `${figures.warm_us_p50} µs`, `p99 ${figures.warm_us_p99} µs, ${figures.warm_rps} req/s; target p50 < 300 µs`],
+    ["trivial route, one connection", `${figures.trivial_warm_us_p50} µs`, `p99 ${figures.trivial_warm_us_p99} µs`],
+    [`cold calls in bursts of ${BURST}`, `${figures.cold_us_p50} µs`, `p99 ${figures.cold_us_p99} µs, ${figures.cold_calls} calls (client side)`],
+    [`warm calls in the same bursts`, `${figures.burst_warm_us_p50} µs`, `p99 ${figures.burst_warm_us_p99} µs, ${figures.warm_calls} calls (client side)`],
+    ["in-thaw mean, cold / warm", `${figures.cold_server_us_mean} µs`, `${figures.warm_server_us_mean} µs warm (acquire + run + reset)`],
+  ];
+  for (const [a, b, c] of rows) console.log(`${a.padEnd(34)} ${b.padStart(14)}  ${c}`);
+  if (figures.socket_errors) console.log(`wrk socket errors: ${figures.socket_errors}`);
+  console.log(JSON.stringify(figures));
+} finally {
+  await cleanup();
+}
