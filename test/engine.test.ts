@@ -127,10 +127,33 @@ describe("snapshots", () => {
     const mod = await loadFunction("primes");
     const inst = mod.restore();
     expect(inst.privateBytes()).toBe(0);
-    await sharedEngine().call(inst, { stdin: enc("100\n") });
-    expect(inst.privateBytes()).toBeGreaterThan(0);
+    const first = await sharedEngine().call(inst, { stdin: enc("100\n") });
+    const written = inst.privateBytes();
+    expect(written).toBeGreaterThan(0);
+    // A reset copies the written pages back and keeps them: the next call
+    // does not fault them in again, and memory does not grow.
     inst.reset();
+    expect(inst.privateBytes()).toBe(written);
+    const again = await sharedEngine().call(inst, { stdin: enc("100\n") });
+    expect(text(again.stdout)).toBe(text(first.stdout));
+    inst.reset();
+    expect(inst.privateBytes()).toBe(written);
+    inst.releaseMemory();
     expect(inst.privateBytes()).toBe(0);
+    const third = await sharedEngine().call(inst, { stdin: enc("100\n") });
+    expect(text(third.stdout)).toBe(text(first.stdout));
+    inst.free();
+    mod.release();
+  });
+
+  test("a reset on the executor thread keeps the output readable", async () => {
+    const mod = await loadFunction("state_leak");
+    const inst = mod.restore();
+    for (let i = 0; i < 3; i++) {
+      const r = await sharedEngine().call(inst, { resetAfter: true });
+      expect(r.instanceReset).toBe(true);
+      expect(text(r.stdout)).toBe("count=0 buf=\n");
+    }
     inst.free();
     mod.release();
   });

@@ -61,9 +61,13 @@ enum thaw_error {
 #define THAW_RESULT_STDERR_TRUNCATED 2u
 #define THAW_RESULT_GROW_REFUSED 4u    /* memory.grow hit the cap at least once */
 #define THAW_RESULT_INSTANCE_LOST 8u   /* instance must not be reused (timeout) */
+#define THAW_RESULT_RESET 16u          /* instance already reset (RESET_AFTER) */
 
 /* Request flags (thaw_request.flags). */
 #define THAW_REQUEST_COUNT_PAGES 1u    /* fill pages_touched (reads pagemap) */
+#define THAW_REQUEST_RESET_AFTER 2u    /* reset the instance right after the call,
+                                          on the executor thread; output stays
+                                          valid until the next call */
 
 typedef struct thaw_limits {
   uint64_t max_memory_pages; /* cap on linear memory, in 64 KiB pages */
@@ -145,6 +149,9 @@ void thaw_module_release(thaw_module* m);
 
 thaw_instance* thaw_instance_restore(thaw_module* m);
 int thaw_instance_reset(thaw_instance* inst);
+/* Give an idle instance's private pages back to the OS (MADV_DONTNEED); its
+ * next call faults them in again from the snapshot. */
+void thaw_instance_release_memory(thaw_instance* inst);
 void thaw_instance_free(thaw_instance* inst);
 /* Private bytes of one instance's linear memory now resident (pagemap). */
 uint64_t thaw_instance_private_bytes(const thaw_instance* inst);

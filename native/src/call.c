@@ -16,12 +16,7 @@
  * installed with SA_NODEFER and the unwind does not restore a signal mask,
  * which keeps the per-call cost of sigsetjmp free of system calls.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -195,41 +190,6 @@ int thaw_run_on_big_stack(void* (*fn)(void*), void* arg) {
   return 0;
 }
 
-/* ---- pages touched ------------------------------------------------------------
- * /proc/self/pagemap says, per virtual page, whether it is present and
- * whether it is file-backed. A present page that is not file-backed is a
- * private copy: the pages this instance wrote (or zero-filled). */
-
-static int g_pagemap_fd = -1;
-static pthread_once_t g_pagemap_once = PTHREAD_ONCE_INIT;
-
-static void open_pagemap(void) {
-  g_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-}
-
-uint64_t thaw_private_pages(const uint8_t* base, size_t len) {
-  pthread_once(&g_pagemap_once, open_pagemap);
-  if (g_pagemap_fd < 0 || len == 0) return 0;
-  uint64_t first = (uintptr_t)base / THAW_OS_PAGE;
-  uint64_t n = (len + THAW_OS_PAGE - 1) / THAW_OS_PAGE;
-  uint64_t entries[512];
-  uint64_t count = 0;
-  for (uint64_t done = 0; done < n;) {
-    uint64_t batch = n - done < 512 ? n - done : 512;
-    ssize_t got = pread(g_pagemap_fd, entries, batch * 8,
-                        (off_t)((first + done) * 8));
-    if (got <= 0) break;
-    for (ssize_t i = 0; i < got / 8; i++) {
-      uint64_t e = entries[i];
-      int present = (int)(e >> 63) & 1;
-      int file_or_shared = (int)(e >> 61) & 1;
-      if (present && !file_or_shared) count++;
-    }
-    done += (uint64_t)got / 8;
-  }
-  return count;
-}
-
 /* ---- one call ------------------------------------------------------------------ */
 
 static void run_start(void* arg) {
@@ -263,10 +223,7 @@ int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
   res->duration_ns = thaw_now_ns() - t0;
   res->status = classify(rc, &st);
   res->exit_code = rc == THAW_UNWIND_EXIT ? st.exit_code : 0;
-  if (rc == THAW_TRAP_TIMEOUT) {
-    inst->lost = 1;
-    res->flags |= THAW_RESULT_INSTANCE_LOST;
-  }
+  if (rc == THAW_TRAP_TIMEOUT) inst->lost = 1;
   if (st.grow_refused) res->flags |= THAW_RESULT_GROW_REFUSED;
   if (inst->wasi.out.truncated) res->flags |= THAW_RESULT_STDOUT_TRUNCATED;
   if (inst->wasi.err.truncated) res->flags |= THAW_RESULT_STDERR_TRUNCATED;
@@ -274,6 +231,9 @@ int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
   res->memory_pages = mem->pages;
   if (req->flags & THAW_REQUEST_COUNT_PAGES)
     res->pages_touched = thaw_private_pages(mem->data, mem->size);
+  if ((req->flags & THAW_REQUEST_RESET_AFTER) && !inst->lost && thaw_instance_reset(inst) == 0)
+    res->flags |= THAW_RESULT_RESET;
+  if (inst->lost) res->flags |= THAW_RESULT_INSTANCE_LOST;
   res->stdout_ptr = (uint64_t)(uintptr_t)inst->wasi.out.data;
   res->stdout_len = inst->wasi.out.len;
   res->stderr_ptr = (uint64_t)(uintptr_t)inst->wasi.err.data;

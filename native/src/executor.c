@@ -16,6 +16,8 @@
 
 #include "internal.h"
 
+#define SPIN_NS 50000u
+
 typedef struct job {
   thaw_instance* inst;
   const thaw_request* req;
@@ -29,6 +31,7 @@ static struct {
   job* ring;
   uint32_t cap, head, count;
   uint32_t running;
+  uint32_t sleeping;
   uint32_t nthreads;
   pthread_t* threads;
   thaw_complete_fn on_complete;
@@ -48,25 +51,41 @@ static void release_deep_stack(void) {
   if (keep_from > start) madvise((void*)start, keep_from - start, MADV_DONTNEED);
 }
 
+/* Wait for a job: spin briefly first (under load the next call arrives
+ * within microseconds, and a futex sleep + wake costs more than the call),
+ * then sleep. Called and returns with the lock held. */
+static void wait_for_job(void) {
+  if (!ex.count && !ex.stopping) {
+    pthread_mutex_unlock(&ex.lock);
+    uint64_t until = thaw_now_ns() + SPIN_NS;
+    while (!__atomic_load_n(&ex.count, __ATOMIC_RELAXED) && thaw_now_ns() < until)
+      __builtin_ia32_pause();
+    pthread_mutex_lock(&ex.lock);
+  }
+  while (!ex.count && !ex.stopping) {
+    ex.sleeping++;
+    pthread_cond_wait(&ex.nonempty, &ex.lock);
+    ex.sleeping--;
+  }
+}
+
 static void* worker_main(void* arg) {
   (void)arg;
   pthread_mutex_lock(&ex.lock);
   for (;;) {
-    while (!ex.count && !ex.stopping) pthread_cond_wait(&ex.nonempty, &ex.lock);
+    wait_for_job();
     if (ex.stopping && !ex.count) break;
     job j = ex.ring[ex.head];
     ex.head = (ex.head + 1) % ex.cap;
-    ex.count--;
+    __atomic_store_n(&ex.count, ex.count - 1, __ATOMIC_RELAXED);
     ex.running++;
+    thaw_complete_fn cb = ex.on_complete;
     pthread_mutex_unlock(&ex.lock);
     thaw_call(j.inst, j.req, j.res);
     if (j.res->status == THAW_TRAP_STACK_EXHAUSTION) release_deep_stack();
-    pthread_mutex_lock(&ex.lock);
-    ex.running--;
-    thaw_complete_fn cb = ex.on_complete;
-    pthread_mutex_unlock(&ex.lock);
     if (cb) cb(j.ticket);
     pthread_mutex_lock(&ex.lock);
+    ex.running--;
   }
   pthread_mutex_unlock(&ex.lock);
   return NULL;
@@ -119,8 +138,8 @@ int thaw_submit(thaw_instance* inst, const thaw_request* req, thaw_result* res,
     return THAW_EBUSY;
   }
   ex.ring[(ex.head + ex.count) % ex.cap] = (job){inst, req, res, ticket};
-  ex.count++;
-  pthread_cond_signal(&ex.nonempty);
+  __atomic_store_n(&ex.count, ex.count + 1, __ATOMIC_RELAXED);
+  if (ex.sleeping) pthread_cond_signal(&ex.nonempty);
   pthread_mutex_unlock(&ex.lock);
   return 0;
 }

@@ -6,8 +6,10 @@
  * function's initialization runs again, so the cost is a handful of system
  * calls and a copy of the instance struct and tables.
  *
- * Reset puts an instance back into exactly the restored state: the dirty
- * pages are dropped (memory.c) and the struct and tables are copied again.
+ * Reset puts an instance back into exactly the restored state: the written
+ * pages are restored (memory.c) and the struct and tables are copied again.
+ * Output buffers are left alone; the next call clears them, so a result's
+ * output stays readable after a reset done on the executor thread.
  * Invariant: an instance handed to a call is byte-for-byte its snapshot, so
  * no call can observe another call's data.
  */
@@ -111,14 +113,17 @@ thaw_instance* thaw_instance_restore(thaw_module* m) {
 
 int thaw_instance_reset(thaw_instance* inst) {
   if (!inst || inst->lost) return THAW_EINVAL;
+  const thaw_module* m = inst->module;
   wasm_rt_memory_t* mem = thaw_instance_memory(inst);
-  int rc = thaw_region_discard(&inst->region, mem->size);
+  int rc = thaw_region_restore(&inst->region, mem->size, m->image_view, m->image_len);
   free_tables(inst);
   if (!rc) rc = load_state(inst);
-  thaw_outbuf_clear(&inst->wasi.out);
-  thaw_outbuf_clear(&inst->wasi.err);
   if (rc) inst->lost = 1;
   return rc;
+}
+
+void thaw_instance_release_memory(thaw_instance* inst) {
+  if (inst && !inst->lost) thaw_region_discard(&inst->region, inst->region.reserved);
 }
 
 void thaw_instance_free(thaw_instance* inst) {

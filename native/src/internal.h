@@ -123,6 +123,8 @@ int thaw_region_reserve(thaw_region* r, uint32_t max_pages);
 int thaw_region_map_image(thaw_region* r, int fd, uint64_t file_off,
                           size_t image_len);
 int thaw_region_discard(thaw_region* r, size_t len);
+int thaw_region_restore(thaw_region* r, size_t len, const uint8_t* image,
+                        size_t image_len);
 void thaw_region_release(thaw_region* r);
 
 /* Function-type registry (rt.c): ids are process-wide, types interned. */
@@ -152,6 +154,7 @@ struct thaw_module {
   uint32_t etable_size[THAW_MAX_TABLES];
   uint32_t etable_max[THAW_MAX_TABLES];
   int image_fd;
+  const uint8_t* image_view; /* read-only shared view of the image */
   uint64_t image_offset;
   uint64_t image_len;
   uint32_t mem_pages;
@@ -172,6 +175,7 @@ struct thaw_instance {
 
 wasm_rt_memory_t* thaw_instance_memory(thaw_instance* inst);
 void thaw_module_unref(thaw_module* m);
+/* Pages in [base, base+len) that are private to this process (pagemap). */
 uint64_t thaw_private_pages(const uint8_t* base, size_t len);
 
 #endif /* THAW_INTERNAL_H */

@@ -22,6 +22,7 @@
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -429,6 +430,7 @@ static void module_free(thaw_module* m) {
     free(m->ftables[t].instance_offsets);
   }
   free(m->instance_bytes);
+  if (m->image_view) munmap((void*)m->image_view, m->image_len);
   if (m->image_fd >= 0) close(m->image_fd);
   if (m->dl) dlclose(m->dl);
   free(m);
@@ -457,6 +459,15 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
   if (read_snapshot(m, m->image_fd, err, err_len)) {
     module_free(m);
     return NULL;
+  }
+  if (m->image_len) {
+    void* view = mmap(NULL, m->image_len, PROT_READ, MAP_SHARED, m->image_fd, (off_t)m->image_offset);
+    if (view == MAP_FAILED) {
+      fail(err, err_len, THAW_ENOMEM, "cannot map snapshot image%s", NULL);
+      module_free(m);
+      return NULL;
+    }
+    m->image_view = view;
   }
   m->code_bytes = code_bytes(m->info);
   atomic_store(&m->refs, 1);

@@ -145,6 +145,29 @@ static void test_memory_cap(void) {
   thaw_module_release(m);
 }
 
+/* malloc_bomb writes megabytes: its reset takes the drop-pages path rather
+ * than copying, and the second call must still start from the snapshot. */
+static void test_large_reset(void) {
+  thaw_limits small = LIMITS;
+  small.max_memory_pages = 128;
+  thaw_module* m = load("malloc_bomb", &small);
+  thaw_instance* inst = thaw_instance_restore(m);
+  thaw_request req = request(NULL);
+  thaw_result res;
+  char first[64] = {0};
+  thaw_call(inst, &req, &res);
+  CHECK(res.exit_code == 3 && res.stdout_len < sizeof first, "malloc_bomb exit %lld", (long long)res.exit_code);
+  memcpy(first, (void*)(uintptr_t)res.stdout_ptr, res.stdout_len);
+  CHECK(thaw_instance_reset(inst) == 0, "large reset");
+  req.flags = THAW_REQUEST_COUNT_PAGES;
+  thaw_call(inst, &req, &res);
+  CHECK(output_is(&res, first), "second call after a large reset: %.*s", (int)res.stdout_len,
+        (char*)(uintptr_t)res.stdout_ptr);
+  CHECK(res.pages_touched > 256, "malloc_bomb touched %llu pages", (unsigned long long)res.pages_touched);
+  thaw_instance_free(inst);
+  thaw_module_release(m);
+}
+
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_done = PTHREAD_COND_INITIALIZER;
 static int g_completed;
@@ -189,6 +212,7 @@ int main(int argc, char** argv) {
   test_traps();
   test_exit_and_output();
   test_memory_cap();
+  test_large_reset();
   test_executor();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

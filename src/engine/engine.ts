@@ -47,6 +47,8 @@ export interface CallRequest {
   env?: Record<string, string>;
   timeoutMs?: number;
   countPages?: boolean;
+  /** Reset the instance on the executor thread right after the call. */
+  resetAfter?: boolean;
 }
 
 export interface CallResult {
@@ -62,6 +64,8 @@ export interface CallResult {
   growRefused: boolean;
   /** The instance timed out and must be freed, not reset. */
   instanceLost: boolean;
+  /** The instance is back at its snapshot already (resetAfter). */
+  instanceReset: boolean;
 }
 
 export interface ModuleStats {
@@ -116,6 +120,7 @@ function decodeResult(r: BigUint64Array, withOutput = true): CallResult {
     stderrTruncated: (flags & RESULT_FLAGS.stderrTruncated) !== 0n,
     growRefused: (flags & RESULT_FLAGS.growRefused) !== 0n,
     instanceLost: (flags & RESULT_FLAGS.instanceLost) !== 0n,
+    instanceReset: (flags & RESULT_FLAGS.reset) !== 0n,
   };
 }
 
@@ -130,7 +135,8 @@ export class Engine {
   private readonly pending = new Map<number, Pending>();
   private nextTicket = 1;
   private callback?: JSCallback;
-  private keepAlive?: ReturnType<typeof setInterval>;
+  /** Referenced while calls are pending, so the process waits for them. */
+  private readonly keepAlive = setInterval(() => {}, 1 << 30).unref();
 
   constructor(
     libPath = findLibrary(),
@@ -182,7 +188,7 @@ export class Engine {
         reject(rc === E_BUSY ? new BusyError() : new EngineError(`submit failed: ${ERRORS[rc]}`, rc));
         return;
       }
-      this.keepAlive ??= setInterval(() => {}, 1 << 30);
+      if (this.pending.size === 1) this.keepAlive.ref();
     });
   }
 
@@ -190,10 +196,7 @@ export class Engine {
     const p = this.pending.get(ticket);
     if (!p) return;
     this.pending.delete(ticket);
-    if (this.pending.size === 0 && this.keepAlive) {
-      clearInterval(this.keepAlive);
-      this.keepAlive = undefined;
-    }
+    if (this.pending.size === 0) this.keepAlive.unref();
     p.resolve(decodeResult(p.instance.result));
   }
 
@@ -207,7 +210,7 @@ export class Engine {
       this.callback.close();
       this.callback = undefined;
     }
-    if (this.keepAlive) clearInterval(this.keepAlive);
+    clearInterval(this.keepAlive);
   }
 }
 
@@ -293,13 +296,19 @@ export class Instance {
     r[REQUEST.envLen] = BigInt(envList.length ? env.length : 0);
     r[REQUEST.envc] = BigInt(envList.length);
     r[REQUEST.timeoutMs] = BigInt(req.timeoutMs ?? 0);
-    r[REQUEST.flags] = req.countPages ? REQUEST_FLAGS.countPages : 0n;
+    r[REQUEST.flags] =
+      (req.countPages ? REQUEST_FLAGS.countPages : 0n) | (req.resetAfter ? REQUEST_FLAGS.resetAfter : 0n);
     return [stdin, args, env];
   }
 
   /** Back to the snapshot state; false if the instance cannot be reused. */
   reset(): boolean {
     return !this.freed && this.module.engine.lib.thaw_instance_reset(this.handle) === 0;
+  }
+
+  /** Return the instance's private pages to the OS (it stays usable). */
+  releaseMemory(): void {
+    if (!this.freed) this.module.engine.lib.thaw_instance_release_memory(this.handle);
   }
 
   privateBytes(): number {

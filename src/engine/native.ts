@@ -28,6 +28,7 @@ const symbols = {
   thaw_module_fresh_instantiate_ns: { args: [FFIType.ptr], returns: FFIType.i64 },
   thaw_instance_restore: { args: [FFIType.ptr], returns: FFIType.ptr },
   thaw_instance_reset: { args: [FFIType.ptr], returns: FFIType.i32 },
+  thaw_instance_release_memory: { args: [FFIType.ptr], returns: FFIType.void },
   thaw_instance_free: { args: [FFIType.ptr], returns: FFIType.void },
   thaw_instance_private_bytes: { args: [FFIType.ptr], returns: FFIType.u64 },
   thaw_call: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
@@ -57,8 +58,8 @@ export const STATS = {
   instanceBytes: 4, liveInstances: 5, hasStart: 6, hasInitialize: 7, size: 8,
 } as const;
 
-export const RESULT_FLAGS = { stdoutTruncated: 1n, stderrTruncated: 2n, growRefused: 4n, instanceLost: 8n };
-export const REQUEST_FLAGS = { countPages: 1n };
+export const RESULT_FLAGS = { stdoutTruncated: 1n, stderrTruncated: 2n, growRefused: 4n, instanceLost: 8n, reset: 16n };
+export const REQUEST_FLAGS = { countPages: 1n, resetAfter: 2n };
 export const ERRORS: Record<number, string> = {
   [-1]: "invalid argument",
   [-2]: "i/o error",

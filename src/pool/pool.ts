@@ -74,9 +74,11 @@ export class FunctionPool {
     return { instance, cold: !warm };
   }
 
-  release(lease: Lease, reusable: boolean): void {
+  /** `reset`: the executor already put the instance back to its snapshot. */
+  release(lease: Lease, reusable: boolean, reset = false): void {
     this.busy--;
-    const keep = reusable && !this.retired && this.idle.length < this.options.maxIdle && lease.instance.reset();
+    const keep =
+      reusable && !this.retired && this.idle.length < this.options.maxIdle && (reset || lease.instance.reset());
     if (keep) this.idle.push(lease.instance);
     else lease.instance.free();
     const next = this.waiters.shift();
