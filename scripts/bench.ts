@@ -4,6 +4,7 @@
 const benches: Record<string, () => Promise<unknown>> = {
   engine: () => import("./bench/engine.ts"),
   invoke: () => import("./bench/invoke.ts"),
+  density: () => import("./bench/density.ts"),
 };
 
 const name = process.argv[2];
