@@ -136,20 +136,48 @@ struct create_job {
   int rc;
 };
 
+/* An instance built the way a runtime without snapshots builds one:
+ * instantiate (data segments, tables), then wizer.initialize if exported. */
 struct fresh {
   const thaw_module_info* info;
   uint8_t* wasm;
-  thaw_wasi* wasi;
+  thaw_wasi wasi;
+  thaw_call_state st;
 };
 
 static void run_instantiate(void* arg) {
   struct fresh* f = arg;
-  f->info->instantiate(f->wasm, f->wasi);
+  f->info->instantiate(f->wasm, &f->wasi);
 }
 
 static void run_initialize(void* arg) {
   struct fresh* f = arg;
   f->info->initialize(f->wasm);
+}
+
+/* Returns 0, THAW_ENOMEM, or the unwind status of the step that failed. */
+static int fresh_build(struct fresh* f, const thaw_module_info* info,
+                       const thaw_limits* limits, uint32_t max_pages) {
+  f->info = info;
+  f->wasm = calloc(1, info->instance_size);
+  thaw_wasi_init(&f->wasi, NULL, limits->stdout_cap, limits->stderr_cap);
+  if (!f->wasm) return THAW_ENOMEM;
+  f->st.max_pages = max_pages;
+  thaw_wasi_begin_call(&f->wasi, NULL, 0);
+  uint32_t depth = (uint32_t)limits->max_call_depth;
+  int rc = thaw_guarded_run(&f->st, run_instantiate, f, 0, depth);
+  f->wasi.memory = (wasm_rt_memory_t*)(f->wasm + info->memory_offset);
+  if (rc == 0 && info->initialize) {
+    uint64_t deadline = limits->timeout_ms ? thaw_now_ns() + limits->timeout_ms * 1000000u : 0;
+    rc = thaw_guarded_run(&f->st, run_initialize, f, deadline, depth);
+  }
+  return rc;
+}
+
+static void fresh_free(struct fresh* f) {
+  if (f->wasm) f->info->free_instance(f->wasm);
+  free(f->wasm);
+  thaw_wasi_free(&f->wasi);
 }
 
 static int write_all(int fd, const void* p, size_t n) {
@@ -297,39 +325,23 @@ static void* create_on_thread(void* arg) {
   const thaw_module_info* info;
   j->rc = open_code(j->so_path, &dl, &info, j->err, j->err_len);
   if (j->rc) return NULL;
-  thaw_wasi wasi;
-  struct fresh f = {info, calloc(1, info->instance_size), &wasi};
-  thaw_call_state st;
-  st.max_pages = (uint32_t)j->limits->max_memory_pages;
-  thaw_wasi_init(&wasi, NULL, j->limits->stdout_cap, j->limits->stderr_cap);
-  thaw_wasi_begin_call(&wasi, NULL, 0);
+  struct fresh f;
   uint64_t t0 = thaw_now_ns();
-  int rc = thaw_guarded_run(&st, run_instantiate, &f, 0,
-                            (uint32_t)j->limits->max_call_depth);
-  wasi.memory = (wasm_rt_memory_t*)(f.wasm + info->memory_offset);
-  if (rc == 0 && info->initialize) {
-    uint64_t deadline = j->limits->timeout_ms
-                            ? thaw_now_ns() + j->limits->timeout_ms * 1000000u
-                            : 0;
-    rc = thaw_guarded_run(&st, run_initialize, &f, deadline,
-                          (uint32_t)j->limits->max_call_depth);
-  }
-  fill_init_result(j->result, rc, &st, &wasi, t0);
+  int rc = fresh_build(&f, info, j->limits, (uint32_t)j->limits->max_memory_pages);
+  fill_init_result(j->result, rc, &f.st, &f.wasi, t0);
   if (rc == THAW_UNWIND_EXIT) {
     j->rc = fail(j->err, j->err_len, THAW_EINIT,
                  "initialization called proc_exit%s", NULL);
   } else if (rc) {
     if (j->err && j->err_len)
-      snprintf(j->err, j->err_len, "initialization trapped: %s",
-               thaw_status_name(rc));
+      snprintf(j->err, j->err_len, "initialization failed: %s",
+               rc == THAW_ENOMEM ? "out of memory" : thaw_status_name(rc));
     j->rc = THAW_EINIT;
   } else {
     j->rc = write_snapshot(j->snapshot_path, &f, code_base(info), j->err,
                            j->err_len);
   }
-  info->free_instance(f.wasm);
-  free(f.wasm);
-  thaw_wasi_free(&wasi);
+  fresh_free(&f);
   dlclose(dl);
   return NULL;
 }
@@ -475,23 +487,11 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
 }
 
 int64_t thaw_module_fresh_instantiate_ns(thaw_module* m) {
-  const thaw_module_info* info = m->info;
-  thaw_wasi wasi;
-  struct fresh f = {info, calloc(1, info->instance_size), &wasi};
-  if (!f.wasm) return THAW_ENOMEM;
-  thaw_call_state st;
-  st.max_pages = m->max_pages;
-  thaw_wasi_init(&wasi, NULL, m->limits.stdout_cap, m->limits.stderr_cap);
-  thaw_wasi_begin_call(&wasi, NULL, 0);
+  struct fresh f;
   uint64_t t0 = thaw_now_ns();
-  int rc = thaw_guarded_run(&st, run_instantiate, &f, 0, (uint32_t)m->limits.max_call_depth);
-  wasi.memory = (wasm_rt_memory_t*)(f.wasm + info->memory_offset);
-  if (rc == 0 && info->initialize)
-    rc = thaw_guarded_run(&st, run_initialize, &f, 0, (uint32_t)m->limits.max_call_depth);
+  int rc = fresh_build(&f, m->info, &m->limits, m->max_pages);
   uint64_t elapsed = thaw_now_ns() - t0;
-  info->free_instance(f.wasm);
-  free(f.wasm);
-  thaw_wasi_free(&wasi);
+  fresh_free(&f);
   return rc ? THAW_EINIT : (int64_t)elapsed;
 }
 

@@ -3,7 +3,10 @@
 // errors are about what the function did (trap, exit code, timeout). Both
 // reach clients as JSON: {"error": {"code", "message", ...}}.
 
+import type { CompileErrorCode } from "../compiler/compile.ts";
+
 export type ErrorCode =
+  | CompileErrorCode
   | "invalid_request"
   | "unauthorized"
   | "forbidden"
@@ -13,13 +16,6 @@ export type ErrorCode =
   | "payload_too_large"
   | "overloaded"
   | "shutting_down"
-  | "not_wasm"
-  | "invalid_module"
-  | "unsupported_imports"
-  | "unsupported_module"
-  | "toolchain_missing"
-  | "compiler_failed"
-  | "init_failed"
   | "function_exit"
   | "function_trap"
   | "function_timeout"
