@@ -4,6 +4,7 @@
 
 import { CompileError } from "./compiler/compile.ts";
 import { ConfigError } from "./config.ts";
+import { EngineError } from "./engine/engine.ts";
 import { compileCommand } from "./cli/compile.ts";
 import { UsageError } from "./cli/common.ts";
 import { deployCommand, functionsCommand, invokeCommand } from "./cli/client.ts";
@@ -60,7 +61,12 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`thaw: cannot read ${errno.path ?? "file"}: ${errno.code}\n`);
       return 2;
     }
-    if (e instanceof UsageError || e instanceof ConfigError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (e instanceof EngineError) {
+      process.stderr.write(`thaw: engine: ${e.message}\n`);
+      return 1;
+    }
+    const code = (e as { code?: unknown }).code;
+    if (e instanceof UsageError || e instanceof ConfigError || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))) {
       process.stderr.write(`thaw: ${(e as Error).message}\n`);
       return 2;
     }

@@ -159,7 +159,7 @@ export class Engine {
     const err = Buffer.alloc(1024);
     const l = limitsStruct(limits);
     const rc = this.lib.thaw_snapshot_create(
-      addr(cstr(soPath)), addr(cstr(snapshotPath)), addr(l), addr(res), addr(err), BigInt(err.length),
+      cstr(soPath), cstr(snapshotPath), l, res, err, BigInt(err.length),
     );
     const result = decodeResult(res, false);
     if (rc !== 0) throw new SnapshotError(errText(err) || ERRORS[rc] || `error ${rc}`, rc, result);
@@ -169,7 +169,7 @@ export class Engine {
   load(soPath: string, snapshotPath: string, limits: Limits): LoadedModule {
     const err = Buffer.alloc(1024);
     const handle = this.lib.thaw_module_load(
-      addr(cstr(soPath)), addr(cstr(snapshotPath)), addr(limitsStruct(limits)), addr(err), BigInt(err.length),
+      cstr(soPath), cstr(snapshotPath), limitsStruct(limits), err, BigInt(err.length),
     );
     if (!handle) throw new EngineError(errText(err) || "cannot load module", -3);
     return new LoadedModule(this, handle as Pointer);
@@ -182,7 +182,7 @@ export class Engine {
     const ticket = this.nextTicket++;
     return new Promise<CallResult>((resolve, reject) => {
       this.pending.set(ticket, { instance, inputs, resolve });
-      const rc = this.lib.thaw_submit(instance.handle, addr(instance.request), addr(instance.result), BigInt(ticket));
+      const rc = this.lib.thaw_submit(instance.handle, instance.request, instance.result, BigInt(ticket));
       if (rc !== 0) {
         this.pending.delete(ticket);
         reject(rc === E_BUSY ? new BusyError() : new EngineError(`submit failed: ${ERRORS[rc]}`, rc));
@@ -241,7 +241,7 @@ export class LoadedModule {
 
   stats(): ModuleStats {
     const s = new BigUint64Array(STATS.size);
-    this.engine.lib.thaw_module_stats_get(this.handle, addr(s));
+    this.engine.lib.thaw_module_stats_get(this.handle, s);
     const n = (i: number) => Number(s[i]);
     return {
       codeBytes: n(STATS.codeBytes),

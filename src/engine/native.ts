@@ -96,6 +96,11 @@ export function openLibrary(path: string): Lib {
   return lib;
 }
 
+// Pointer rules: a typed array handed to an FFI function directly stays
+// alive for the call. `addr` is only for pointers stored inside a struct
+// (thaw_request), whose buffers the caller must keep referenced until the
+// call completes -- a bare ptr() of a temporary can be collected before
+// native code reads it.
 export const cstr = (s: string): Buffer => Buffer.from(`${s}\0`, "utf8");
 export const addr = (view: Uint8Array | BigUint64Array): Pointer => ptr(view);
 export const errText = (buf: Buffer): string => buf.toString("utf8", 0, Math.max(0, buf.indexOf(0)));
