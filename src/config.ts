@@ -27,6 +27,12 @@ export interface ServerConfig {
   maxWaiting: number;
   shutdownTimeout: number;
   examples?: string;
+  /** B: bytes for warm instances across all functions. */
+  warmBudget: number;
+  /** h: warm instances kept above predicted concurrency. */
+  headroom: number;
+  /** How long an idle instance keeps its written pages before they go back to the OS (ms). */
+  retention: number;
 }
 
 const SPEC = {
@@ -40,6 +46,9 @@ const SPEC = {
   threads: { default: String(Math.max(2, navigator.hardwareConcurrency)), number: true },
   "max-waiting": { default: "256", number: true },
   "shutdown-timeout": { default: "30000", number: true },
+  "warm-budget": { default: String(256 << 20), number: true },
+  headroom: { default: "1", number: true },
+  retention: { default: "1000", number: true },
 } as const satisfies Record<string, { default?: string; env?: string; number?: boolean }>;
 
 const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_")}`;
@@ -90,5 +99,8 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     maxWaiting: num("max-waiting"),
     shutdownTimeout: num("shutdown-timeout"),
     examples: values.examples || values["examples-dir"] ? examplesDir : undefined,
+    warmBudget: num("warm-budget"),
+    headroom: num("headroom"),
+    retention: num("retention"),
   };
 }

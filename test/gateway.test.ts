@@ -313,3 +313,45 @@ describe("lifecycle", () => {
     }
   });
 });
+
+describe("warm pools", () => {
+  test("GET /v1/pools shows λ, τ, k and the budget; the plan pre-warms", async () => {
+    const s = await startServer();
+    try {
+      expect((await deployRaw(s, "hello", "hello")).status).toBe(201);
+      for (let i = 0; i < 20; i++) expect((await invoke(s, "hello")).status).toBe(200);
+      await Bun.sleep(400);
+      const pools = await body(await fetch(`${s.url}/v1/pools`));
+      expect(pools.policy).toBe("predicted");
+      expect(pools.budgetBytes).toBe(256 * 1024 * 1024);
+      const hello = pools.functions.find((f: { name: string }) => f.name === "hello");
+      expect(hello.lambda).toBeGreaterThan(0);
+      expect(hello.tauMs).toBeGreaterThan(0);
+      expect(hello.k).toBeGreaterThanOrEqual(1);
+      expect(hello.warm).toBeGreaterThanOrEqual(1);
+      expect(hello.mInstBytes).toBeGreaterThan(0);
+      expect(hello.coldStarts).toBe(0);
+      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      expect(metrics).toMatch(/thaw_pool_arrival_rate\{tenant="default",function="hello"\} [0-9.e-]+/);
+      expect(metrics).toMatch(/thaw_pool_budget_bytes\{kind="budget"\} 268435456/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("with no budget nothing is kept warm: every call restores (a cold start)", async () => {
+    const s = await startServer({ args: ["--warm-budget", "0"] });
+    try {
+      expect((await deployRaw(s, "hello", "hello")).status).toBe(201);
+      await Bun.sleep(400);
+      const res = await invoke(s, "hello");
+      expect(await res.text()).toBe("Hello, world!\n");
+      expect(res.headers.get("x-thaw-cold")).toBe("true");
+      const pools = await body(await fetch(`${s.url}/v1/pools`));
+      expect(pools.functions[0].target).toBe(0);
+      expect(pools.functions[0].coldStarts).toBeGreaterThanOrEqual(1);
+    } finally {
+      await s.stop();
+    }
+  });
+});

@@ -6,9 +6,22 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+export interface PoolGauge {
+  tenant: string;
+  function: string;
+  warm: number;
+  busy: number;
+  waiting: number;
+  lambda: number;
+  tauSeconds: number;
+  target: number;
+  mInstBytes: number;
+}
+
 export interface PoolGaugeSource {
-  pools(): { tenant: string; function: string; warm: number; busy: number; waiting: number }[];
+  pools(): PoolGauge[];
   engineMemoryBytes(): number;
+  budget(): { budgetBytes: number; plannedBytes: number };
 }
 
 export class Metrics {
@@ -66,6 +79,21 @@ export class Metrics {
     perPool("thaw_warm_instances", "Idle instances ready for a call", (p) => p.warm);
     perPool("thaw_busy_instances", "Instances running a call", (p) => p.busy);
     perPool("thaw_waiting_calls", "Calls waiting for a concurrency slot", (p) => p.waiting);
+    perPool("thaw_pool_arrival_rate", "λ: smoothed arrivals per second", (p) => p.lambda);
+    perPool("thaw_pool_call_seconds", "τ: smoothed call duration", (p) => p.tauSeconds);
+    perPool("thaw_pool_target_instances", "Warm instances the policy holds after the budget", (p) => p.target);
+    perPool("thaw_pool_instance_bytes", "M_inst: memory per warm instance (eq. 2)", (p) => p.mInstBytes);
+    new Gauge({
+      name: "thaw_pool_budget_bytes",
+      help: "B: bytes for warm instances, and the part the plan uses",
+      labelNames: ["kind"],
+      registers: [this.registry],
+      collect() {
+        const b = source.budget();
+        this.set({ kind: "budget" }, b.budgetBytes);
+        this.set({ kind: "planned" }, b.plannedBytes);
+      },
+    });
     new Gauge({
       name: "thaw_engine_memory_bytes",
       help: "Memory held by loaded functions: native code plus instance state",

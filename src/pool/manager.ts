@@ -1,10 +1,18 @@
-// The warm pools of every ready function on this node, keyed by tenant and
-// name. Activating a new version swaps the pool atomically: new calls go to
-// the new pool, calls in flight finish on the old one, which then frees
-// itself (FunctionPool.retire).
+// The warm pools of every loaded function on this node, driven by the warm
+// policy (policy.ts): each call feeds λ and τ, and a periodic tick applies
+// the plan -- pre-restore instances up to each function's budgeted target
+// (so calls find one ready), free the ones past it, give idle instances'
+// written pages back to the OS after a retention delay, and unload the code
+// of functions idle past the code grace period.
+//
+// Activating a new version swaps the pool atomically: new calls go to the
+// new pool, calls in flight finish on the old one, which then frees itself
+// (FunctionPool.retire). An unloaded function is loaded again by the next
+// call (FunctionService.ensureLoaded), which is then a cold start.
 
 import type { LoadedModule } from "../engine/engine.ts";
 import type { FunctionConfig } from "../registry/registry.ts";
+import type { Plan, WarmPolicy } from "./policy.ts";
 import { FunctionPool } from "./pool.ts";
 
 export interface PoolEntry {
@@ -14,40 +22,116 @@ export interface PoolEntry {
   pool: FunctionPool;
 }
 
+export interface ManagerOptions {
+  maxWaiting: number;
+  /** How long an idle instance keeps its written pages (ms). */
+  retentionMs: number;
+  tickMs: number;
+}
+
+export const poolKey = (tenant: string, name: string) => `${tenant}/${name}`;
+
 export class PoolManager {
   private readonly entries = new Map<string, PoolEntry>();
+  private lastPlan?: Plan;
+  private codeUnloads = 0;
+  private readonly timer: ReturnType<typeof setInterval>;
 
-  constructor(private readonly maxWaiting: number) {}
+  constructor(
+    readonly policy: WarmPolicy,
+    private readonly options: ManagerOptions,
+  ) {
+    this.timer = setInterval(() => this.tick(), options.tickMs).unref();
+  }
 
   activate(tenant: string, name: string, module: LoadedModule, config: FunctionConfig, version: number): PoolEntry {
+    const key = poolKey(tenant, name);
     const pool = new FunctionPool(
       module,
-      { maxConcurrency: config.maxConcurrency, maxWaiting: this.maxWaiting, maxIdle: config.maxConcurrency },
+      { maxConcurrency: config.maxConcurrency, maxWaiting: this.options.maxWaiting, maxIdle: config.maxConcurrency },
       version,
     );
-    pool.prewarm(1);
+    const stats = module.stats();
+    this.policy.setMaxConcurrency(key, config.maxConcurrency);
+    this.policy.setMemory(key, { linBytes: stats.instanceBytes, codeBytes: stats.codeBytes });
+    this.policy.touch(key, Date.now());
     const entry = { tenant, name, config, pool };
-    const old = this.entries.get(`${tenant}/${name}`);
-    this.entries.set(`${tenant}/${name}`, entry);
+    const old = this.entries.get(key);
+    this.entries.set(key, entry);
     old?.pool.retire();
+    this.apply(entry, this.policy.plan(Date.now()));
     return entry;
   }
 
   get(tenant: string, name: string): PoolEntry | undefined {
-    return this.entries.get(`${tenant}/${name}`);
+    return this.entries.get(poolKey(tenant, name));
+  }
+
+  /** A call arrived: feeds λ. */
+  arrived(tenant: string, name: string): void {
+    this.policy.recordArrival(poolKey(tenant, name), Date.now());
+  }
+
+  /** A call finished after durationMs: feeds τ. */
+  completed(tenant: string, name: string, durationMs: number): void {
+    this.policy.recordDuration(poolKey(tenant, name), durationMs, Date.now());
   }
 
   remove(tenant: string, name: string): void {
-    const key = `${tenant}/${name}`;
+    const key = poolKey(tenant, name);
     this.entries.get(key)?.pool.retire();
     this.entries.delete(key);
+    this.policy.forget(key);
   }
 
   all(): PoolEntry[] {
     return [...this.entries.values()];
   }
 
-  retireAll(): void {
+  plan(): Plan {
+    this.lastPlan ??= this.policy.plan(Date.now());
+    return this.lastPlan;
+  }
+
+  get unloads(): number {
+    return this.codeUnloads;
+  }
+
+  /** Apply the current plan to every pool. */
+  tick(): void {
+    const now = Date.now();
+    const plan = this.policy.plan(now);
+    this.lastPlan = plan;
+    for (const [key, entry] of this.entries) {
+      const fp = plan.functions.get(key);
+      if (fp?.unloadCode && entry.pool.inFlight === 0) {
+        entry.pool.retire();
+        this.entries.delete(key);
+        this.codeUnloads++;
+        continue;
+      }
+      this.apply(entry, plan);
+      entry.pool.releaseIdleMemory(now - this.options.retentionMs);
+      this.measure(key, entry);
+    }
+  }
+
+  private apply(entry: PoolEntry, plan: Plan): void {
+    const target = plan.functions.get(poolKey(entry.tenant, entry.name))?.warm ?? 0;
+    entry.pool.trim(target);
+    entry.pool.prewarm(target);
+  }
+
+  /** M_lin from the engine: an idle instance's heap plus its kept working set. */
+  private measure(key: string, entry: PoolEntry): void {
+    const sampled = entry.pool.sampleIdleBytes();
+    if (sampled === undefined) return;
+    const stats = entry.pool.module.stats();
+    this.policy.setMemory(key, { linBytes: stats.instanceBytes + sampled, codeBytes: stats.codeBytes });
+  }
+
+  close(): void {
+    clearInterval(this.timer);
     for (const e of this.entries.values()) e.pool.retire();
     this.entries.clear();
   }

@@ -41,8 +41,16 @@ export interface PoolStats {
   coldStarts: number;
 }
 
+interface IdleInstance {
+  instance: Instance;
+  /** When it was last given back (ms); its written pages stay until released. */
+  sinceMs: number;
+  released: boolean;
+}
+
 export class FunctionPool {
-  private readonly idle: Instance[] = [];
+  /** Oldest first: calls take the newest (warmest pages), trims drop the oldest. */
+  private readonly idle: IdleInstance[] = [];
   private readonly waiters: { resolve: (lease: Lease) => void; reject: (e: Error) => void }[] = [];
   private busy = 0;
   private retired = false;
@@ -68,7 +76,7 @@ export class FunctionPool {
 
   private take(): Lease {
     const warm = this.idle.pop();
-    const instance = warm ?? this.module.restore();
+    const instance = warm?.instance ?? this.module.restore();
     this.busy++;
     if (!warm) this.coldStarts++;
     return { instance, cold: !warm };
@@ -79,7 +87,7 @@ export class FunctionPool {
     this.busy--;
     const keep =
       reusable && !this.retired && this.idle.length < this.options.maxIdle && (reset || lease.instance.reset());
-    if (keep) this.idle.push(lease.instance);
+    if (keep) this.idle.push({ instance: lease.instance, sinceMs: Date.now(), released: false });
     else lease.instance.free();
     const next = this.waiters.shift();
     if (next) {
@@ -95,12 +103,37 @@ export class FunctionPool {
   /** Restore instances until `count` are idle (pre-warming off the call path). */
   prewarm(count: number): void {
     while (!this.retired && this.idle.length < Math.min(count, this.options.maxIdle))
-      this.idle.push(this.module.restore());
+      this.idle.unshift({ instance: this.module.restore(), sinceMs: Date.now(), released: true });
   }
 
-  /** Free idle instances down to `count`. */
+  /** Free the oldest idle instances down to `count`. */
   trim(count: number): void {
-    while (this.idle.length > count) this.idle.pop()!.free();
+    while (this.idle.length > count) this.idle.shift()!.instance.free();
+  }
+
+  /** Give the written pages of instances idle since before `cutoffMs` back to the OS. */
+  releaseIdleMemory(cutoffMs: number): number {
+    let released = 0;
+    for (const entry of this.idle) {
+      if (entry.released || entry.sinceMs > cutoffMs) continue;
+      entry.instance.releaseMemory();
+      entry.released = true;
+      released++;
+    }
+    return released;
+  }
+
+  /** Private linear memory of the newest idle instance (its working set), if any. */
+  sampleIdleBytes(): number | undefined {
+    return this.idle.at(-1)?.instance.privateBytes();
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  get inFlight(): number {
+    return this.busy;
   }
 
   retire(): void {

@@ -61,3 +61,25 @@ export const FunctionView = type({
 });
 
 export const FunctionList = type({ functions: FunctionView.array() });
+
+export const PoolsView = type({
+  policy: "string",
+  budgetBytes: "number",
+  plannedBytes: "number",
+  codeUnloads: "number",
+  functions: type({
+    tenant: "string",
+    name: "string",
+    lambda: "number",
+    tauMs: "number | null",
+    k: "number",
+    target: "number",
+    trimmed: "number",
+    warm: "number",
+    busy: "number",
+    waiting: "number",
+    mInstBytes: "number",
+    calls: "number",
+    coldStarts: "number",
+  }).array(),
+});

@@ -9,7 +9,8 @@ import type { ServerConfig } from "../config.ts";
 import { Engine } from "../engine/engine.ts";
 import { Logger } from "../log.ts";
 import { Metrics } from "../metrics/metrics.ts";
-import { PoolManager } from "../pool/manager.ts";
+import { PoolManager, poolKey } from "../pool/manager.ts";
+import { PoolPolicy } from "../pool/policy.ts";
 import { Registry } from "../registry/registry.ts";
 import { FunctionService } from "../service/functions.ts";
 import { InvokeService } from "../service/invoke.ts";
@@ -35,18 +36,33 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const log = new Logger();
   const engine = new Engine(undefined, config.threads, 8192);
   const registry = new Registry(config.dataDir);
-  const pools = new PoolManager(config.maxWaiting);
+  const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
+  const pools = new PoolManager(policy, { maxWaiting: config.maxWaiting, retentionMs: config.retention, tickMs: 250 });
   const metrics = new Metrics({
-    pools: () =>
-      pools.all().map((e) => ({ tenant: e.tenant, function: e.name, ...e.pool.stats() })),
+    pools: () => {
+      const plan = pools.plan();
+      return pools.all().map((e) => {
+        const fp = plan.functions.get(poolKey(e.tenant, e.name));
+        return {
+          tenant: e.tenant,
+          function: e.name,
+          ...e.pool.stats(),
+          lambda: fp?.lambda ?? 0,
+          tauSeconds: (fp?.tau ?? 0) / 1000,
+          target: fp?.warm ?? 0,
+          mInstBytes: fp?.mInst ?? 0,
+        };
+      });
+    },
     engineMemoryBytes: () =>
       pools.all().reduce((sum, e) => {
         const s = e.pool.module.stats();
         return sum + s.codeBytes + s.liveInstances * s.instanceBytes;
       }, 0),
+    budget: () => pools.plan(),
   });
   const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir);
-  const invoke = new InvokeService(registry, pools, engine, metrics, log);
+  const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
   const auth = new Auth(config.tokens, config.adminToken);
   let ready = false;
   const ctx: AppContext = {
@@ -80,7 +96,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
       await Promise.race([closed, timeUp]);
       clearTimeout(timer);
-      pools.retireAll();
+      pools.close();
       engine.close();
       log.info("stopped");
     })();

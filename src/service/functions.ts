@@ -108,6 +108,16 @@ export class FunctionService {
     return { record, changed: true, settled: this.startBuild(record) };
   }
 
+  /** The function's pool, loading its code again if the pool manager unloaded it. */
+  ensureLoaded(tenant: string, name: string) {
+    const loaded = this.pools.get(tenant, name);
+    if (loaded) return loaded;
+    const rec = this.registry.get(tenant, name);
+    if (!rec?.active) return undefined;
+    this.activate(rec, rec.active.artifactKey, rec.active.config, rec.active.version);
+    return this.pools.get(tenant, name);
+  }
+
   delete(tenant: string, name: string): void {
     this.get(tenant, name);
     this.registry.delete(tenant, name);

@@ -5,7 +5,7 @@
 import { BusyError, type CallResult, type Engine } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { PoolManager } from "../pool/manager.ts";
+import type { PoolEntry, PoolManager } from "../pool/manager.ts";
 import { type Lease, OverloadedError, RetiredError } from "../pool/pool.ts";
 import type { FunctionConfig, Registry } from "../registry/registry.ts";
 import { type ErrorCode, ThawError } from "./errors.ts";
@@ -38,6 +38,7 @@ export class InvokeService {
   constructor(
     private readonly registry: Registry,
     private readonly pools: PoolManager,
+    private readonly load: (tenant: string, name: string) => PoolEntry | undefined,
     private readonly engine: Engine,
     private readonly metrics: Metrics,
     private readonly log: Logger,
@@ -64,6 +65,7 @@ export class InvokeService {
   private async run(tenant: string, name: string, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
     for (;;) {
       const entry = this.entryFor(tenant, name);
+      this.pools.arrived(tenant, name);
       let lease: Lease;
       try {
         lease = await entry.pool.acquire();
@@ -86,6 +88,7 @@ export class InvokeService {
         throw e;
       } finally {
         entry.pool.release(lease, result !== undefined && !result.instanceLost, result?.instanceReset);
+        if (result) this.pools.completed(tenant, name, result.durationNs / 1e6);
       }
       return {
         result,
@@ -98,8 +101,8 @@ export class InvokeService {
     }
   }
 
-  private entryFor(tenant: string, name: string) {
-    const entry = this.pools.get(tenant, name);
+  private entryFor(tenant: string, name: string): PoolEntry {
+    const entry = this.pools.get(tenant, name) ?? this.load(tenant, name);
     if (entry) return entry;
     const rec = this.registry.get(tenant, name);
     if (!rec) throw new ThawError("function_not_found", `no function "${name}"`);
