@@ -20,6 +20,15 @@ test("native WASI host tests under ASan/UBSan", () => {
   expect(r.exitCode).toBe(0);
 });
 
+test("native memory pool (buddy allocator) tests under ASan/UBSan", () => {
+  make("build/test_buddy");
+  const r = Bun.spawnSync([join(NATIVE, "build/test_buddy")]);
+  const out = r.stdout.toString() + r.stderr.toString();
+  if (r.exitCode !== 0) console.error(out);
+  expect(out).toMatch(/\d+ passed, 0 failed/);
+  expect(r.exitCode).toBe(0);
+});
+
 test("native engine tests under ASan/UBSan", async () => {
   make("build/test_engine");
   const names = ["state_leak", "trap_unreachable", "trap_oob", "trap_div0", "trap_recursion", "loop_forever", "exit_code", "memory_bomb", "malloc_bomb", "hello"];

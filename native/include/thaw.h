@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "thaw_pool.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
