@@ -38,17 +38,7 @@
 
 /* ---- harness ----------------------------------------------------------------- */
 
-static int g_passed, g_failed;
-
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    if (cond) {                                                          \
-      g_passed++;                                                        \
-    } else {                                                             \
-      g_failed++;                                                        \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                    \
-  } while (0)
+#include "check.h"
 
 #define CHECK_POOL(p)                                                          \
   do {                                                                         \
@@ -805,6 +795,5 @@ int main(void) {
   test_small();
   test_threads();
   test_random();
-  printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return check_summary();
 }

@@ -13,19 +13,7 @@
 
 #include "thaw.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                         \
-  do {                                           \
-    if (cond) {                                  \
-      passed++;                                  \
-    } else {                                     \
-      failed++;                                  \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);              \
-      fputc('\n', stderr);                       \
-    }                                            \
-  } while (0)
+#include "check.h"
 
 static const thaw_limits LIMITS = {
     .max_memory_pages = 256, .timeout_ms = 2000, .max_call_depth = 20000,
@@ -75,15 +63,15 @@ static void test_isolation(void) {
   thaw_result res;
   for (int i = 0; i < 50; i++) {
     thaw_call(a, &req, &res);
-    CHECK(res.status == THAW_OK && output_is(&res, "count=0 buf=\n"),
+    CHECKF(res.status == THAW_OK && output_is(&res, "count=0 buf=\n"),
           "call %d saw state: %.*s", i, (int)res.stdout_len,
           (char*)(uintptr_t)res.stdout_ptr);
-    CHECK(thaw_instance_reset(a) == 0, "reset");
+    CHECKF(thaw_instance_reset(a) == 0, "reset");
   }
   thaw_call(b, &req, &res);
-  CHECK(output_is(&res, "count=0 buf=\n"), "second instance saw the first's writes");
+  CHECKF(output_is(&res, "count=0 buf=\n"), "second instance saw the first's writes");
   thaw_call(b, &req, &res);
-  CHECK(!output_is(&res, "count=0 buf=\n"), "without reset the state must persist");
+  CHECKF(!output_is(&res, "count=0 buf=\n"), "without reset the state must persist");
   thaw_instance_free(a);
   thaw_instance_free(b);
   thaw_module_release(m);
@@ -95,12 +83,12 @@ static void expect_trap(const char* name, int64_t status, const thaw_limits* lim
   thaw_request req = request("7\n");
   thaw_result res;
   thaw_call(inst, &req, &res);
-  CHECK(res.status == status, "%s: status %s, expected %s", name,
+  CHECKF(res.status == status, "%s: status %s, expected %s", name,
         thaw_status_name(res.status), thaw_status_name(status));
   if (res.flags & THAW_RESULT_INSTANCE_LOST) {
-    CHECK(thaw_instance_reset(inst) != 0, "%s: a lost instance must not reset", name);
+    CHECKF(thaw_instance_reset(inst) != 0, "%s: a lost instance must not reset", name);
   } else {
-    CHECK(thaw_instance_reset(inst) == 0, "%s: reset after trap", name);
+    CHECKF(thaw_instance_reset(inst) == 0, "%s: reset after trap", name);
   }
   thaw_instance_free(inst);
   thaw_module_release(m);
@@ -122,9 +110,9 @@ static void test_exit_and_output(void) {
   thaw_request req = request("42\n");
   thaw_result res;
   thaw_call(inst, &req, &res);
-  CHECK(res.status == THAW_OK && res.exit_code == 42, "exit code %lld", (long long)res.exit_code);
-  CHECK(output_is(&res, "bye\n"), "stdout of exit_code");
-  CHECK(res.stderr_len == 4, "stderr captured");
+  CHECKF(res.status == THAW_OK && res.exit_code == 42, "exit code %lld", (long long)res.exit_code);
+  CHECKF(output_is(&res, "bye\n"), "stdout of exit_code");
+  CHECKF(res.stderr_len == 4, "stderr captured");
   thaw_instance_free(inst);
   thaw_module_release(m);
 }
@@ -137,9 +125,9 @@ static void test_memory_cap(void) {
   thaw_request req = request(NULL);
   thaw_result res;
   thaw_call(inst, &req, &res);
-  CHECK(res.status == THAW_OK && (res.flags & THAW_RESULT_GROW_REFUSED),
+  CHECKF(res.status == THAW_OK && (res.flags & THAW_RESULT_GROW_REFUSED),
         "memory_bomb must see memory.grow fail");
-  CHECK(res.memory_pages <= 64, "memory stayed under the cap: %llu",
+  CHECKF(res.memory_pages <= 64, "memory stayed under the cap: %llu",
         (unsigned long long)res.memory_pages);
   thaw_instance_free(inst);
   thaw_module_release(m);
@@ -156,14 +144,14 @@ static void test_large_reset(void) {
   thaw_result res;
   char first[64] = {0};
   thaw_call(inst, &req, &res);
-  CHECK(res.exit_code == 3 && res.stdout_len < sizeof first, "malloc_bomb exit %lld", (long long)res.exit_code);
+  CHECKF(res.exit_code == 3 && res.stdout_len < sizeof first, "malloc_bomb exit %lld", (long long)res.exit_code);
   memcpy(first, (void*)(uintptr_t)res.stdout_ptr, res.stdout_len);
-  CHECK(thaw_instance_reset(inst) == 0, "large reset");
+  CHECKF(thaw_instance_reset(inst) == 0, "large reset");
   req.flags = THAW_REQUEST_COUNT_PAGES;
   thaw_call(inst, &req, &res);
-  CHECK(output_is(&res, first), "second call after a large reset: %.*s", (int)res.stdout_len,
+  CHECKF(output_is(&res, first), "second call after a large reset: %.*s", (int)res.stdout_len,
         (char*)(uintptr_t)res.stdout_ptr);
-  CHECK(res.pages_touched > 256, "malloc_bomb touched %llu pages", (unsigned long long)res.pages_touched);
+  CHECKF(res.pages_touched > 256, "malloc_bomb touched %llu pages", (unsigned long long)res.pages_touched);
   thaw_instance_free(inst);
   thaw_module_release(m);
 }
@@ -187,16 +175,16 @@ static void test_executor(void) {
   thaw_result results[INSTANCES];
   thaw_request req = request(NULL);
   for (int i = 0; i < INSTANCES; i++) insts[i] = thaw_instance_restore(m);
-  CHECK(thaw_executor_start(2, 64, on_complete) == 0, "executor start");
+  CHECKF(thaw_executor_start(2, 64, on_complete) == 0, "executor start");
   for (int round = 0; round < ROUNDS; round++) {
     g_completed = 0;
     for (int i = 0; i < INSTANCES; i++)
-      CHECK(thaw_submit(insts[i], &req, &results[i], (uint64_t)i) == 0, "submit");
+      CHECKF(thaw_submit(insts[i], &req, &results[i], (uint64_t)i) == 0, "submit");
     pthread_mutex_lock(&g_lock);
     while (g_completed < INSTANCES) pthread_cond_wait(&g_done, &g_lock);
     pthread_mutex_unlock(&g_lock);
     for (int i = 0; i < INSTANCES; i++) {
-      CHECK(output_is(&results[i], "Hello, world!\n"), "executor call output");
+      CHECKF(output_is(&results[i], "Hello, world!\n"), "executor call output");
       thaw_instance_reset(insts[i]);
     }
   }
@@ -214,6 +202,5 @@ int main(int argc, char** argv) {
   test_memory_cap();
   test_large_reset();
   test_executor();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_summary();
 }

@@ -63,17 +63,7 @@ uint64_t thaw_now_ns(void) {
 
 /* ---- harness ----------------------------------------------------------------- */
 
-static int g_passed, g_failed;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (cond) {                                                       \
-      g_passed++;                                                     \
-    } else {                                                          \
-      g_failed++;                                                     \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                 \
-  } while (0)
+#include "check.h"
 
 #define MEM_SIZE 65536u
 enum { EBADF_ = 8, EFAULT_ = 21, EINVAL_ = 28, ENOSYS_ = 52, ENOTSOCK_ = 57,
@@ -422,6 +412,5 @@ int main(void) {
   test_unwinds();
   thaw_wasi_free(&g_w);
   free(g_mem);
-  printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return check_summary();
 }
