@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   engine: () => import("./bench/engine.ts"),
   invoke: () => import("./bench/invoke.ts"),
   density: () => import("./bench/density.ts"),
+  trace: () => import("./bench/trace.ts"),
 };
 
 const name = process.argv[2];

@@ -1,9 +1,10 @@
 // The warm pools of every loaded function on this node, driven by the warm
 // policy (policy.ts): each call feeds λ and τ, and a periodic tick applies
 // the plan -- pre-restore instances up to each function's budgeted target
-// (so calls find one ready), free the ones past it, give idle instances'
-// written pages back to the OS after a retention delay, and unload the code
-// of functions idle past the code grace period.
+// (so calls find one ready), free idle ones when the budget binds or the
+// function went quiet (idleToKeep), give idle instances' written pages back
+// to the OS after a retention delay, and unload the code of functions idle
+// past the code grace period.
 //
 // Activating a new version swaps the pool atomically: new calls go to the
 // new pool, calls in flight finish on the old one, which then frees itself
@@ -12,7 +13,7 @@
 
 import type { LoadedModule } from "../engine/engine.ts";
 import type { FunctionConfig } from "../registry/registry.ts";
-import type { Plan, WarmPolicy } from "./policy.ts";
+import type { FunctionPlan, Plan, WarmPolicy } from "./policy.ts";
 import { FunctionPool } from "./pool.ts";
 
 export interface PoolEntry {
@@ -30,6 +31,24 @@ export interface ManagerOptions {
 }
 
 export const poolKey = (tenant: string, name: string) => `${tenant}/${name}`;
+
+/** Idle instances a function keeps after a plan tick (plan.warm is what is
+ * pre-restored). Instances past it that real demand created stay while the
+ * budget does not bind -- the paper trims "when the sum would exceed the
+ * budget" -- and go when the policy trimmed this function, wants none of it
+ * (idle past its grace), or the node's idle instances exceed the budget. */
+export function idleToKeep(fp: FunctionPlan | undefined, idle: number, overBudget: boolean): number {
+  if (!fp) return 0;
+  if (fp.k === 0 || fp.trimmed > 0 || overBudget) return fp.warm;
+  return Math.max(idle, fp.warm);
+}
+
+/** Whether the idle instances held now, priced by the plan, exceed its budget. */
+export function idleOverBudget(plan: Plan, idleOf: (fn: string) => number): boolean {
+  let bytes = 0;
+  for (const [fn, fp] of plan.functions) bytes += idleOf(fn) * fp.mInst;
+  return bytes > plan.budgetBytes;
+}
 
 export class PoolManager {
   private readonly entries = new Map<string, PoolEntry>();
@@ -59,7 +78,7 @@ export class PoolManager {
     const old = this.entries.get(key);
     this.entries.set(key, entry);
     old?.pool.retire();
-    this.apply(entry, this.policy.plan(Date.now()));
+    this.apply(entry, this.policy.plan(Date.now()), false);
     return entry;
   }
 
@@ -102,6 +121,7 @@ export class PoolManager {
     const now = Date.now();
     const plan = this.policy.plan(now);
     this.lastPlan = plan;
+    const overBudget = idleOverBudget(plan, (key) => this.entries.get(key)?.pool.idleCount ?? 0);
     for (const [key, entry] of this.entries) {
       const fp = plan.functions.get(key);
       if (fp?.unloadCode && entry.pool.inFlight === 0) {
@@ -110,16 +130,16 @@ export class PoolManager {
         this.codeUnloads++;
         continue;
       }
-      this.apply(entry, plan);
+      this.apply(entry, plan, overBudget);
       entry.pool.releaseIdleMemory(now - this.options.retentionMs);
       this.measure(key, entry);
     }
   }
 
-  private apply(entry: PoolEntry, plan: Plan): void {
-    const target = plan.functions.get(poolKey(entry.tenant, entry.name))?.warm ?? 0;
-    entry.pool.trim(target);
-    entry.pool.prewarm(target);
+  private apply(entry: PoolEntry, plan: Plan, overBudget: boolean): void {
+    const fp = plan.functions.get(poolKey(entry.tenant, entry.name));
+    entry.pool.trim(idleToKeep(fp, entry.pool.idleCount, overBudget));
+    entry.pool.prewarm(fp?.warm ?? 0);
   }
 
   /** M_lin from the engine: an idle instance's heap plus its kept working set. */
