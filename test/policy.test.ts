@@ -20,21 +20,10 @@ import {
   trimToBudget,
   uniformTarget,
 } from "../src/pool/policy.ts";
+import { mulberry32 as rng } from "../scripts/bench/trace-gen.ts";
 
 const T = 10_000; // default time constant
 const BIG = 1e15; // a budget that never binds
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The estimator's definition, summed directly: (1/T) Σ exp(-(t - t_i)/T). */
 function directRate(arrivals: number[], nowMs: number, tMs = T): number {
