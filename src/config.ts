@@ -33,6 +33,8 @@ export interface ServerConfig {
   headroom: number;
   /** How long an idle instance keeps its written pages before they go back to the OS (ms). */
   retention: number;
+  /** Per tenant: bytes of the memory pool reserved for it, and its cap. */
+  tenantMemory: Record<string, { reservedBytes: number; limitBytes: number }>;
 }
 
 const SPEC = {
@@ -49,11 +51,26 @@ const SPEC = {
   "warm-budget": { default: String(256 << 20), number: true },
   headroom: { default: "1", number: true },
   retention: { default: "1000", number: true },
+  "tenant-memory": { default: "" },
 } as const satisfies Record<string, { default?: string; env?: string; number?: boolean }>;
 
 const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_")}`;
 
 export class ConfigError extends Error {}
+
+/** tenant:reservedBytes:limitBytes triples separated by commas. */
+export function parseTenantMemory(spec: string): ServerConfig["tenantMemory"] {
+  const out: ServerConfig["tenantMemory"] = {};
+  for (const item of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [tenant, reserved, limit] = item.split(":");
+    const r = Number(reserved);
+    const l = Number(limit);
+    if (!tenant || !Number.isFinite(r) || !Number.isFinite(l) || r < 0 || l < r)
+      throw new ConfigError(`tenant-memory: expected tenant:reservedBytes:limitBytes with limit >= reserved, got "${item}"`);
+    out[tenant] = { reservedBytes: r, limitBytes: l };
+  }
+  return out;
+}
 
 /** token:tenant pairs separated by commas. */
 export function parseTokens(spec: string): Record<string, string> {
@@ -102,5 +119,6 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     warmBudget: num("warm-budget"),
     headroom: num("headroom"),
     retention: num("retention"),
+    tenantMemory: parseTenantMemory(get("tenant-memory") ?? ""),
   };
 }

@@ -354,4 +354,29 @@ describe("warm pools", () => {
       await s.stop();
     }
   });
+
+  test("a tenant's memory limit stops its instances, not the node's; the pool is in /metrics", async () => {
+    const s = await startServer({
+      env: { THAW_TOKENS: "a-token:small,b-token:big", THAW_TENANT_MEMORY: `small:0:${2 << 20}` },
+    });
+    const small = { authorization: "Bearer a-token" };
+    const big = { authorization: "Bearer b-token" };
+    try {
+      expect((await deployRaw(s, "f", "hello", "wait=true&memoryMiB=4", small)).status).toBe(201);
+      expect((await deployRaw(s, "f", "hello", "wait=true&memoryMiB=4", big)).status).toBe(201);
+      const refused = await invoke(s, "f", "", small);
+      expect(refused.status).toBe(503);
+      expect((await body(refused)).error.code).toBe("memory_exhausted");
+      expect(await (await invoke(s, "f", "", big)).text()).toBe("Hello, world!\n");
+      const pools = await body(await fetch(`${s.url}/v1/pools`, { headers: big }));
+      expect(pools.memory.usedBytes).toBeGreaterThanOrEqual(4 << 20);
+      expect(pools.memory.tenants).toEqual([{ tenant: "big", usedBytes: expect.any(Number), reservedBytes: 0 }]);
+      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      expect(metrics).toMatch(/thaw_memory_pool_bytes\{kind="used"\} [1-9]\d*/);
+      expect(metrics).toMatch(/thaw_memory_pool_events\{event="failed_tenant_limit"\} [1-9]\d*/);
+      expect(metrics).toMatch(/thaw_memory_tenant_bytes\{tenant="small",kind="limit"\} 2097152/);
+    } finally {
+      await s.stop();
+    }
+  });
 });

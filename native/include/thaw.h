@@ -77,6 +77,7 @@ typedef struct thaw_limits {
   uint64_t max_call_depth;   /* nested wasm calls before a stack trap */
   uint64_t stdout_cap;       /* bytes of stdout kept; the rest is dropped */
   uint64_t stderr_cap;
+  uint64_t tenant;           /* memory-pool tenant charged for instances */
 } thaw_limits;
 
 /* One call's input. args and env are NUL-terminated strings packed back to
@@ -157,6 +158,12 @@ void thaw_instance_release_memory(thaw_instance* inst);
 void thaw_instance_free(thaw_instance* inst);
 /* Private bytes of one instance's linear memory now resident (pagemap). */
 uint64_t thaw_instance_private_bytes(const thaw_instance* inst);
+
+/* The process-wide memory pool linear memories come from (thaw_pool.h):
+ * created on first use with an arena of THAW_ARENA_BYTES (default 4 TiB of
+ * address space). maintain() drives its return-to-OS policy. */
+thaw_pool* thaw_memory_pool(void);
+void thaw_memory_maintain(void);
 
 /* Run a call on the calling thread. */
 int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res);

@@ -91,7 +91,7 @@ thaw_instance* thaw_instance_restore(thaw_module* m) {
   if (!inst) return NULL;
   inst->module = m;
   inst->wasm = (uint8_t*)(((uintptr_t)(inst + 1) + 15) & ~(uintptr_t)15);
-  if (thaw_region_reserve(&inst->region, m->max_pages) != 0 ||
+  if (thaw_region_reserve(&inst->region, m->max_pages, (uint32_t)m->limits.tenant) != 0 ||
       thaw_region_map_image(&inst->region, m->image_fd, m->image_offset,
                             m->image_len) != 0) {
     thaw_region_release(&inst->region);

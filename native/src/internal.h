@@ -119,7 +119,7 @@ typedef struct thaw_region {
 } thaw_region;
 
 size_t thaw_region_size(uint32_t max_pages);
-int thaw_region_reserve(thaw_region* r, uint32_t max_pages);
+int thaw_region_reserve(thaw_region* r, uint32_t max_pages, uint32_t tenant);
 int thaw_region_map_image(thaw_region* r, int fd, uint64_t file_off,
                           size_t image_len);
 int thaw_region_discard(thaw_region* r, size_t len);

@@ -25,8 +25,15 @@
  * Because wasm2c is built with bounds checks (wasm-rt.h), nothing past
  * `size` is ever touched, so no guard pages are needed and one region costs
  * one or two VMAs.
+ *
+ * Regions are blocks of the process-wide buddy pool (buddy.c): power-of-two
+ * blocks of one NORESERVE arena, 2 MiB-aligned and MADV_HUGEPAGE from 2 MiB
+ * up, charged to the function's tenant (its partition, then the shared
+ * overflow, never past its limit). A block goes back to the pool as plain
+ * anonymous memory: the image mapping is replaced first, as the pool wants.
  */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -81,16 +88,37 @@ size_t thaw_region_size(uint32_t max_pages) {
   return max_pages ? (size_t)max_pages * THAW_PAGE_SIZE : THAW_OS_PAGE;
 }
 
-int thaw_region_reserve(thaw_region* r, uint32_t max_pages) {
+static thaw_pool* g_pool;
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+
+static void create_pool(void) {
+  thaw_pool_config cfg;
+  thaw_pool_config_default(&cfg);
+  const char* arena = getenv("THAW_ARENA_BYTES");
+  cfg.arena_bytes = arena ? strtoull(arena, NULL, 10) : (4ull << 40);
+  /* The pool keeps 16 bytes of metadata per min_block unit of a live block:
+   * with 64 KiB units a 64 MiB region would cost an idle instance 16 KiB.
+   * 1 MiB units make that 1 KiB; the rounding only costs address space. */
+  cfg.min_block = 1u << 20;
+  cfg.max_tenants = 4096;
+  g_pool = thaw_pool_create(&cfg);
+}
+
+thaw_pool* thaw_memory_pool(void) {
+  pthread_once(&g_pool_once, create_pool);
+  return g_pool;
+}
+
+void thaw_memory_maintain(void) {
+  thaw_pool* pool = thaw_memory_pool();
+  if (pool) thaw_pool_maintain(pool, thaw_now_ns());
+}
+
+int thaw_region_reserve(thaw_region* r, uint32_t max_pages, uint32_t tenant) {
+  thaw_pool* pool = thaw_memory_pool();
   r->reserved = thaw_region_size(max_pages);
-  void* p = mmap(NULL, r->reserved, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    r->base = NULL;
-    return THAW_ENOMEM;
-  }
-  r->base = p;
-  return 0;
+  r->base = pool ? thaw_pool_alloc_zeroed(pool, tenant, r->reserved) : NULL;
+  return r->base ? 0 : THAW_ENOMEM;
 }
 
 int thaw_region_map_image(thaw_region* r, int fd, uint64_t file_off,
@@ -124,7 +152,11 @@ int thaw_region_restore(thaw_region* r, size_t len, const uint8_t* image,
 }
 
 void thaw_region_release(thaw_region* r) {
-  if (r->base) munmap(r->base, r->reserved);
+  if (r->base) {
+    mmap(r->base, r->reserved, PROT_READ | PROT_WRITE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    thaw_pool_free(thaw_memory_pool(), r->base);
+  }
   r->base = NULL;
   r->reserved = 0;
 }

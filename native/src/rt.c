@@ -161,7 +161,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t* mem, uint32_t initial_pages,
     thaw_unwind(THAW_TRAP_MEMORY_LIMIT);
   }
   thaw_region r;
-  if (thaw_region_reserve(&r, max_pages) != 0) thaw_unwind(THAW_TRAP_HOST);
+  if (thaw_region_reserve(&r, max_pages, 0) != 0) thaw_unwind(THAW_TRAP_HOST);
   mem->data = r.base;
   mem->pages = initial_pages;
   mem->max_pages = max_pages;

@@ -10,10 +10,11 @@
 // them back to the OS.
 //
 // What bounds density here is not memory: an idle instance holds its struct
-// and tables (a few hundred bytes) and maps the shared snapshot image. The
-// bound is the kernel's vm.max_map_count: each instance costs two VMAs (the
-// image mapping and the rest of its reservation), so one process holds
-// about max_map_count / 2 instances.
+// and tables (a few hundred bytes), the memory pool's metadata for its
+// region (16 bytes per 1 MiB of its memory cap), and maps the shared
+// snapshot image. The bound is the kernel's vm.max_map_count: each instance
+// costs two VMAs (the image mapping and the split of the pool's arena), so
+// one process holds about max_map_count / 2 instances.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -11,7 +11,7 @@
 import type { JSCallback } from "bun:ffi";
 import {
   addr, completionCallback, copyOut, cstr, E_BUSY, ERRORS, errText, findLibrary, LIMITS,
-  openLibrary, packStrings, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS,
+  openLibrary, packStrings, POOL_STATS, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS, TENANT_STATS,
   type Lib, type Pointer,
 } from "./native.ts";
 
@@ -22,6 +22,8 @@ export interface Limits {
   maxCallDepth: number;
   stdoutCap: number;
   stderrCap: number;
+  /** Memory-pool tenant charged for this function's instances (0: none). */
+  tenant?: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -79,6 +81,31 @@ export interface ModuleStats {
   hasInitialize: boolean;
 }
 
+export interface MemoryPoolStats {
+  arenaBytes: number;
+  usedBytes: number;
+  committedBytes: number;
+  reservedBytes: number;
+  liveBlocks: number;
+  /** Internal fragmentation of live blocks: wasted / allocated. */
+  fragmentation: number;
+  hugeBlocks: number;
+  osReturns: number;
+  osReturnBytes: number;
+  failLimit: number;
+  failSpace: number;
+  /** Allocation latency counts: bucket 0 < 64 ns, bucket i in [2^(i+5), 2^(i+6)) ns, the last >= 1 ms. */
+  latencyBuckets: number[];
+}
+
+export interface TenantMemoryStats {
+  reservedBytes: number;
+  limitBytes: number;
+  usedBytes: number;
+  overflowBytes: number;
+  liveBlocks: number;
+}
+
 export class EngineError extends Error {
   constructor(
     message: string,
@@ -103,6 +130,7 @@ function limitsStruct(l: Limits): BigUint64Array {
   s[LIMITS.maxCallDepth] = BigInt(l.maxCallDepth);
   s[LIMITS.stdoutCap] = BigInt(l.stdoutCap);
   s[LIMITS.stderrCap] = BigInt(l.stderrCap);
+  s[LIMITS.tenant] = BigInt(l.tenant ?? 0);
   return s;
 }
 
@@ -198,6 +226,52 @@ export class Engine {
     this.pending.delete(ticket);
     if (this.pending.size === 0) this.keepAlive.unref();
     p.resolve(decodeResult(p.instance.result));
+  }
+
+  /** The memory pool linear memories come from: usage, fragmentation, returns to the OS. */
+  memoryStats(): MemoryPoolStats {
+    const s = new BigUint64Array(POOL_STATS.size);
+    this.lib.thaw_pool_stats_get(this.lib.thaw_memory_pool(), s);
+    const n = (i: number) => Number(s[i]);
+    const block = n(POOL_STATS.fragBlock);
+    return {
+      arenaBytes: n(POOL_STATS.arenaBytes),
+      usedBytes: n(POOL_STATS.usedBytes),
+      committedBytes: n(POOL_STATS.committedBytes),
+      reservedBytes: n(POOL_STATS.reservedBytes),
+      liveBlocks: n(POOL_STATS.liveBlocks),
+      fragmentation: block ? n(POOL_STATS.fragWasted) / block : 0,
+      hugeBlocks: n(POOL_STATS.hugeBlocks),
+      osReturns: n(POOL_STATS.osReturns),
+      osReturnBytes: n(POOL_STATS.osReturnBytes),
+      failLimit: n(POOL_STATS.failLimit),
+      failSpace: n(POOL_STATS.failSpace),
+      latencyBuckets: Array.from({ length: POOL_STATS.latencyBuckets }, (_, i) => n(POOL_STATS.latency + i)),
+    };
+  }
+
+  tenantMemoryStats(tenant: number): TenantMemoryStats | undefined {
+    const s = new BigUint64Array(TENANT_STATS.size);
+    if (this.lib.thaw_pool_tenant_stats_get(this.lib.thaw_memory_pool(), tenant, s) !== 0) return undefined;
+    return {
+      reservedBytes: Number(s[TENANT_STATS.reservedBytes]),
+      limitBytes: Number(s[TENANT_STATS.limitBytes]),
+      usedBytes: Number(s[TENANT_STATS.usedBytes]),
+      overflowBytes: Number(s[TENANT_STATS.overflowBytes]),
+      liveBlocks: Number(s[TENANT_STATS.liveBlocks]),
+    };
+  }
+
+  /** Reserve `reservedBytes` of the pool for a tenant and cap it at `limitBytes` (undefined: no cap). */
+  setTenantMemory(tenant: number, reservedBytes: number, limitBytes?: number): void {
+    const limit = limitBytes === undefined ? 0xffff_ffff_ffff_ffffn : BigInt(limitBytes);
+    const rc = this.lib.thaw_pool_tenant_set(this.lib.thaw_memory_pool(), tenant, BigInt(reservedBytes), limit);
+    if (rc !== 0) throw new EngineError(`cannot set tenant memory: ${ERRORS[rc]}`, rc);
+  }
+
+  /** Let the pool return long-free memory to the OS (its retention policy). */
+  maintainMemory(): void {
+    this.lib.thaw_memory_maintain();
   }
 
   get inFlight(): number {

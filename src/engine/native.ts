@@ -32,6 +32,11 @@ const symbols = {
   thaw_instance_free: { args: [FFIType.ptr], returns: FFIType.void },
   thaw_instance_private_bytes: { args: [FFIType.ptr], returns: FFIType.u64 },
   thaw_call: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  thaw_memory_pool: { args: [], returns: FFIType.ptr },
+  thaw_memory_maintain: { args: [], returns: FFIType.void },
+  thaw_pool_stats_get: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.void },
+  thaw_pool_tenant_stats_get: { args: [FFIType.ptr, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
+  thaw_pool_tenant_set: { args: [FFIType.ptr, FFIType.u32, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   thaw_executor_start: { args: [FFIType.u32, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
   thaw_submit: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64],
@@ -44,7 +49,14 @@ const symbols = {
 export type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
 
 /** Field indices of the structs in thaw.h. */
-export const LIMITS = { maxMemoryPages: 0, timeoutMs: 1, maxCallDepth: 2, stdoutCap: 3, stderrCap: 4, size: 5 } as const;
+export const LIMITS = { maxMemoryPages: 0, timeoutMs: 1, maxCallDepth: 2, stdoutCap: 3, stderrCap: 4, tenant: 5, size: 6 } as const;
+/** thaw_pool_stats (thaw_pool.h): 21 counters, then the latency histogram. */
+export const POOL_STATS = {
+  arenaBytes: 0, usedBytes: 4, committedBytes: 5, reservedBytes: 3, liveBlocks: 6,
+  fragWasted: 7, fragBlock: 8, hugeBlocks: 11, osReturns: 12, osReturnBytes: 13,
+  failLimit: 14, failSpace: 15, latency: 21, latencyBuckets: 16, size: 37,
+} as const;
+export const TENANT_STATS = { reservedBytes: 0, limitBytes: 1, usedBytes: 2, overflowBytes: 3, liveBlocks: 4, size: 7 } as const;
 export const REQUEST = {
   stdinPtr: 0, stdinLen: 1, argsPtr: 2, argsLen: 3, argc: 4,
   envPtr: 5, envLen: 6, envc: 7, timeoutMs: 8, flags: 9, size: 10,

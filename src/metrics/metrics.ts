@@ -3,6 +3,7 @@
 // pools are computed when scraped, never maintained on the call path.
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { MemoryPoolStats, TenantMemoryStats } from "../engine/engine.ts";
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -22,6 +23,7 @@ export interface PoolGaugeSource {
   pools(): PoolGauge[];
   engineMemoryBytes(): number;
   budget(): { budgetBytes: number; plannedBytes: number };
+  memory(): { pool: MemoryPoolStats; tenants: ({ tenant: string } & Partial<TenantMemoryStats>)[] };
 }
 
 export class Metrics {
@@ -93,6 +95,48 @@ export class Metrics {
         this.set({ kind: "budget" }, b.budgetBytes);
         this.set({ kind: "planned" }, b.plannedBytes);
       },
+    });
+    const pool = (name: string, help: string, labelNames: string[], fill: (g: Gauge, m: ReturnType<PoolGaugeSource["memory"]>) => void) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          fill(this, source.memory());
+        },
+      });
+    pool("thaw_memory_pool_bytes", "Linear-memory pool: arena, used, committed (touched, not returned), reserved for tenants", ["kind"], (g, m) => {
+      g.set({ kind: "arena" }, m.pool.arenaBytes);
+      g.set({ kind: "used" }, m.pool.usedBytes);
+      g.set({ kind: "committed" }, m.pool.committedBytes);
+      g.set({ kind: "reserved" }, m.pool.reservedBytes);
+    });
+    pool("thaw_memory_pool_fragmentation_ratio", "Wasted / allocated bytes of live blocks (power-of-two rounding)", [], (g, m) =>
+      g.set(m.pool.fragmentation),
+    );
+    pool("thaw_memory_pool_events", "Pool events since start: huge-page blocks, returns to the OS, refusals", ["event"], (g, m) => {
+      g.set({ event: "huge_page_blocks" }, m.pool.hugeBlocks);
+      g.set({ event: "os_returns" }, m.pool.osReturns);
+      g.set({ event: "os_return_bytes" }, m.pool.osReturnBytes);
+      g.set({ event: "failed_tenant_limit" }, m.pool.failLimit);
+      g.set({ event: "failed_no_space" }, m.pool.failSpace);
+    });
+    pool("thaw_memory_pool_alloc_latency", "Allocation count by latency bucket (upper bound in seconds; +Inf: 1 ms or more)", ["le"], (g, m) => {
+      let cumulative = 0;
+      m.pool.latencyBuckets.forEach((count, i) => {
+        cumulative += count;
+        const le = i === m.pool.latencyBuckets.length - 1 ? "+Inf" : String(2 ** (i + 6) / 1e9);
+        g.set({ le }, cumulative);
+      });
+    });
+    pool("thaw_memory_tenant_bytes", "Per tenant: pool bytes used, reserved, and its limit", ["tenant", "kind"], (g, m) => {
+      for (const t of m.tenants) {
+        g.set({ tenant: t.tenant, kind: "used" }, t.usedBytes ?? 0);
+        g.set({ tenant: t.tenant, kind: "reserved" }, t.reservedBytes ?? 0);
+        if (t.limitBytes !== undefined && t.limitBytes < Number.MAX_SAFE_INTEGER) g.set({ tenant: t.tenant, kind: "limit" }, t.limitBytes);
+      }
     });
     new Gauge({
       name: "thaw_engine_memory_bytes",

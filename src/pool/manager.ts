@@ -52,6 +52,8 @@ export function idleOverBudget(plan: Plan, idleOf: (fn: string) => number): bool
 
 export class PoolManager {
   private readonly entries = new Map<string, PoolEntry>();
+  /** Memory-pool tenant ids (libthaw's partitions are numbered); 0 is the node's own. */
+  private readonly tenantIds = new Map<string, number>();
   private lastPlan?: Plan;
   private codeUnloads = 0;
   private readonly timer: ReturnType<typeof setInterval>;
@@ -59,6 +61,8 @@ export class PoolManager {
   constructor(
     readonly policy: WarmPolicy,
     private readonly options: ManagerOptions,
+    /** Called every tick: the memory pool's return-to-OS policy. */
+    private readonly maintainMemory: () => void = () => {},
   ) {
     this.timer = setInterval(() => this.tick(), options.tickMs).unref();
   }
@@ -80,6 +84,19 @@ export class PoolManager {
     old?.pool.retire();
     this.apply(entry, this.policy.plan(Date.now()), false);
     return entry;
+  }
+
+  tenantId(tenant: string): number {
+    let id = this.tenantIds.get(tenant);
+    if (id === undefined) {
+      id = this.tenantIds.size + 1;
+      this.tenantIds.set(tenant, id);
+    }
+    return id;
+  }
+
+  tenants(): [string, number][] {
+    return [...this.tenantIds];
   }
 
   get(tenant: string, name: string): PoolEntry | undefined {
@@ -122,6 +139,7 @@ export class PoolManager {
     const plan = this.policy.plan(now);
     this.lastPlan = plan;
     const overBudget = idleOverBudget(plan, (key) => this.entries.get(key)?.pool.idleCount ?? 0);
+    this.maintainMemory();
     for (const [key, entry] of this.entries) {
       const fp = plan.functions.get(key);
       if (fp?.unloadCode && entry.pool.inFlight === 0) {

@@ -100,10 +100,18 @@ export class FunctionPool {
     if (this.retired && this.busy === 0) this.module.release();
   }
 
-  /** Restore instances until `count` are idle (pre-warming off the call path). */
+  /** Restore instances until `count` are idle (pre-warming off the call path).
+   * Stops quietly when memory runs out: a call will then restore, or report it. */
   prewarm(count: number): void {
-    while (!this.retired && this.idle.length < Math.min(count, this.options.maxIdle))
-      this.idle.unshift({ instance: this.module.restore(), sinceMs: Date.now(), released: true });
+    while (!this.retired && this.idle.length < Math.min(count, this.options.maxIdle)) {
+      let instance: Instance;
+      try {
+        instance = this.module.restore();
+      } catch {
+        return;
+      }
+      this.idle.unshift({ instance, sinceMs: Date.now(), released: true });
+    }
   }
 
   /** Free the oldest idle instances down to `count`. */

@@ -3,7 +3,7 @@
 import { Elysia } from "elysia";
 import type { ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics/metrics.ts";
+import type { Metrics, PoolGaugeSource } from "../metrics/metrics.ts";
 import type { PoolManager } from "../pool/manager.ts";
 import type { FunctionService } from "../service/functions.ts";
 import type { InvokeService } from "../service/invoke.ts";
@@ -24,4 +24,6 @@ export interface AppContext {
   metrics: Metrics;
   log: Logger;
   isReady(): boolean;
+  /** The linear-memory pool and its tenants (libthaw). */
+  memory(): ReturnType<PoolGaugeSource["memory"]>;
 }

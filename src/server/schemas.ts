@@ -63,6 +63,13 @@ export const FunctionView = type({
 export const FunctionList = type({ functions: FunctionView.array() });
 
 export const PoolsView = type({
+  memory: {
+    arenaBytes: "number",
+    usedBytes: "number",
+    committedBytes: "number",
+    fragmentation: "number",
+    tenants: type({ tenant: "string", usedBytes: "number", reservedBytes: "number" }).array(),
+  },
   policy: "string",
   budgetBytes: "number",
   plannedBytes: "number",

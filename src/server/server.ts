@@ -37,7 +37,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const engine = new Engine(undefined, config.threads, 8192);
   const registry = new Registry(config.dataDir);
   const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
-  const pools = new PoolManager(policy, { maxWaiting: config.maxWaiting, retentionMs: config.retention, tickMs: 250 });
+  const pools = new PoolManager(
+    policy,
+    { maxWaiting: config.maxWaiting, retentionMs: config.retention, tickMs: 250 },
+    () => engine.maintainMemory(),
+  );
+  for (const [tenant, m] of Object.entries(config.tenantMemory))
+    engine.setTenantMemory(pools.tenantId(tenant), m.reservedBytes, m.limitBytes);
   const metrics = new Metrics({
     pools: () => {
       const plan = pools.plan();
@@ -60,13 +66,18 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         return sum + s.codeBytes + s.liveInstances * s.instanceBytes;
       }, 0),
     budget: () => pools.plan(),
+    memory: () => memory(),
   });
   const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir);
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
   const auth = new Auth(config.tokens, config.adminToken);
   let ready = false;
+  const memory = () => ({
+    pool: engine.memoryStats(),
+    tenants: pools.tenants().map(([tenant, id]) => ({ tenant, ...engine.tenantMemoryStats(id) })),
+  });
   const ctx: AppContext = {
-    config, auth, authn: authPlugin(auth), functions, invoke, pools, metrics, log, isReady: () => ready,
+    config, auth, authn: authPlugin(auth), functions, invoke, pools, metrics, log, isReady: () => ready, memory,
   };
   if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
 

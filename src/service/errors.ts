@@ -16,6 +16,7 @@ export type ErrorCode =
   | "payload_too_large"
   | "overloaded"
   | "shutting_down"
+  | "memory_exhausted"
   | "function_exit"
   | "function_trap"
   | "function_timeout"
@@ -32,6 +33,7 @@ export const STATUS: Record<ErrorCode, number> = {
   payload_too_large: 413,
   overloaded: 429,
   shutting_down: 503,
+  memory_exhausted: 503,
   not_wasm: 422,
   invalid_module: 422,
   unsupported_imports: 422,

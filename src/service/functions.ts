@@ -30,8 +30,8 @@ export interface DeployResult {
 
 const sameConfig = (a: FunctionConfig, b: FunctionConfig) => JSON.stringify(a) === JSON.stringify(b);
 
-export function limitsOf(config: FunctionConfig) {
-  return { ...DEFAULT_LIMITS, memoryMiB: config.memoryMiB, timeoutMs: config.timeoutMs };
+export function limitsOf(config: FunctionConfig, tenant = 0) {
+  return { ...DEFAULT_LIMITS, memoryMiB: config.memoryMiB, timeoutMs: config.timeoutMs, tenant };
 }
 
 export class FunctionService {
@@ -179,7 +179,7 @@ export class FunctionService {
 
   private activate(record: FunctionRecord, artifactKey: string, config: FunctionConfig, version: number): void {
     const paths = artifactPaths(this.dataDir, artifactKey);
-    const module = this.engine.load(paths.soPath, paths.snapshotPath, limitsOf(config));
+    const module = this.engine.load(paths.soPath, paths.snapshotPath, limitsOf(config, this.pools.tenantId(record.tenant)));
     this.pools.activate(record.tenant, record.name, module, config, version);
   }
 }

@@ -73,7 +73,12 @@ export class InvokeService {
         if (e instanceof RetiredError) continue;
         if (e instanceof OverloadedError)
           throw new ThawError("overloaded", e.message, {}, e.retryAfterSeconds);
-        throw new ThawError("internal", `cannot start an instance: ${(e as Error).message}`, {}, 1);
+        throw new ThawError(
+          "memory_exhausted",
+          "no memory for an instance: the tenant's memory limit or the node's memory arena is used up",
+          {},
+          1,
+        );
       }
       let result: CallResult | undefined;
       try {

@@ -31,7 +31,17 @@ export function poolsView(ctx: AppContext, tenant?: string) {
         coldStarts: s.coldStarts,
       };
     });
+  const memory = ctx.memory();
   return {
+    memory: {
+      arenaBytes: memory.pool.arenaBytes,
+      usedBytes: memory.pool.usedBytes,
+      committedBytes: memory.pool.committedBytes,
+      fragmentation: memory.pool.fragmentation,
+      tenants: memory.tenants
+        .filter((t) => tenant === undefined || t.tenant === tenant)
+        .map((t) => ({ tenant: t.tenant, usedBytes: t.usedBytes ?? 0, reservedBytes: t.reservedBytes ?? 0 })),
+    },
     policy: plan.policy,
     budgetBytes: plan.budgetBytes,
     plannedBytes: Math.round(plan.plannedBytes),
