@@ -101,7 +101,10 @@ static void create_pool(void) {
    * 1 MiB units make that 1 KiB; the rounding only costs address space. */
   cfg.min_block = 1u << 20;
   cfg.max_tenants = 4096;
-  g_pool = thaw_pool_create(&cfg);
+  /* Under strict overcommit (vm.overcommit_memory=2) a writable arena is
+   * charged in full; settle for the largest arena the kernel grants. */
+  for (; !g_pool && cfg.arena_bytes >= (1ull << 30); cfg.arena_bytes /= 2)
+    g_pool = thaw_pool_create(&cfg);
 }
 
 thaw_pool* thaw_memory_pool(void) {
