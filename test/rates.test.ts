@@ -1,0 +1,104 @@
+// Arrival-rate stores: the in-memory one against the policy's estimator,
+// and the Redis one with several nodes sharing a real redis-server.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import Redis from "ioredis";
+import { addArrival, type RateState, rateAt } from "../src/pool/policy.ts";
+import { RedisRateStore } from "../src/rates/redis.ts";
+import { MemoryRateStore, nodeShare } from "../src/rates/store.ts";
+import { type RedisServer, startRedis } from "./redis.ts";
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+const node = (id: string, prefix: string, T = 10_000) =>
+  new RedisRateStore(new Redis(redis.url, { maxRetriesPerRequest: 1 }), {
+    nodeId: id,
+    timeConstantMs: T,
+    prefix,
+  });
+
+test("the memory store is the policy's estimator", async () => {
+  let now = 0;
+  const store = new MemoryRateStore(10_000, () => now);
+  let state: RateState | null = null;
+  for (let i = 0; i < 500; i++) {
+    now = i * 10;
+    store.arrive("f");
+    state = addArrival(state, now, 10_000);
+  }
+  now = 6000;
+  const { rates, nodes } = await store.read();
+  expect(rates.get("f")).toBeCloseTo(rateAt(state, now, 10_000), 9);
+  expect(nodes).toBe(1);
+});
+
+test("nodes' arrivals add up in Redis; each node sizes by its share", async () => {
+  const a = node("a", "t1");
+  const b = node("b", "t1");
+  const c = node("c", "t1");
+  for (let i = 0; i < 300; i++) a.arrive("hot");
+  for (let i = 0; i < 100; i++) b.arrive("hot");
+  b.arrive("rare");
+  expect(await a.flush()).toBe(true);
+  expect(await b.flush()).toBe(true);
+  expect(await c.flush()).toBe(true);
+  const { rates, nodes } = await c.read();
+  expect(nodes).toBe(3);
+  // 400 arrivals folded in at T = 10 s: 400 / 10 = 40 calls/s, barely decayed.
+  expect(rates.get("hot")!).toBeGreaterThan(39);
+  expect(rates.get("hot")!).toBeLessThanOrEqual(40);
+  expect(rates.get("rare")!).toBeCloseTo(0.1, 2);
+  // c never saw a call of "hot" but sizes its pool for its share of it.
+  expect(nodeShare(rates.get("hot")!, nodes)).toBeGreaterThan(13);
+  await Promise.all([a.close(), b.close(), c.close()]);
+});
+
+test("rates decay with time on the server's clock", async () => {
+  const a = node("a", "t2", 200);
+  for (let i = 0; i < 100; i++) a.arrive("f");
+  await a.flush();
+  const first = (await a.read()).rates.get("f")!;
+  await Bun.sleep(200);
+  const later = (await a.read()).rates.get("f")!;
+  expect(later / first).toBeGreaterThan(0.2);
+  expect(later / first).toBeLessThan(0.5);
+  await a.close();
+});
+
+test("a node that stops publishing leaves the live count", async () => {
+  const a = new RedisRateStore(new Redis(redis.url), { nodeId: "a", prefix: "t3", nodeTtlMs: 150 });
+  const b = new RedisRateStore(new Redis(redis.url), { nodeId: "b", prefix: "t3", nodeTtlMs: 150 });
+  await a.flush();
+  await b.flush();
+  expect((await a.read()).nodes).toBe(2);
+  await Bun.sleep(200);
+  await a.flush();
+  expect((await a.read()).nodes).toBe(1);
+  await Promise.all([a.close(), b.close()]);
+});
+
+test("with Redis down a flush keeps its batch and publishes it when Redis is back", async () => {
+  // Without an offline queue a command fails at once while Redis is down.
+  const client = new Redis(redis.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => 50 });
+  await new Promise((resolve) => client.once("ready", resolve));
+  const a = new RedisRateStore(client, { nodeId: "a", prefix: "t4" });
+  expect(await a.flush()).toBe(true);
+  await redis.stop();
+  for (let i = 0; i < 50; i++) a.arrive("f");
+  expect(await a.flush()).toBe(false);
+  await redis.start();
+  let published = false;
+  for (let i = 0; i < 100 && !published; i++) {
+    published = await a.flush();
+    if (!published) await Bun.sleep(50);
+  }
+  expect(published).toBe(true);
+  expect((await a.read()).rates.get("f")!).toBeCloseTo(5, 1);
+  await a.close();
+});

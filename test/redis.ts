@@ -1,0 +1,59 @@
+// A real redis-server on a free loopback port for the tests that need one.
+// No persistence: each test run starts from an empty server.
+
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import Redis from "ioredis";
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** Stop the server (SIGTERM) and wait for it. */
+  stop(): Promise<void>;
+  /** Start it again on the same port. */
+  start(): Promise<void>;
+}
+
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const port = freePort();
+  const dir = mkdtempSync(join(tmpdir(), "thaw-redis-"));
+  let proc: Subprocess | undefined;
+  const server: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async start() {
+      proc = Bun.spawn(
+        ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+        { stdout: "ignore", stderr: "inherit" },
+      );
+      const client = new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      for (let i = 0; i < 200; i++) {
+        try {
+          await client.connect();
+          await client.ping();
+          client.disconnect();
+          return;
+        } catch {
+          client.disconnect();
+          await Bun.sleep(25);
+        }
+      }
+      throw new Error("redis-server did not start");
+    },
+    async stop() {
+      proc?.kill("SIGTERM");
+      await proc?.exited;
+    },
+  };
+  await server.start();
+  return server;
+}
