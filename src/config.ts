@@ -35,6 +35,8 @@ export interface ServerConfig {
   retention: number;
   /** Per tenant: bytes of the memory pool reserved for it, and its cap. */
   tenantMemory: Record<string, { reservedBytes: number; limitBytes: number }>;
+  /** Redis shared by the cluster; without it everything stays in process. */
+  redisUrl?: string;
 }
 
 const SPEC = {
@@ -52,6 +54,7 @@ const SPEC = {
   headroom: { default: "1", number: true },
   retention: { default: "1000", number: true },
   "tenant-memory": { default: "" },
+  "redis-url": {},
 } as const satisfies Record<string, { default?: string; env?: string; number?: boolean }>;
 
 const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_")}`;
@@ -120,5 +123,6 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     headroom: num("headroom"),
     retention: num("retention"),
     tenantMemory: parseTenantMemory(get("tenant-memory") ?? ""),
+    redisUrl: get("redis-url") || undefined,
   };
 }

@@ -12,6 +12,7 @@
 // call (FunctionService.ensureLoaded), which is then a cold start.
 
 import type { LoadedModule } from "../engine/engine.ts";
+import { nodeShare, type RateStore } from "../rates/store.ts";
 import type { FunctionConfig } from "../registry/registry.ts";
 import type { FunctionPlan, Plan, WarmPolicy } from "./policy.ts";
 import { FunctionPool } from "./pool.ts";
@@ -57,14 +58,18 @@ export class PoolManager {
   private lastPlan?: Plan;
   private codeUnloads = 0;
   private readonly timer: ReturnType<typeof setInterval>;
+  private rateTimer?: ReturnType<typeof setInterval>;
 
   constructor(
     readonly policy: WarmPolicy,
     private readonly options: ManagerOptions,
     /** Called every tick: the memory pool's return-to-OS policy. */
     private readonly maintainMemory: () => void = () => {},
+    /** The cluster's arrival rates (Redis), synced every second. */
+    private readonly rates?: RateStore,
   ) {
     this.timer = setInterval(() => this.tick(), options.tickMs).unref();
+    if (rates) this.rateTimer = setInterval(() => void this.syncRates(), 1000).unref();
   }
 
   activate(tenant: string, name: string, module: LoadedModule, config: FunctionConfig, version: number): PoolEntry {
@@ -103,9 +108,29 @@ export class PoolManager {
     return this.entries.get(poolKey(tenant, name));
   }
 
-  /** A call arrived: feeds λ. */
+  /** A call arrived: feeds λ, here and (batched) in the cluster's rate store. */
   arrived(tenant: string, name: string): void {
-    this.policy.recordArrival(poolKey(tenant, name), Date.now());
+    const key = poolKey(tenant, name);
+    this.policy.recordArrival(key, Date.now());
+    this.rates?.arrive(key);
+  }
+
+  /** Publish this node's arrivals and plan by its share of the cluster's
+   * rates; when the store cannot be read, plan by local rates again. */
+  async syncRates(): Promise<void> {
+    if (!this.rates) return;
+    await this.rates.flush();
+    let read: Awaited<ReturnType<RateStore["read"]>> | undefined;
+    try {
+      read = await this.rates.read();
+    } catch {
+      read = undefined;
+    }
+    const now = Date.now();
+    for (const key of this.entries.keys()) {
+      const rate = read?.rates.get(key);
+      this.policy.setClusterRate(key, read ? nodeShare(rate ?? 0, read.nodes) : null, now);
+    }
   }
 
   /** A call finished after durationMs: feeds τ. */
@@ -170,6 +195,8 @@ export class PoolManager {
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.rateTimer);
+    void this.rates?.close();
     for (const e of this.entries.values()) e.pool.retire();
     this.entries.clear();
   }

@@ -287,6 +287,8 @@ export interface WarmPolicy {
   setBudget(budgetBytes: number): void;
   /** Drop everything known about fn (deleted function). */
   forget(fn: string): void;
+  /** Plan fn by this node's share of the cluster's rate (null: local rate). */
+  setClusterRate(fn: string, rate: number | null, nowMs: number): void;
   plan(nowMs: number): Plan;
 }
 
@@ -306,6 +308,8 @@ export interface CommonConfig {
 
 interface FunctionState {
   rate: RateState | null;
+  /** This node's share of the cluster's rate (calls/s), when a rate store reports one. */
+  clusterRate: number | null;
   tau: number | null;
   lastArrivalMs: number | null;
   lastUsedMs: number | null;
@@ -321,6 +325,8 @@ const isTime = (t: number) => Number.isFinite(t);
 const isBytes = (b: number) => Number.isFinite(b) && b >= 0;
 const isCount = (n: number) => Number.isInteger(n) && n >= 0;
 const later = (a: number | null, b: number) => (a === null ? b : Math.max(a, b));
+/** A cluster share at or above this (calls/s) keeps a function in use. */
+const CLUSTER_ACTIVE_RATE = 0.01;
 
 /** Per-function history shared by all policies: λ, τ, last use, memory, cap. */
 abstract class TrackingPolicy implements WarmPolicy {
@@ -357,7 +363,7 @@ abstract class TrackingPolicy implements WarmPolicy {
   protected state(fn: string): FunctionState {
     let s = this.fns.get(fn);
     if (!s) {
-      s = { rate: null, tau: null, lastArrivalMs: null, lastUsedMs: null, mem: null, maxConcurrency: null };
+      s = { rate: null, clusterRate: null, tau: null, lastArrivalMs: null, lastUsedMs: null, mem: null, maxConcurrency: null };
       this.fns.set(fn, s);
     }
     return s;
@@ -399,6 +405,21 @@ abstract class TrackingPolicy implements WarmPolicy {
     this.fns.delete(fn);
   }
 
+  /** Size fn by this node's share of the cluster's rate instead of its own
+   * arrivals (null: back to local). A busy cluster counts as use, so a node
+   * keeps warm what the cluster is calling even when it has not been called. */
+  setClusterRate(fn: string, rate: number | null, nowMs: number): void {
+    const s = this.fns.get(fn);
+    if (!s) return;
+    s.clusterRate = rate;
+    if (rate !== null && rate >= CLUSTER_ACTIVE_RATE) s.lastUsedMs = later(s.lastUsedMs, nowMs);
+  }
+
+  /** λ for planning: the cluster share when known, else the local estimate. */
+  protected lambdaOf(s: FunctionState, nowMs: number): number {
+    return s.clusterRate ?? rateAt(s.rate, nowMs, this.timeConstantMs);
+  }
+
   protected sortedNames(): string[] {
     return [...this.fns.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
@@ -420,7 +441,7 @@ abstract class TrackingPolicy implements WarmPolicy {
   protected eq2Plan(s: FunctionState, nowMs: number, k: number, warm: number, unloadCode: boolean): FunctionPlan {
     const mem = this.memOf(s);
     return {
-      lambda: rateAt(s.rate, nowMs, this.timeConstantMs),
+      lambda: this.lambdaOf(s, nowMs),
       tau: s.tau,
       k,
       warm,
@@ -507,7 +528,7 @@ export class PoolPolicy extends TrackingPolicy {
       const k =
         s.lastUsedMs === null || idle > this.idleGraceMs || unloadCode
           ? 0
-          : target(rateAt(s.rate, nowMs, this.timeConstantMs), s.tau ?? 0, {
+          : target(this.lambdaOf(s, nowMs), s.tau ?? 0, {
               headroom: this.headroom,
               maxConcurrency: this.capOf(s),
               ceilSlack: this.ceilSlack,

@@ -75,6 +75,9 @@ export class RedisRateStore implements RateStore {
     this.ttl = options.nodeTtlMs ?? 5_000;
     const prefix = options.prefix ?? "thaw";
     this.keys = [`${prefix}:rates`, `${prefix}:nodes`];
+    // Connection errors surface as failed flushes and reads; ioredis keeps
+    // reconnecting on its own.
+    redis.on("error", () => {});
     redis.defineCommand("thawRatesFlush", { numberOfKeys: 2, lua: FLUSH });
     redis.defineCommand("thawRatesRead", { numberOfKeys: 2, lua: READ });
   }

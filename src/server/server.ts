@@ -3,14 +3,18 @@
 // optional example deploys, and graceful shutdown (stop accepting, let
 // calls in flight finish, then exit).
 
+import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { basename, join } from "node:path";
+import Redis from "ioredis";
 import type { ServerConfig } from "../config.ts";
 import { Engine } from "../engine/engine.ts";
 import { Logger } from "../log.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { PoolManager, poolKey } from "../pool/manager.ts";
 import { PoolPolicy } from "../pool/policy.ts";
+import { RedisRateStore } from "../rates/redis.ts";
 import { Registry } from "../registry/registry.ts";
 import { FunctionService } from "../service/functions.ts";
 import { InvokeService } from "../service/invoke.ts";
@@ -37,10 +41,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const engine = new Engine(undefined, config.threads, 8192);
   const registry = new Registry(config.dataDir);
   const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
+  const rates = config.redisUrl
+    ? new RedisRateStore(new Redis(config.redisUrl, { maxRetriesPerRequest: 0, enableOfflineQueue: false }), {
+        nodeId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+      })
+    : undefined;
   const pools = new PoolManager(
     policy,
     { maxWaiting: config.maxWaiting, retentionMs: config.retention, tickMs: 250 },
     () => engine.maintainMemory(),
+    rates,
   );
   for (const [tenant, m] of Object.entries(config.tenantMemory))
     engine.setTenantMemory(pools.tenantId(tenant), m.reservedBytes, m.limitBytes);
