@@ -228,6 +228,7 @@ int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
   if (inst->wasi.out.truncated) res->flags |= THAW_RESULT_STDOUT_TRUNCATED;
   if (inst->wasi.err.truncated) res->flags |= THAW_RESULT_STDERR_TRUNCATED;
   wasm_rt_memory_t* mem = thaw_instance_memory(inst);
+  if (mem->size > inst->touched) inst->touched = mem->size;
   res->memory_pages = mem->pages;
   if (req->flags & THAW_REQUEST_COUNT_PAGES)
     res->pages_touched = thaw_private_pages(mem->data, mem->size);

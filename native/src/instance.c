@@ -104,6 +104,7 @@ thaw_instance* thaw_instance_restore(thaw_module* m) {
     free(inst);
     return NULL;
   }
+  inst->touched = m->image_len;
   thaw_wasi_init(&inst->wasi, thaw_instance_memory(inst), m->limits.stdout_cap,
                  m->limits.stderr_cap);
   atomic_fetch_add(&m->refs, 1);
@@ -123,7 +124,7 @@ int thaw_instance_reset(thaw_instance* inst) {
 }
 
 void thaw_instance_release_memory(thaw_instance* inst) {
-  if (inst && !inst->lost) thaw_region_discard(&inst->region, inst->region.reserved);
+  if (inst && !inst->lost) thaw_region_discard(&inst->region, inst->touched);
 }
 
 void thaw_instance_free(thaw_instance* inst) {
@@ -138,5 +139,5 @@ void thaw_instance_free(thaw_instance* inst) {
 }
 
 uint64_t thaw_instance_private_bytes(const thaw_instance* inst) {
-  return thaw_private_pages(inst->region.base, inst->region.reserved) * THAW_OS_PAGE;
+  return thaw_private_pages(inst->region.base, inst->touched) * THAW_OS_PAGE;
 }

@@ -170,6 +170,7 @@ struct thaw_instance {
   thaw_region region;
   thaw_wasi wasi;
   uint8_t* wasm; /* the wasm2c instance struct */
+  size_t touched; /* bytes of the region any call could have written */
   int lost;      /* timed out: never reused */
 };
 
