@@ -63,14 +63,17 @@ export class InvokeService {
   }
 
   private async run(tenant: string, name: string, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
+    let entry = this.entryFor(tenant, name);
+    this.pools.arrived(tenant, name);
     for (;;) {
-      const entry = this.entryFor(tenant, name);
-      this.pools.arrived(tenant, name);
       let lease: Lease;
       try {
         lease = await entry.pool.acquire();
       } catch (e) {
-        if (e instanceof RetiredError) continue;
+        if (e instanceof RetiredError) {
+          entry = this.entryFor(tenant, name);
+          continue;
+        }
         if (e instanceof OverloadedError)
           throw new ThawError("overloaded", e.message, {}, e.retryAfterSeconds);
         throw new ThawError(
