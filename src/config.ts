@@ -61,6 +61,17 @@ const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_"
 
 export class ConfigError extends Error {}
 
+/** K=V strings as an environment; a string without a key is refused with onBad's error. */
+export function parseEnvPairs(pairs: string[], onBad: (pair: string) => Error): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw onBad(pair);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
 /** tenant:reservedBytes:limitBytes triples separated by commas. */
 export function parseTenantMemory(spec: string): ServerConfig["tenantMemory"] {
   const out: ServerConfig["tenantMemory"] = {};

@@ -10,20 +10,13 @@ import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { compile } from "../compiler/compile.ts";
 import { DEFAULT_LIMITS, Engine, TRAP_KINDS } from "../engine/engine.ts";
-import { defaultDataDir } from "../config.ts";
+import { defaultDataDir, parseEnvPairs } from "../config.ts";
 import { reportCompileProgress, UsageError } from "./common.ts";
 
 export const TRAP_EXIT_BASE = 100;
 
-export function parseEnv(pairs: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--env expects K=V, got "${pair}"`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return env;
-}
+export const parseEnv = (pairs: string[]) =>
+  parseEnvPairs(pairs, (pair) => new UsageError(`--env expects K=V, got "${pair}"`));
 
 export async function runCommand(argv: string[]): Promise<number> {
   const dash = argv.indexOf("--");

@@ -2,6 +2,7 @@
 
 import { type } from "arktype";
 import { Elysia } from "elysia";
+import { parseEnvPairs } from "../../config.ts";
 import type { FunctionConfig, FunctionRecord } from "../../registry/registry.ts";
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
@@ -26,16 +27,6 @@ export function view(rec: FunctionRecord, ctx: AppContext) {
     updatedAt: rec.updatedAt,
     url: `/v1/functions/${rec.name}`,
   };
-}
-
-function parseEnvPairs(pairs: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const p of pairs) {
-    const i = p.indexOf("=");
-    if (i <= 0) throw new ThawError("invalid_request", `env must be K=V, got "${p}"`);
-    env[p.slice(0, i)] = p.slice(i + 1);
-  }
-  return env;
 }
 
 function validated<T>(result: T | type.errors): T {
@@ -71,7 +62,11 @@ async function readDeploy(request: Request, query: Record<string, string | strin
   if (q.timeoutMs !== undefined) config.timeoutMs = q.timeoutMs;
   if (q.maxConcurrency !== undefined) config.maxConcurrency = q.maxConcurrency;
   if (q.contentType !== undefined) config.contentType = q.contentType;
-  if (q.env !== undefined) config.env = parseEnvPairs(Array.isArray(q.env) ? q.env : [q.env]);
+  if (q.env !== undefined)
+    config.env = parseEnvPairs(
+      Array.isArray(q.env) ? q.env : [q.env],
+      (pair) => new ThawError("invalid_request", `env must be K=V, got "${pair}"`),
+    );
   return { bytes: await readBody(request, limit), config };
 }
 
