@@ -1,0 +1,190 @@
+// An async job: one call of a function, accepted now and run later, at
+// least once, by whichever node takes it from the queue.
+//
+// Life of a job:
+//
+//   queued ──▶ running ──▶ succeeded       the function exited 0
+//     ▲           │   ├──▶ failed          the function ran and failed (exit, trap,
+//     │           │   │                    timeout, memory); final unless the job
+//     │           │   │                    asked for retryFunctionErrors
+//     └─ backoff ─┘   └──▶ dead            the platform could not complete it: a
+//                                          retriable error on the last attempt, or
+//                                          one that no retry can fix (no such function)
+//
+// Platform failures (overloaded, out of memory, still compiling, the node
+// shutting down or dying) are retried with exponential backoff; function
+// errors are the function's answer and are kept as the result. `dead` is the
+// dead letter: the job keeps its last error (and last result, if the
+// function ran) until it expires.
+//
+// The payload is one msgpack map, the same bytes in both queues (Redis and
+// embedded), so other services can enqueue calls without thaw's code:
+//
+//   { v: 1, tenant: str, function: str, body: bin,
+//     env?: {str: str}, callbackUrl?: str, retryFunctionErrors?: bool }
+
+import { Packr } from "msgpackr";
+import type { ErrorCode } from "../service/errors.ts";
+
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "dead";
+
+export interface JobSpec {
+  tenant: string;
+  function: string;
+  body: Uint8Array;
+  env?: Record<string, string>;
+  /** Receives the finished job by POST (JSON, as GET /v1/jobs/{id}, plus the body in base64). */
+  callbackUrl?: string;
+  /** Retry function errors too, not only platform failures. */
+  retryFunctionErrors?: boolean;
+}
+
+/** What a finished call left: kept with the job until it expires. */
+export interface JobResult {
+  outcome: "ok" | ErrorCode;
+  exitCode: number;
+  body: Uint8Array;
+  contentType: string;
+  /** The last 4 KiB of stderr. */
+  stderr: string;
+  durationMs: number;
+  cold: boolean;
+  version: number;
+}
+
+export interface CallbackStatus {
+  url: string;
+  state: "pending" | "delivered" | "failed";
+  attempts: number;
+  /** HTTP status of the last delivery, or the network error. */
+  lastError?: string;
+}
+
+/** A job as clients see it (GET /v1/jobs/{id}). */
+export interface JobView {
+  id: string;
+  tenant: string;
+  function: string;
+  status: JobStatus;
+  attempts: number;
+  maxAttempts: number;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** From acceptance to the start of the last attempt. */
+  queueMs?: number;
+  /** The last attempt, from start to finish. */
+  runMs?: number;
+  node?: string;
+  /** The last platform error, for a job being retried or dead. */
+  error?: { code: string; message: string };
+  result?: {
+    outcome: JobResult["outcome"];
+    exitCode: number;
+    contentType: string;
+    bytes: number;
+    stderr: string;
+    durationMs: number;
+    /** The body itself: GET it. */
+    url: string;
+  };
+  callback?: CallbackStatus;
+}
+
+/** Everything a queue stores about a job besides the payload, in one shape for both queues. */
+export interface JobState {
+  id: string;
+  spec: Pick<JobSpec, "tenant" | "function" | "callbackUrl">;
+  status: JobStatus;
+  attempts: number;
+  maxAttempts: number;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  node?: string;
+  error?: { code: string; message: string };
+  result?: JobResult;
+  callback?: CallbackStatus;
+}
+
+export const DEFAULT_ATTEMPTS = 3;
+export const MAX_ATTEMPTS = 20;
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+/** The object without its undefined fields: optional fields are absent, not undefined, in the API. */
+function compact<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+export function viewOf(s: JobState): JobView {
+  const r = s.result;
+  return compact({
+    id: s.id,
+    tenant: s.spec.tenant,
+    function: s.spec.function,
+    status: s.status,
+    attempts: s.attempts,
+    maxAttempts: s.maxAttempts,
+    createdAt: iso(s.createdAt)!,
+    startedAt: iso(s.startedAt),
+    finishedAt: iso(s.finishedAt),
+    queueMs: s.startedAt === undefined ? undefined : Math.max(0, s.startedAt - s.createdAt),
+    runMs: s.startedAt === undefined || s.finishedAt === undefined ? undefined : s.finishedAt - s.startedAt,
+    node: s.node,
+    error: s.error,
+    result: r && {
+      outcome: r.outcome,
+      exitCode: r.exitCode,
+      contentType: r.contentType,
+      bytes: r.body.length,
+      stderr: r.stderr,
+      durationMs: r.durationMs,
+      url: `/v1/jobs/${encodeURIComponent(s.id)}/result`,
+    },
+    callback: s.callback && compact({ ...s.callback }),
+  });
+}
+
+/** Exponential backoff before attempt `attempt + 1`, after `attempt` attempts made (BullMQ's formula). */
+export const backoffMs = (attempt: number, baseMs: number) => baseMs * 2 ** Math.max(0, attempt - 1);
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export const encode = (value: unknown): Uint8Array => packr.pack(value);
+export const decode = <T>(bytes: Uint8Array): T => packr.unpack(bytes) as T;
+
+export class PayloadError extends Error {}
+
+export function encodePayload(spec: JobSpec): Uint8Array {
+  return encode({ v: 1, ...spec });
+}
+
+/** A payload from the queue, checked: producers outside thaw write these too. */
+export function decodePayload(bytes: Uint8Array): JobSpec {
+  let p: Record<string, unknown>;
+  try {
+    p = decode(bytes);
+  } catch (e) {
+    throw new PayloadError(`payload is not msgpack: ${(e as Error).message}`);
+  }
+  if (typeof p !== "object" || p === null) throw new PayloadError("payload is not a msgpack map");
+  if (p.v !== 1) throw new PayloadError(`payload version ${String(p.v)} is not supported (expected v: 1)`);
+  if (typeof p.tenant !== "string" || typeof p.function !== "string")
+    throw new PayloadError("payload needs string fields tenant and function");
+  const body = p.body ?? new Uint8Array();
+  if (!(body instanceof Uint8Array)) throw new PayloadError("payload body must be msgpack bin");
+  const env = p.env ?? undefined;
+  if (env !== undefined && (typeof env !== "object" || Object.values(env as object).some((v) => typeof v !== "string")))
+    throw new PayloadError("payload env must map strings to strings");
+  if (p.callbackUrl !== undefined && typeof p.callbackUrl !== "string") throw new PayloadError("payload callbackUrl must be a string");
+  return {
+    tenant: p.tenant,
+    function: p.function,
+    body,
+    env: env as Record<string, string> | undefined,
+    callbackUrl: p.callbackUrl as string | undefined,
+    retryFunctionErrors: p.retryFunctionErrors === true,
+  };
+}

@@ -1,0 +1,79 @@
+// Async calls: POST /v1/functions/{name}/jobs accepts a call (202 with the
+// job and its Location), /v1/jobs/{id} tells how it went, /result gives the
+// function's stdout, /retry puts a dead job back in the queue.
+
+import { type } from "arktype";
+import { Elysia } from "elysia";
+import { ThawError } from "../../service/errors.ts";
+import type { AppContext } from "../context.ts";
+import { json, readBody } from "../http.ts";
+import { ErrorBody, FunctionName, JobId, JobQuery, JobView } from "../schemas.ts";
+
+const TRUE = ["true", "1"];
+
+export const jobRoutes = (ctx: AppContext) =>
+  new Elysia({ name: "jobs" })
+    .use(ctx.authn)
+    .post(
+      "/v1/functions/:name/jobs",
+      async ({ request, params, query, principal: { tenant } }) => {
+        const q = JobQuery(query);
+        if (q instanceof type.errors) throw new ThawError("invalid_request", q.summary);
+        const body = await readBody(request, ctx.config.maxBody);
+        const job = await ctx.jobs.submit(tenant, params.name, {
+          body,
+          callbackUrl: q.callback,
+          attempts: q.attempts,
+          retryFunctionErrors: q.retryFunctionErrors !== undefined && TRUE.includes(q.retryFunctionErrors),
+        });
+        return json(job, 202, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
+      },
+      {
+        parse: "none",
+        params: FunctionName,
+        detail: {
+          summary: "Call a function asynchronously",
+          description:
+            "Queues a call (the request body is its stdin) and answers 202 with the job and a Location once the job is stored. Platform failures (overloaded, out of memory, node lost) are retried with exponential backoff up to `attempts` (default 3); function errors are the result unless `retryFunctionErrors=true`. After the last attempt a job is `dead`. With `callback=URL`, the finished job is POSTed there as JSON with the body in base64. 503 queue_unavailable when the queue's store (Redis) is unreachable.",
+          requestBody: { content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
+          parameters: [
+            { name: "callback", in: "query", schema: { type: "string", format: "uri" }, description: "POST the finished job here" },
+            { name: "attempts", in: "query", schema: { type: "integer", minimum: 1, maximum: 20 } },
+            { name: "retryFunctionErrors", in: "query", schema: { type: "boolean" } },
+          ],
+        } as never,
+        response: { 202: JobView, 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 503: ErrorBody },
+      },
+    )
+    .get("/v1/jobs/:id", ({ params, principal: { tenant } }) => ctx.jobs.get(tenant, params.id), {
+      params: JobId,
+      detail: {
+        summary: "A job: status, attempts, timings, result summary, callback delivery",
+        description: "Status is queued, running, succeeded, failed (the function failed) or dead (the platform gave up). Finished jobs are kept for the server's job retention.",
+      },
+      response: { 200: JobView, 404: ErrorBody, 503: ErrorBody },
+    })
+    .get(
+      "/v1/jobs/:id/result",
+      async ({ params, principal: { tenant } }) => {
+        const r = await ctx.jobs.result(tenant, params.id);
+        return new Response(r.body, {
+          headers: {
+            "content-type": r.contentType,
+            "x-thaw-exit-code": String(r.exitCode),
+            "x-thaw-outcome": r.outcome,
+            "x-thaw-duration-ms": r.durationMs.toFixed(3),
+          },
+        });
+      },
+      {
+        params: JobId,
+        detail: { summary: "A finished job's stdout, with its exit code and outcome in X-Thaw-* headers" },
+        response: { 404: ErrorBody, 503: ErrorBody },
+      },
+    )
+    .post("/v1/jobs/:id/retry", async ({ params, principal: { tenant } }) => json(await ctx.jobs.retry(tenant, params.id), 202), {
+      params: JobId,
+      detail: { summary: "Put a dead job back in the queue with a fresh set of attempts" },
+      response: { 202: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+    });
