@@ -7,7 +7,7 @@ import { ConfigError } from "./config.ts";
 import { EngineError } from "./engine/engine.ts";
 import { compileCommand } from "./cli/compile.ts";
 import { UsageError } from "./cli/common.ts";
-import { deployCommand, functionsCommand, invokeCommand } from "./cli/client.ts";
+import { deployCommand, functionsCommand, invokeCommand, jobCommand } from "./cli/client.ts";
 import { runCommand } from "./cli/run.ts";
 import { serveCommand } from "./cli/serve.ts";
 
@@ -19,9 +19,11 @@ const USAGE = `usage: thaw <command> [options]
       build the native artifact and snapshot; print its path and sizes
   serve [--port N] [--host H] [--data DIR] [--examples] [--admin-token T] [--tokens tok:tenant,...]
         [--max-body BYTES] [--max-module BYTES] [--threads N] [--max-waiting N] [--shutdown-timeout MS]
+        [--redis-url URL] [--job-concurrency N] [--job-backoff MS] [--job-retention MS]
       run the HTTP gateway (each flag also as THAW_<FLAG>, e.g. THAW_MAX_BODY)
   deploy FILE.wasm --name NAME [--memory MIB] [--timeout MS] [--env K=V]... [--content-type T]
-  invoke NAME [--data @FILE | --data TEXT]
+  invoke NAME [--data @FILE | --data TEXT] [--async [--callback URL] [--attempts N]]
+  job ID [--wait] [--result]
   functions [--json]
       talk to a server at THAW_URL (default http://127.0.0.1:8080) with THAW_TOKEN
 
@@ -34,6 +36,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serveCommand,
   deploy: deployCommand,
   invoke: invokeCommand,
+  job: jobCommand,
   functions: functionsCommand,
 };
 

@@ -1,5 +1,6 @@
 // A real redis-server on a free loopback port for the tests that need one.
-// No persistence: each test run starts from an empty server.
+// Each test file starts from an empty server; with `persistent` it keeps an
+// append-only file (fsync per write) so its data survives stop and start.
 
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +24,7 @@ function freePort(): number {
   return port;
 }
 
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(opts: { persistent?: boolean } = {}): Promise<RedisServer> {
   const port = freePort();
   const dir = mkdtempSync(join(tmpdir(), "thaw-redis-"));
   let proc: Subprocess | undefined;
@@ -32,10 +33,14 @@ export async function startRedis(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     async start() {
       proc = Bun.spawn(
-        ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+        [
+          "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir,
+          ...(opts.persistent ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]),
+        ],
         { stdout: "ignore", stderr: "inherit" },
       );
       const client = new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      client.on("error", () => {});
       for (let i = 0; i < 200; i++) {
         try {
           await client.connect();

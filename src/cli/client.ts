@@ -1,4 +1,4 @@
-// Commands that talk to a running server: deploy, invoke, functions.
+// Commands that talk to a running server: deploy, invoke, job, functions.
 // The server is THAW_URL (default http://127.0.0.1:8080); a bearer token
 // comes from THAW_TOKEN.
 
@@ -66,15 +66,61 @@ export async function invokeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { data: { type: "string", short: "d" }, url: { type: "string" } },
+    options: {
+      data: { type: "string", short: "d" },
+      url: { type: "string" },
+      async: { type: "boolean" },
+      callback: { type: "string" },
+      attempts: { type: "string" },
+    },
   });
   const name = positionals[0];
-  if (!name) throw new UsageError("thaw invoke NAME [--data @file | --data TEXT]");
+  if (!name) throw new UsageError("thaw invoke NAME [--data @file | --data TEXT] [--async [--callback URL] [--attempts N]]");
   const data = values.data?.startsWith("@") ? readFileSync(values.data.slice(1)) : (values.data ?? "");
-  const res = await fetch(`${serverUrl(values.url)}/v1/functions/${name}/invoke`, { method: "POST", body: data, headers: headers() });
+  const base = serverUrl(values.url);
+  if (!values.async) {
+    const res = await fetch(`${base}/v1/functions/${name}/invoke`, { method: "POST", body: data, headers: headers() });
+    if (await failIfError(res)) return 1;
+    process.stdout.write(new Uint8Array(await res.arrayBuffer()));
+    return 0;
+  }
+  const query = new URLSearchParams();
+  if (values.callback) query.set("callback", values.callback);
+  if (values.attempts) query.set("attempts", values.attempts);
+  const res = await fetch(`${base}/v1/functions/${name}/jobs?${query}`, { method: "POST", body: data, headers: headers() });
   if (await failIfError(res)) return 1;
-  process.stdout.write(new Uint8Array(await res.arrayBuffer()));
+  const job = (await res.json()) as { id: string };
+  console.log(job.id);
+  process.stderr.write(`thaw: queued; see it with \`thaw job ${job.id}\`\n`);
   return 0;
+}
+
+const FINISHED = ["succeeded", "failed", "dead"];
+
+/** A job's state as JSON; with --wait, poll until it is finished; with --result, print its stdout. */
+export async function jobCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { url: { type: "string" }, wait: { type: "boolean" }, result: { type: "boolean" } },
+  });
+  const id = positionals[0];
+  if (!id) throw new UsageError("thaw job ID [--wait] [--result]");
+  const base = serverUrl(values.url);
+  let job: { status: string; result?: unknown };
+  for (let delay = 50; ; delay = Math.min(1000, delay * 2)) {
+    const res = await fetch(`${base}/v1/jobs/${encodeURIComponent(id)}`, { headers: headers() });
+    if (await failIfError(res)) return 1;
+    job = (await res.json()) as typeof job;
+    if (!values.wait || FINISHED.includes(job.status)) break;
+    await Bun.sleep(delay);
+  }
+  if (values.result && job.result) {
+    const res = await fetch(`${base}/v1/jobs/${encodeURIComponent(id)}/result`, { headers: headers() });
+    if (await failIfError(res)) return 1;
+    process.stdout.write(new Uint8Array(await res.arrayBuffer()));
+  } else console.log(JSON.stringify(job, null, 2));
+  return job.status === "succeeded" || !FINISHED.includes(job.status) ? 0 : 1;
 }
 
 export async function functionsCommand(argv: string[]): Promise<number> {

@@ -132,8 +132,9 @@ export class LocalJobQueue implements JobQueue {
          VALUES ($id, $tenant, $function, $callback, 'queued', $max, $payload, $now, $now)`,
       )
       .run({ id, tenant: spec.tenant, function: spec.function, callback: spec.callbackUrl ?? null, max: maxAttempts, payload: encodePayload(spec), now });
+    const accepted = this.load(id)!;
     this.pump();
-    return this.load(id)!;
+    return accepted;
   }
 
   async get(id: string): Promise<JobState | undefined> {

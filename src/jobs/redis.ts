@@ -59,6 +59,8 @@ export class RedisJobQueue implements JobQueue {
   private readonly client: Redis;
   private readonly queue: Queue<JobData>;
   private worker?: Worker<JobData>;
+  /** The worker's own connection: it blocks waiting for jobs, so it cannot be shared. */
+  private workerConnection?: Redis;
 
   constructor(
     private readonly url: string,
@@ -104,10 +106,12 @@ export class RedisJobQueue implements JobQueue {
   async get(id: string): Promise<JobState | undefined> {
     if (this.client.status !== "ready") throw unavailable();
     try {
-      const job = await this.queue.getJob(id);
+      // State first, then the job: read the other way round, a job that
+      // finishes in between would show as completed without its return value.
+      const state = await this.queue.getJobState(id);
+      const [job, outcome] = await Promise.all([this.queue.getJob(id), this.client.getBuffer(this.outcomeKey(id))]);
       if (!job) return undefined;
       if (job.finishedOn && job.finishedOn + this.options.retentionMs < Date.now()) return undefined;
-      const [state, outcome] = await Promise.all([job.getState(), this.client.getBuffer(this.outcomeKey(id))]);
       return this.stateOf(job, state, outcome ? decode<Outcome>(outcome) : undefined);
     } catch (e) {
       throw unavailable(e);
@@ -124,10 +128,10 @@ export class RedisJobQueue implements JobQueue {
   }
 
   start(): void {
-    const connection = new Redis(this.url, { maxRetriesPerRequest: null });
-    connection.on("error", () => {});
+    this.workerConnection = new Redis(this.url, { maxRetriesPerRequest: null });
+    this.workerConnection.on("error", () => {});
     this.worker = new Worker<JobData>(QUEUE_NAME, (job) => this.process(job), {
-      connection,
+      connection: this.workerConnection,
       prefix: QUEUE_PREFIX,
       name: this.options.nodeId,
       concurrency: this.options.concurrency,
@@ -152,6 +156,7 @@ export class RedisJobQueue implements JobQueue {
     await Promise.race([this.worker?.close(), timeUp]).catch(() => undefined);
     clearTimeout(timer);
     await this.queue.close().catch(() => undefined);
+    this.workerConnection?.disconnect();
     this.client.disconnect();
   }
 

@@ -1,0 +1,268 @@
+// Async jobs through a real server, on both queues: the embedded one
+// (SQLite in the data directory) and BullMQ on a real redis-server.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { Queue } from "bullmq";
+import Redis from "ioredis";
+import { pack } from "msgpackr";
+import { wasmPath } from "./helpers.ts";
+import { type RedisServer, startRedis } from "./redis.ts";
+import { type ServerProcess, startServer } from "./server.ts";
+
+// biome-ignore lint: response bodies are checked field by field below.
+type Json = any;
+
+type Headers = Record<string, string>;
+const ALPHA: Headers = { authorization: "Bearer alpha-token" };
+const BETA: Headers = { authorization: "Bearer beta-token" };
+/** beta may use 1 MiB of linear memory, and its function wants 4: every call is refused for memory. */
+const SERVER_ENV = {
+  THAW_TOKENS: "alpha-token:alpha,beta-token:beta",
+  THAW_TENANT_MEMORY: `beta:0:${1 << 20}`,
+  THAW_JOB_BACKOFF: "20",
+};
+
+async function deploy(s: ServerProcess, name: string, module: string, headers: Headers, query = "") {
+  const res = await fetch(`${s.url}/v1/functions/${name}?wait=true${query}`, {
+    method: "PUT",
+    body: readFileSync(wasmPath(module)),
+    headers: { "content-type": "application/wasm", ...headers },
+  });
+  expect(res.status).toBe(201);
+}
+
+async function submit(s: ServerProcess, name: string, body: string, headers = ALPHA, query = ""): Promise<Json> {
+  const res = await fetch(`${s.url}/v1/functions/${name}/jobs${query ? `?${query}` : ""}`, { method: "POST", body, headers });
+  const job: Json = await res.json();
+  expect(res.status).toBe(202);
+  expect(res.headers.get("location")).toBe(`/v1/jobs/${job.id}`);
+  return job;
+}
+
+const getJob = async (s: ServerProcess, id: string, headers = ALPHA): Promise<Json> =>
+  (await fetch(`${s.url}/v1/jobs/${id}`, { headers })).json();
+
+/** Poll until the job reaches one of `statuses`. */
+export async function waitForJob(s: ServerProcess, id: string, statuses: string[], timeoutMs = 20_000, headers = ALPHA) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await getJob(s, id, headers);
+    if (statuses.includes(job.status)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${id} is still ${job.status} (${JSON.stringify(job)})`);
+    await Bun.sleep(25);
+  }
+}
+
+const backends: [string, () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>][] = [
+  ["embedded", async () => ({ env: {}, stop: async () => {} })],
+  [
+    "redis",
+    async () => {
+      const redis = await startRedis();
+      return { env: { THAW_REDIS_URL: redis.url }, stop: () => redis.stop() };
+    },
+  ],
+];
+
+describe.each(backends)("%s queue", (_backend, setup) => {
+  let s: ServerProcess;
+  let backend: Awaited<ReturnType<typeof setup>>;
+  beforeAll(async () => {
+    backend = await setup();
+    s = await startServer({ env: { ...SERVER_ENV, ...backend.env } });
+    await Promise.all([
+      deploy(s, "wordcount", "wordcount", ALPHA),
+      deploy(s, "exit", "exit_code", ALPHA),
+      deploy(s, "hello", "hello", BETA, "&memoryMiB=4"),
+    ]);
+  });
+  afterAll(async () => {
+    await s.stop();
+    await backend.stop();
+  });
+
+  test("a job runs: 202 with a Location, then succeeded with its result, timings and node", async () => {
+    const job = await submit(s, "wordcount", "to be or not to be");
+    expect(job).toMatchObject({ function: "wordcount", tenant: "alpha", status: "queued", attempts: 0, maxAttempts: 3 });
+    const done = await waitForJob(s, job.id, ["succeeded", "failed", "dead"]);
+    expect(done).toMatchObject({ status: "succeeded", attempts: 1, result: { outcome: "ok", exitCode: 0, contentType: "text/plain; charset=utf-8" } });
+    expect(done.node).toMatch(/:\d+:/);
+    expect(done.queueMs).toBeGreaterThanOrEqual(0);
+    expect(done.runMs).toBeGreaterThanOrEqual(0);
+    expect(Date.parse(done.finishedAt)).toBeGreaterThanOrEqual(Date.parse(done.startedAt));
+    const res = await fetch(`${s.url}${done.result.url}`, { headers: ALPHA });
+    expect(res.headers.get("x-thaw-exit-code")).toBe("0");
+    expect(JSON.parse(await res.text())).toMatchObject({ words: 6, top: [["be", 2], ["to", 2], expect.anything(), expect.anything()] });
+  });
+
+  test("a function error is the job's result and is not retried; with retryFunctionErrors it is, to dead", async () => {
+    const failed = await waitForJob(s, (await submit(s, "exit", "7")).id, ["succeeded", "failed", "dead"]);
+    expect(failed).toMatchObject({ status: "failed", attempts: 1, result: { outcome: "function_exit", exitCode: 7, stderr: "err\n" } });
+    expect(failed.error).toBeUndefined();
+    expect(await (await fetch(`${s.url}${failed.result.url}`, { headers: ALPHA })).text()).toBe("bye\n");
+
+    const retried = await submit(s, "exit", "3", ALPHA, "attempts=2&retryFunctionErrors=true");
+    const dead = await waitForJob(s, retried.id, ["succeeded", "failed", "dead"]);
+    expect(dead).toMatchObject({ status: "dead", attempts: 2, error: { code: "function_exit" }, result: { exitCode: 3 } });
+  });
+
+  test("platform failures are retried with backoff and end dead; a dead job can be put back", async () => {
+    const job = await submit(s, "hello", "", BETA, "attempts=3");
+    const dead = await waitForJob(s, job.id, ["succeeded", "failed", "dead"], 20_000, BETA);
+    expect(dead).toMatchObject({ status: "dead", attempts: 3, error: { code: "memory_exhausted" } });
+    expect(dead.result).toBeUndefined();
+    // Two backoffs of 20 and 40 ms lie between the first attempt and the end.
+    expect(Date.parse(dead.finishedAt) - Date.parse(dead.createdAt)).toBeGreaterThanOrEqual(60);
+
+    const res = await fetch(`${s.url}/v1/jobs/${job.id}/retry`, { method: "POST", headers: BETA });
+    expect(res.status).toBe(202);
+    const again = await waitForJob(s, job.id, ["dead"], 20_000, BETA);
+    expect(again).toMatchObject({ status: "dead", attempts: 3, error: { code: "memory_exhausted" } });
+    const notDead = await fetch(`${s.url}/v1/jobs/${(await submit(s, "wordcount", "x")).id}/retry`, { method: "POST", headers: ALPHA });
+    expect(notDead.status).toBe(400);
+  });
+
+  test("a job belongs to its tenant; bad submits are refused before anything is queued", async () => {
+    const job = await submit(s, "wordcount", "x");
+    const other = await fetch(`${s.url}/v1/jobs/${job.id}`, { headers: BETA });
+    expect(other.status).toBe(404);
+    expect(((await other.json()) as Json).error.code).toBe("job_not_found");
+    const bad = async (path: string, code: string, status: number, body = "") => {
+      const res = await fetch(`${s.url}${path}`, { method: "POST", headers: ALPHA, body });
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as Json).error.code).toBe(code);
+    };
+    await bad("/v1/functions/nope/jobs", "function_not_found", 404);
+    await bad("/v1/functions/wordcount/jobs?attempts=0", "invalid_request", 400);
+    await bad("/v1/functions/wordcount/jobs?callback=ftp://x", "invalid_request", 400);
+    await bad("/v1/functions/wordcount/jobs", "payload_too_large", 413, "x".repeat((6 << 20) + 1));
+    expect((await fetch(`${s.url}/v1/jobs/does-not-exist`, { headers: ALPHA })).status).toBe(404);
+    expect((await fetch(`${s.url}/v1/jobs/${job.id}`)).status).toBe(401);
+  });
+
+  test("the finished job is POSTed to its callback; a failing receiver is retried and recorded", async () => {
+    const received: Json[] = [];
+    let failures = 0;
+    const receiver = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        if (new URL(req.url).pathname === "/broken") {
+          failures++;
+          return new Response("no", { status: 500 });
+        }
+        received.push({ job: (await req.json()) as Json, id: req.headers.get("x-thaw-job-id") });
+        return new Response("ok");
+      },
+    });
+    try {
+      const callback = encodeURIComponent(`http://127.0.0.1:${receiver.port}/hook`);
+      const job = await submit(s, "wordcount", "a b a", ALPHA, `callback=${callback}`);
+      const done = await waitForJob(s, job.id, ["succeeded", "failed", "dead"]);
+      for (let i = 0; i < 100 && !(await getJob(s, job.id)).callback; i++) await Bun.sleep(20);
+      expect((await getJob(s, job.id)).callback).toMatchObject({ state: "delivered", attempts: 1 });
+      expect(received).toHaveLength(1);
+      expect(received[0].id).toBe(job.id);
+      expect(received[0].job).toMatchObject({ id: job.id, status: "succeeded", function: "wordcount", result: { exitCode: 0 } });
+      expect(JSON.parse(Buffer.from(received[0].job.body, "base64").toString())).toMatchObject({ words: 3 });
+      expect(done.status).toBe("succeeded");
+
+      const broken = encodeURIComponent(`http://127.0.0.1:${receiver.port}/broken`);
+      const job2 = await submit(s, "wordcount", "a", ALPHA, `callback=${broken}`);
+      let view: Json;
+      for (let i = 0; i < 200; i++) {
+        view = await getJob(s, job2.id);
+        if (view.callback) break;
+        await Bun.sleep(20);
+      }
+      expect(view.status).toBe("succeeded");
+      expect(view.callback).toMatchObject({ state: "failed", attempts: 3, lastError: "HTTP 500" });
+      expect(failures).toBe(3);
+    } finally {
+      receiver.stop(true);
+    }
+  });
+});
+
+test("embedded queue: jobs accepted before a kill -9 all finish after the restart", async () => {
+  const env = { THAW_JOB_CONCURRENCY: "1" };
+  const s = await startServer({ env });
+  await deploy(s, "sleep", "sleep", {});
+  const jobs: Json[] = [];
+  for (let i = 0; i < 6; i++) jobs.push(await submit(s, "sleep", "300", {}));
+  await waitForJob(s, jobs[0].id, ["running"], 10_000, {});
+  s.proc.kill("SIGKILL");
+  await s.proc.exited;
+
+  const again = await startServer({ env, dataDir: s.dataDir });
+  try {
+    const done = await Promise.all(jobs.map((j) => waitForJob(again, j.id, ["succeeded", "failed", "dead"], 30_000, {})));
+    expect(done.map((j) => j.status)).toEqual(Array(6).fill("succeeded"));
+    // The one cut short ran again: two attempts.
+    expect(done[0].attempts).toBe(2);
+    expect(done.slice(1).every((j) => j.attempts === 1)).toBe(true);
+    expect(again.logs.some((l) => l.msg === "jobs requeued after restart")).toBe(true);
+  } finally {
+    await again.stop();
+  }
+});
+
+describe("redis queue", () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis({ persistent: true });
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  test("a job a plain BullMQ producer puts in Redis is run; a malformed one ends dead", async () => {
+    const s = await startServer({ env: { THAW_REDIS_URL: redis.url } });
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue("jobs", { connection, prefix: "thaw" });
+    try {
+      await deploy(s, "wordcount", "wordcount", {});
+      const payload = Buffer.from(pack({ v: 1, tenant: "default", function: "wordcount", body: Buffer.from("one two two") })).toString("base64");
+      const job = await queue.add("default/wordcount", { payload }, { attempts: 2 });
+      const done = await waitForJob(s, job.id!, ["succeeded", "failed", "dead"], 20_000, {});
+      expect(done).toMatchObject({ status: "succeeded", function: "wordcount", result: { exitCode: 0 } });
+      expect(JSON.parse(await (await fetch(`${s.url}${done.result.url}`)).text())).toMatchObject({ words: 3 });
+
+      const bad = await queue.add("default/wordcount", { payload: Buffer.from(pack({ v: 9 })).toString("base64") }, { attempts: 3 });
+      const dead = await waitForJob(s, bad.id!, ["dead"], 20_000, {});
+      expect(dead).toMatchObject({ status: "dead", attempts: 1, error: { code: "invalid_payload" } });
+    } finally {
+      await queue.close();
+      connection.disconnect();
+      await s.stop();
+    }
+  });
+
+  test("Redis down: async submits answer 503 queue_unavailable, sync calls go on; accepted jobs run once it is back", async () => {
+    const env = { THAW_REDIS_URL: redis.url, THAW_JOB_CONCURRENCY: "1" };
+    const s = await startServer({ env });
+    try {
+      await deploy(s, "sleep", "sleep", {});
+      const accepted: Json[] = [];
+      for (let i = 0; i < 5; i++) accepted.push(await submit(s, "sleep", "200", {}));
+      await redis.stop();
+      const refused = await fetch(`${s.url}/v1/functions/sleep/jobs`, { method: "POST", body: "1" });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("1");
+      expect(((await refused.json()) as Json).error.code).toBe("queue_unavailable");
+      expect(await (await fetch(`${s.url}/v1/functions/sleep/invoke`, { method: "POST", body: "1" })).text()).toBe("slept 1\n");
+      await redis.start();
+      let late: Json;
+      for (let i = 0; i < 100 && !late; i++) {
+        const res = await fetch(`${s.url}/v1/functions/sleep/jobs`, { method: "POST", body: "1" });
+        if (res.status === 202) late = await res.json();
+        else await Bun.sleep(50);
+      }
+      const all = await Promise.all([...accepted, late].map((j) => waitForJob(s, j.id, ["succeeded", "failed", "dead"], 30_000, {})));
+      expect(all.map((j) => j.status)).toEqual(Array(6).fill("succeeded"));
+    } finally {
+      await s.stop();
+    }
+  });
+});
