@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   invoke: () => import("./bench/invoke.ts"),
   density: () => import("./bench/density.ts"),
   trace: () => import("./bench/trace.ts"),
+  jobs: () => import("./bench/jobs.ts"),
 };
 
 const name = process.argv[2];

@@ -1,0 +1,230 @@
+// Benchmark `jobs`: async calls end to end, against the same calls made
+// synchronously in the same run, on three setups:
+//
+//   embedded   one node, no Redis: the SQLite queue in the data directory
+//   redis-1    one node, BullMQ on a local redis-server
+//   redis-3    three nodes sharing that redis-server; the function is
+//              deployed on the first and fetched by the others
+//
+// Two phases per setup:
+//
+//   burst      BENCH_JOBS jobs of `hello` submitted by 32 concurrent
+//              clients spread over the nodes; throughput is jobs / (last
+//              finish - first accept), from the jobs' own timestamps. The
+//              sync peer: the same number of POST .../invoke with the same
+//              concurrency, calls/s.
+//   latency    one job at a time: submit, poll until finished. Queue latency
+//              is the server's accept-to-start (queueMs); completion is what
+//              the client saw, submit to seeing it finished (polling every
+//              2 ms). The sync peer: one call at a time.
+//
+// All processes share this machine's cores; on a 2-core machine three nodes
+// compete with each other, Redis and this client, so redis-3 shows what the
+// cluster costs more than what it scales to.
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+const ROOT = join(import.meta.dir, "../..");
+const ARTIFACTS = join(process.env.THAW_DATA_DIR ?? join(ROOT, "test-output", "data"), "artifacts");
+const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
+const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 200);
+const CLIENTS = 32;
+
+const procs: Subprocess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), "thaw-bench-jobs-"));
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+function freePort(): number {
+  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = s.port!;
+  s.stop(true);
+  return port;
+}
+
+async function waitUntil(what: string, ok: () => Promise<boolean>, timeoutMs = 180_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what} not ready in time`);
+    await Bun.sleep(50);
+  }
+}
+
+async function startRedis(): Promise<string> {
+  const port = freePort();
+  const proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp], {
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  procs.push(proc);
+  await waitUntil("redis-server", async () => {
+    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    s.end();
+    return true;
+  });
+  return `redis://127.0.0.1:${port}`;
+}
+
+async function startThaw(name: string, env: Record<string, string>): Promise<string> {
+  const dataDir = join(tmp, name);
+  mkdirSync(dataDir);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  symlinkSync(ARTIFACTS, join(dataDir, "artifacts"));
+  const port = freePort();
+  const proc = Bun.spawn([process.execPath, join(ROOT, "src/cli.ts"), "serve", "--port", String(port), "--data", dataDir], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "inherit",
+    env: { ...process.env, THAW_LOG_LEVEL: "warn", ...env },
+  });
+  procs.push(proc);
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(`thaw ${name}`, async () => (await fetch(`${url}/readyz`)).ok);
+  return url;
+}
+
+async function deploy(url: string) {
+  const res = await fetch(`${url}/v1/functions/hello?wait=true`, {
+    method: "PUT",
+    headers: { "content-type": "application/wasm" },
+    body: readFileSync(join(ROOT, "functions/build/hello.wasm")),
+  });
+  if (!res.ok) throw new Error(`deploy: ${res.status} ${await res.text()}`);
+}
+
+interface JobView {
+  id: string;
+  status: string;
+  createdAt: string;
+  finishedAt?: string;
+  queueMs?: number;
+}
+
+const FINISHED = new Set(["succeeded", "failed", "dead"]);
+
+async function getJob(url: string, id: string): Promise<JobView> {
+  return (await (await fetch(`${url}/v1/jobs/${id}`)).json()) as JobView;
+}
+
+async function submit(url: string): Promise<JobView> {
+  const res = await fetch(`${url}/v1/functions/hello/jobs`, { method: "POST" });
+  if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
+  return (await res.json()) as JobView;
+}
+
+/** Run `total` tasks with CLIENTS workers; task i goes to nodes[i % n]. */
+async function fanOut<T>(total: number, nodes: string[], task: (url: string) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      for (let i = next++; i < total; i = next++) out[i] = await task(nodes[i % nodes.length]!);
+    }),
+  );
+  return out;
+}
+
+async function burst(nodes: string[]) {
+  const accepted = await fanOut(JOBS, nodes, submit);
+  const finished: JobView[] = [];
+  for (const [i, job] of accepted.entries()) {
+    const url = nodes[i % nodes.length]!;
+    let view = await getJob(url, job.id);
+    while (!FINISHED.has(view.status)) {
+      await Bun.sleep(20);
+      view = await getJob(url, job.id);
+    }
+    if (view.status !== "succeeded") throw new Error(`job ${job.id} ${view.status}`);
+    finished.push(view);
+  }
+  const first = Math.min(...finished.map((j) => Date.parse(j.createdAt)));
+  const last = Math.max(...finished.map((j) => Date.parse(j.finishedAt!)));
+  const asyncRate = JOBS / ((last - first) / 1000);
+
+  const started = performance.now();
+  await fanOut(JOBS, nodes, async (url) => {
+    const res = await fetch(`${url}/v1/functions/hello/invoke`, { method: "POST" });
+    if (!res.ok) throw new Error(`invoke: ${res.status}`);
+    await res.arrayBuffer();
+  });
+  const syncRate = JOBS / ((performance.now() - started) / 1000);
+  return { asyncJobsPerSec: Math.round(asyncRate), syncCallsPerSec: Math.round(syncRate) };
+}
+
+async function latency(nodes: string[]) {
+  const queueMs: number[] = [];
+  const completionMs: number[] = [];
+  const syncMs: number[] = [];
+  for (let i = 0; i < LATENCY_JOBS; i++) {
+    const url = nodes[i % nodes.length]!;
+    const t0 = performance.now();
+    const job = await submit(url);
+    let view = job;
+    while (!FINISHED.has(view.status)) {
+      await Bun.sleep(2);
+      view = await getJob(url, job.id);
+    }
+    completionMs.push(performance.now() - t0);
+    queueMs.push(view.queueMs ?? NaN);
+    const s0 = performance.now();
+    await (await fetch(`${url}/v1/functions/hello/invoke`, { method: "POST" })).arrayBuffer();
+    syncMs.push(performance.now() - s0);
+  }
+  return {
+    queueP50Ms: pct(queueMs, 50),
+    queueP99Ms: pct(queueMs, 99),
+    completionP50Ms: r1(pct(completionMs, 50)),
+    completionP99Ms: r1(pct(completionMs, 99)),
+    syncP50Ms: r1(pct(syncMs, 50)),
+    syncP99Ms: r1(pct(syncMs, 99)),
+  };
+}
+
+async function setup(name: string, nodes: number, redisUrl?: string): Promise<string[]> {
+  const env: Record<string, string> = redisUrl ? { THAW_REDIS_URL: redisUrl } : {};
+  const urls: string[] = [];
+  for (let i = 0; i < nodes; i++) urls.push(await startThaw(`${name}-${i}`, env));
+  await deploy(urls[0]!);
+  // Other nodes learn the function from the shared registry.
+  for (const url of urls) await waitUntil(`hello on ${url}`, async () => (await fetch(`${url}/v1/functions/hello/invoke`, { method: "POST" })).ok);
+  return urls;
+}
+
+async function stopAll() {
+  for (const p of procs.splice(0)) {
+    p.kill("SIGTERM");
+    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+    await p.exited;
+    clearTimeout(t);
+  }
+}
+
+const results: Record<string, unknown> = {};
+try {
+  for (const [name, nodes, redis] of [["embedded", 1, false], ["redis-1", 1, true], ["redis-3", 3, true]] as const) {
+    const redisUrl = redis ? await startRedis() : undefined;
+    const urls = await setup(name, nodes, redisUrl);
+    const b = await burst(urls);
+    const l = await latency(urls);
+    results[name] = { nodes, ...b, ...l, asyncVsSync: Math.round((b.asyncJobsPerSec / b.syncCallsPerSec) * 100) / 100 };
+    await stopAll();
+  }
+  console.log(`jobs benchmark: ${JOBS} jobs of hello in the burst, ${LATENCY_JOBS} one at a time\n`);
+  console.log("setup      nodes  async jobs/s  sync calls/s  ratio  queue p50/p99 ms  job done p50/p99 ms  sync p50/p99 ms");
+  for (const [name, r] of Object.entries(results) as [string, Record<string, number>][]) {
+    console.log(
+      `${name.padEnd(10)} ${String(r.nodes).padStart(5)}  ${String(r.asyncJobsPerSec).padStart(12)}  ${String(r.syncCallsPerSec).padStart(12)}  ${String(r.asyncVsSync).padStart(5)}  ${`${r.queueP50Ms}/${r.queueP99Ms}`.padStart(16)}  ${`${r.completionP50Ms}/${r.completionP99Ms}`.padStart(19)}  ${`${r.syncP50Ms}/${r.syncP99Ms}`.padStart(15)}`,
+    );
+  }
+  console.log(JSON.stringify(results));
+} finally {
+  await stopAll();
+  rmSync(tmp, { recursive: true, force: true });
+}
