@@ -1,0 +1,79 @@
+// Three thaw nodes working one BullMQ queue on a real redis-server: a node
+// killed with jobs in hand loses none of them.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { wasmPath } from "./helpers.ts";
+import { type RedisServer, startRedis } from "./redis.ts";
+import { type ServerProcess, startServer } from "./server.ts";
+
+// biome-ignore lint: response bodies are checked field by field below.
+type Json = any;
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+const FINISHED = ["succeeded", "failed", "dead"];
+
+async function jobsOn(s: ServerProcess, ids: string[]): Promise<Json[]> {
+  return Promise.all(ids.map(async (id) => (await fetch(`${s.url}/v1/jobs/${id}`)).json()));
+}
+
+test("a node killed with -9 while it runs jobs: another node finishes them", async () => {
+  const env = { THAW_REDIS_URL: redis.url, THAW_JOB_CONCURRENCY: "2" };
+  const nodes = await Promise.all([startServer({ env }), startServer({ env }), startServer({ env })]);
+  const [one, two, three] = nodes as [ServerProcess, ServerProcess, ServerProcess];
+  try {
+    const res = await fetch(`${one.url}/v1/functions/sleep?wait=true`, {
+      method: "PUT",
+      body: readFileSync(wasmPath("sleep")),
+      headers: { "content-type": "application/wasm" },
+    });
+    expect(res.status).toBe(201);
+    for (const s of [two, three]) {
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        status = (await fetch(`${s.url}/v1/functions/sleep/invoke`, { method: "POST", body: "1" })).status;
+        if (status !== 200) await Bun.sleep(50);
+      }
+      expect(status).toBe(200);
+    }
+
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await fetch(`${one.url}/v1/functions/sleep/jobs`, { method: "POST", body: "1500" });
+      expect(r.status).toBe(202);
+      ids.push(((await r.json()) as Json).id);
+    }
+    const onThree = `:${three.proc.pid}:`;
+    let held: Json[] = [];
+    for (let i = 0; i < 200 && held.length === 0; i++) {
+      held = (await jobsOn(one, ids)).filter((j) => j.status === "running" && j.node?.includes(onThree));
+      if (held.length === 0) await Bun.sleep(25);
+    }
+    expect(held.length).toBeGreaterThan(0);
+    three.proc.kill("SIGKILL");
+    await three.proc.exited;
+
+    let views: Json[] = [];
+    for (let i = 0; i < 600; i++) {
+      views = await jobsOn(two, ids);
+      if (views.every((j) => FINISHED.includes(j.status))) break;
+      await Bun.sleep(100);
+    }
+    expect(views.map((j) => j.status)).toEqual(Array(12).fill("succeeded"));
+    for (const lost of held) {
+      const now = views.find((j) => j.id === lost.id);
+      expect(now.node).not.toContain(onThree);
+      expect(now.attempts).toBeGreaterThanOrEqual(2);
+    }
+    expect(new Set(views.map((j) => j.node)).size).toBeGreaterThanOrEqual(2);
+  } finally {
+    await Promise.all([one.stop(), two.stop()]);
+  }
+});
