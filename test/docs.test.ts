@@ -17,6 +17,7 @@ const ROUTES = [
   "/v1/functions",
   "/v1/functions/{name}",
   "/v1/functions/{name}/invoke",
+  "/v1/nodes",
   "/fn/{name}/*",
   "/healthz",
   "/readyz",

@@ -1,6 +1,7 @@
 // Everything a route needs, built once per server (server.ts).
 
 import { Elysia } from "elysia";
+import type { Membership } from "../cluster/membership.ts";
 import type { ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics, PoolGaugeSource } from "../metrics/metrics.ts";
@@ -24,6 +25,10 @@ export interface AppContext {
   metrics: Metrics;
   log: Logger;
   isReady(): boolean;
+  /** This node's id in the cluster (also without one): rate store, membership, jobs. */
+  nodeId: string;
+  /** The live nodes of the cluster (this one alone without Redis). */
+  nodes: Membership;
   /** The linear-memory pool and its tenants (libthaw). */
   memory(): ReturnType<PoolGaugeSource["memory"]>;
 }

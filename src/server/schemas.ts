@@ -90,3 +90,19 @@ export const PoolsView = type({
     coldStarts: "number",
   }).array(),
 });
+
+export const NodesView = type({
+  nodeId: "string",
+  mode: "'single' | 'cluster' | 'cluster_unavailable'",
+  nodes: type({
+    id: "string",
+    url: "string",
+    hostname: "string",
+    pid: "number",
+    startedAt: "string",
+    lastSeen: "string",
+    functions: "number",
+    warm: "number",
+    busy: "number",
+  }).array(),
+});

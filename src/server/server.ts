@@ -8,6 +8,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import Redis from "ioredis";
+import { connectRedis } from "../cluster/connection.ts";
+import { Membership, type NodeLoad } from "../cluster/membership.ts";
 import type { ServerConfig } from "../config.ts";
 import { Engine } from "../engine/engine.ts";
 import { Logger } from "../log.ts";
@@ -41,10 +43,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const engine = new Engine(undefined, config.threads, 8192);
   const registry = new Registry(config.dataDir);
   const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
+  const nodeId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const rates = config.redisUrl
-    ? new RedisRateStore(new Redis(config.redisUrl, { maxRetriesPerRequest: 0, enableOfflineQueue: false }), {
-        nodeId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
-      })
+    ? new RedisRateStore(new Redis(config.redisUrl, { maxRetriesPerRequest: 0, enableOfflineQueue: false }), { nodeId })
     : undefined;
   const pools = new PoolManager(
     policy,
@@ -78,6 +79,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     budget: () => pools.plan(),
     memory: () => memory(),
   });
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
+  const membership = new Membership(nodeId, () => nodeLoad(url, pools), redis);
   const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir);
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
   const auth = new Auth(config.tokens, config.adminToken);
@@ -88,6 +91,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const ctx: AppContext = {
     config, auth, authn: authPlugin(auth), functions, invoke, pools, metrics, log, isReady: () => ready, memory,
+    nodeId, nodes: membership,
   };
   if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
 
@@ -100,6 +104,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const url = `http://${config.host}:${server.port}`;
 
   await functions.boot();
+  await membership.start();
   if (config.examples) await deployExamples(functions, config.examples, log);
   ready = true;
   log.info("listening", { url, dataDir: config.dataDir, functions: registry.list().length });
@@ -118,6 +123,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await Promise.race([closed, timeUp]);
       clearTimeout(timer);
       pools.close();
+      await membership.close();
+      redis?.disconnect();
       engine.close();
       log.info("stopped");
     })();
@@ -135,4 +142,14 @@ async function deployExamples(functions: FunctionService, dir: string, log: Logg
   });
   const done = await Promise.all(deploys);
   log.info("examples deployed", { functions: done.map((r) => `${r.name}:${r.status}`) });
+}
+
+function nodeLoad(url: string, pools: PoolManager): NodeLoad {
+  const stats = pools.all().map((e) => e.pool.stats());
+  return {
+    url,
+    functions: stats.length,
+    warm: stats.reduce((sum, s) => sum + s.warm, 0),
+    busy: stats.reduce((sum, s) => sum + s.busy, 0),
+  };
 }

@@ -17,6 +17,7 @@ export type ErrorCode =
   | "overloaded"
   | "shutting_down"
   | "memory_exhausted"
+  | "cluster_unavailable"
   | "function_exit"
   | "function_trap"
   | "function_timeout"
@@ -34,6 +35,7 @@ export const STATUS: Record<ErrorCode, number> = {
   overloaded: 429,
   shutting_down: 503,
   memory_exhausted: 503,
+  cluster_unavailable: 503,
   not_wasm: 422,
   invalid_module: 422,
   unsupported_imports: 422,
