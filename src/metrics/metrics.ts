@@ -65,6 +65,12 @@ export class Metrics {
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });
+  readonly clusterArtifacts = new Counter({
+    name: "thaw_cluster_artifacts_total",
+    help: "Compiled artifacts shared through the cluster's Redis, by direction (uploaded, downloaded)",
+    labelNames: ["direction"],
+    registers: [this.registry],
+  });
 
   constructor(source: PoolGaugeSource) {
     const perPool = (name: string, help: string, pick: (p: ReturnType<PoolGaugeSource["pools"]>[number]) => number) =>

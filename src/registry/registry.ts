@@ -5,6 +5,8 @@
 // written to a temporary name and renamed, so a crash leaves either the old
 // record or the new one. Module bytes are kept by content hash under
 // DATA/modules so a function can be rebuilt (toolchain upgrade) or shared.
+// With a cluster (src/cluster) this is the node's cache of the shared
+// registry in Redis, which it keeps serving from while Redis is away.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -43,6 +45,8 @@ export interface FunctionRecord {
   /** Artifact of the latest successful deploy: the version calls run on. */
   active?: { artifactKey: string; moduleHash: string; config: FunctionConfig; version: number };
   version: number;
+  /** Cluster mode, while compiling: the node building this version (another takes over if it dies). */
+  builder?: string;
   sizes: FunctionSizes;
   compileMs?: number;
   createdAt: string;

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import Redis from "ioredis";
+import { Cluster } from "../cluster/cluster.ts";
 import { connectRedis } from "../cluster/connection.ts";
 import { Membership, type NodeLoad } from "../cluster/membership.ts";
 import type { ServerConfig } from "../config.ts";
@@ -18,6 +19,7 @@ import { PoolManager, poolKey } from "../pool/manager.ts";
 import { PoolPolicy } from "../pool/policy.ts";
 import { RedisRateStore } from "../rates/redis.ts";
 import { Registry } from "../registry/registry.ts";
+import { ThawError } from "../service/errors.ts";
 import { FunctionService } from "../service/functions.ts";
 import { InvokeService } from "../service/invoke.ts";
 import { createApp } from "./app.ts";
@@ -81,7 +83,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
   const membership = new Membership(nodeId, () => nodeLoad(url, pools), redis);
-  const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir);
+  const cluster = redis
+    ? new Cluster(redis, membership, registry, {
+        dataDir: config.dataDir,
+        log,
+        artifactTransferred: (direction) => metrics.clusterArtifacts.inc({ direction }),
+      })
+    : undefined;
+  const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir, cluster);
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
   const auth = new Auth(config.tokens, config.adminToken);
   let ready = false;
@@ -104,6 +113,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const url = `http://${config.host}:${server.port}`;
 
   await functions.boot();
+  await cluster?.start(functions);
   await membership.start();
   if (config.examples) await deployExamples(functions, config.examples, log);
   ready = true;
@@ -123,6 +133,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await Promise.race([closed, timeUp]);
       clearTimeout(timer);
       pools.close();
+      cluster?.close();
       await membership.close();
       redis?.disconnect();
       engine.close();
@@ -138,7 +149,14 @@ async function deployExamples(functions: FunctionService, dir: string, log: Logg
   const deploys = EXAMPLES.filter((n) => files.has(`${n}.wasm`)).map((name) => {
     const bytes = readFileSync(join(dir, `${name}.wasm`));
     const contentType = EXAMPLE_CONTENT_TYPES[name];
-    return functions.deploy("default", basename(name), bytes, contentType ? { contentType } : {}).settled;
+    return functions
+      .deploy("default", basename(name), bytes, contentType ? { contentType } : {})
+      .then((d) => d.settled)
+      .catch((e: unknown) => {
+        // A node may start while the cluster's Redis is down; it serves what it has.
+        if (!(e instanceof ThawError && e.code === "cluster_unavailable")) throw e;
+        return { name, status: "not deployed (cluster unavailable)" };
+      });
   });
   const done = await Promise.all(deploys);
   log.info("examples deployed", { functions: done.map((r) => `${r.name}:${r.status}`) });

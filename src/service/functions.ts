@@ -7,12 +7,19 @@
 // version serving and the record `failed` with the error. Deploying the same
 // bytes and config again changes nothing; the same bytes with a new config
 // reuse the cached artifact.
+//
+// With a cluster (src/cluster) the registry is shared: a deploy or delete
+// is first published to the cluster (and refused while it is unreachable),
+// a finished build shares its artifact and outcome, and the cluster's sync
+// drives this service (LocalFunctions) to follow what other nodes did.
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import type { Cluster } from "../cluster/cluster.ts";
+import type { LocalFunctions } from "../cluster/sync.ts";
 import { type Artifact, artifactPaths, CompileError, inspect } from "../compiler/compile.ts";
 import { compileInSubprocess } from "../compiler/subprocess.ts";
-import { DEFAULT_LIMITS, type Engine } from "../engine/engine.ts";
+import { DEFAULT_LIMITS, type Engine, type LoadedModule } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { PoolManager } from "../pool/manager.ts";
@@ -34,7 +41,7 @@ export function limitsOf(config: FunctionConfig, tenant = 0) {
   return { ...DEFAULT_LIMITS, memoryMiB: config.memoryMiB, timeoutMs: config.timeoutMs, tenant };
 }
 
-export class FunctionService {
+export class FunctionService implements LocalFunctions {
   private readonly builds = new Map<string, Promise<FunctionRecord>>();
 
   constructor(
@@ -44,9 +51,11 @@ export class FunctionService {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly dataDir: string,
+    private readonly cluster?: Cluster,
   ) {}
 
-  /** Bring every deployed function back after a restart, without recompiling. */
+  /** Bring every deployed function back after a restart, without recompiling. In a
+   * cluster, what the local disk lacks is fetched or rebuilt by the sync instead. */
   async boot(): Promise<void> {
     const pending: Promise<unknown>[] = [];
     for (const rec of this.registry.list()) {
@@ -59,7 +68,7 @@ export class FunctionService {
         }
       }
       const stale = rec.status === "compiling" || (rec.status === "ready" && !artifactReady);
-      if (stale && existsSync(this.registry.modulePath(rec.moduleHash))) pending.push(this.startBuild(rec));
+      if (stale && !this.cluster && existsSync(this.registry.modulePath(rec.moduleHash))) pending.push(this.startBuild(rec));
     }
     await Promise.all(pending);
   }
@@ -74,7 +83,7 @@ export class FunctionService {
     return this.registry.list(tenant);
   }
 
-  deploy(tenant: string, name: string, bytes: Uint8Array, config: Partial<FunctionConfig>): DeployResult {
+  async deploy(tenant: string, name: string, bytes: Uint8Array, config: Partial<FunctionConfig>): Promise<DeployResult> {
     if (!NAME_PATTERN.test(name))
       throw new ThawError("invalid_request", "function names are 1-63 characters: a-z, 0-9, '-' and '_', starting with a letter or digit");
     try {
@@ -85,27 +94,52 @@ export class FunctionService {
     }
     const full: FunctionConfig = { ...DEFAULT_CONFIG, ...config, env: { ...(config.env ?? {}) } };
     const moduleHash = createHash("sha256").update(bytes).digest("hex");
-    const existing = this.registry.get(tenant, name);
-    if (existing && existing.moduleHash === moduleHash && sameConfig(existing.config, full) && existing.status !== "failed") {
-      const settled = this.builds.get(`${tenant}/${name}`) ?? Promise.resolve(existing);
-      return { record: existing, changed: false, settled };
-    }
     this.registry.storeModule(moduleHash, bytes);
+    for (;;) {
+      const existing = this.cluster ? await this.cluster.current(tenant, name) : this.registry.get(tenant, name);
+      if (existing && existing.moduleHash === moduleHash && sameConfig(existing.config, full) && existing.status !== "failed") {
+        return { record: existing, changed: false, settled: this.settled(existing) };
+      }
+      const record = this.nextRecord(existing, tenant, name, full, moduleHash, bytes.length);
+      // A concurrent deploy of the same name on another node won: decide again against it.
+      if (this.cluster && !(await this.cluster.announce(existing, record, bytes))) continue;
+      this.registry.save(record);
+      return { record, changed: true, settled: this.startBuild(record) };
+    }
+  }
+
+  /** Settles when the build of `record` is over: this node's, or in a cluster any node's. */
+  private settled(record: FunctionRecord): Promise<FunctionRecord> {
+    const local = this.builds.get(`${record.tenant}/${record.name}`);
+    if (local) return local;
+    if (this.cluster && record.status === "compiling") return this.cluster.settled(record);
+    return Promise.resolve(record);
+  }
+
+  private nextRecord(
+    existing: FunctionRecord | undefined,
+    tenant: string,
+    name: string,
+    config: FunctionConfig,
+    moduleHash: string,
+    moduleBytes: number,
+  ): FunctionRecord {
     const now = new Date().toISOString();
-    const record: FunctionRecord = {
+    // The local copy counts too: after Redis lost its data, versions must not start again at 1.
+    const version = Math.max(existing?.version ?? 0, this.registry.get(tenant, name)?.version ?? 0) + 1;
+    return {
       tenant,
       name,
-      config: full,
+      config,
       status: "compiling",
       moduleHash,
       active: existing?.active,
-      version: (existing?.version ?? 0) + 1,
-      sizes: { moduleBytes: bytes.length },
+      version,
+      builder: this.cluster?.nodeId,
+      sizes: { moduleBytes },
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
-    this.registry.save(record);
-    return { record, changed: true, settled: this.startBuild(record) };
   }
 
   /** The function's pool, loading its code again if the pool manager unloaded it. */
@@ -113,15 +147,54 @@ export class FunctionService {
     const loaded = this.pools.get(tenant, name);
     if (loaded) return loaded;
     const rec = this.registry.get(tenant, name);
-    if (!rec?.active) return undefined;
+    // In a cluster the record can arrive before its artifact has been downloaded.
+    if (!rec?.active || !existsSync(artifactPaths(this.dataDir, rec.active.artifactKey).metaPath)) return undefined;
     this.activate(rec, rec.active.artifactKey, rec.active.config, rec.active.version);
     return this.pools.get(tenant, name);
   }
 
-  delete(tenant: string, name: string): void {
-    this.get(tenant, name);
+  async delete(tenant: string, name: string): Promise<void> {
+    const removed = this.cluster ? await this.cluster.remove(tenant, name) : false;
+    if (!removed) this.get(tenant, name);
+    this.drop(tenant, name);
+  }
+
+  drop(tenant: string, name: string): void {
     this.registry.delete(tenant, name);
     this.pools.remove(tenant, name);
+  }
+
+  building(tenant: string, name: string): boolean {
+    return this.builds.has(`${tenant}/${name}`);
+  }
+
+  servingVersion(tenant: string, name: string): number | undefined {
+    return this.pools.get(tenant, name)?.pool.version;
+  }
+
+  serve(record: FunctionRecord, artifactKey: string): void {
+    const current = this.registry.get(record.tenant, record.name);
+    if (!record.active || current?.active?.version !== record.active.version) return;
+    this.activate(record, artifactKey, record.active.config, record.active.version);
+  }
+
+  /** Build a record whose builder stopped (the cluster's sync took it over). */
+  rebuild(record: FunctionRecord): Promise<FunctionRecord> {
+    return this.startBuild(record);
+  }
+
+  /** Compile module bytes kept under DATA/modules, in a child process, counted in the metrics. */
+  async compileModule(moduleHash: string): Promise<Artifact> {
+    const started = performance.now();
+    let result = "failed";
+    try {
+      const artifact = await compileInSubprocess(this.registry.modulePath(moduleHash), this.dataDir);
+      result = "ok";
+      return artifact;
+    } finally {
+      this.metrics.compiles.inc({ result });
+      this.metrics.compileSeconds.observe((performance.now() - started) / 1000);
+    }
   }
 
   private startBuild(record: FunctionRecord): Promise<FunctionRecord> {
@@ -134,32 +207,31 @@ export class FunctionService {
   }
 
   private async build(record: FunctionRecord): Promise<FunctionRecord> {
-    const started = performance.now();
     let artifact: Artifact | undefined;
+    let module: LoadedModule | undefined;
     let error: FunctionRecord["error"];
     try {
-      artifact = await compileInSubprocess(this.registry.modulePath(record.moduleHash), this.dataDir);
+      artifact = await this.compileModule(record.moduleHash);
     } catch (e) {
       const ce = e instanceof CompileError ? e : new CompileError("compiler_failed", String(e));
       error = { code: ce.code, message: ce.message, log: ce.details.log };
     }
-    this.metrics.compiles.inc({ result: error ? "failed" : "ok" });
-    this.metrics.compileSeconds.observe((performance.now() - started) / 1000);
     const current = this.registry.get(record.tenant, record.name);
     if (!current || current.version !== record.version) return current ?? record;
     if (artifact) {
       try {
-        this.activate(record, artifact.meta.key, record.config, record.version);
+        module = this.load(record, artifact.meta.key, record.config);
       } catch (e) {
         error = { code: "init_failed", message: (e as Error).message };
       }
     }
     const done: FunctionRecord = error
-      ? { ...current, status: "failed", error, updatedAt: new Date().toISOString() }
+      ? { ...current, status: "failed", error, builder: undefined, updatedAt: new Date().toISOString() }
       : {
           ...current,
           status: "ready",
           error: undefined,
+          builder: undefined,
           active: { artifactKey: artifact!.meta.key, moduleHash: record.moduleHash, config: record.config, version: record.version },
           sizes: {
             moduleBytes: artifact!.meta.moduleBytes,
@@ -170,6 +242,11 @@ export class FunctionService {
           compileMs: artifact!.meta.compileMs,
           updatedAt: new Date().toISOString(),
         };
+    if (this.cluster && (await this.cluster.publishBuild(record, done)) === "superseded") {
+      module?.release();
+      return this.registry.get(record.tenant, record.name) ?? record;
+    }
+    if (module) this.pools.activate(record.tenant, record.name, module, record.config, record.version);
     this.registry.save(done);
     this.log.info(error ? "deploy failed" : "deployed", {
       tenant: record.tenant, function: record.name, version: record.version, ...(error ? { error: error.code } : {}),
@@ -178,8 +255,11 @@ export class FunctionService {
   }
 
   private activate(record: FunctionRecord, artifactKey: string, config: FunctionConfig, version: number): void {
+    this.pools.activate(record.tenant, record.name, this.load(record, artifactKey, config), config, version);
+  }
+
+  private load(record: FunctionRecord, artifactKey: string, config: FunctionConfig): LoadedModule {
     const paths = artifactPaths(this.dataDir, artifactKey);
-    const module = this.engine.load(paths.soPath, paths.snapshotPath, limitsOf(config, this.pools.tenantId(record.tenant)));
-    this.pools.activate(record.tenant, record.name, module, config, version);
+    return this.engine.load(paths.soPath, paths.snapshotPath, limitsOf(config, this.pools.tenantId(record.tenant)));
   }
 }

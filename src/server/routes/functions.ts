@@ -78,7 +78,7 @@ export const functionRoutes = (ctx: AppContext) =>
       async ({ request, params, query, principal: { tenant } }) => {
         const { bytes, config } = await readDeploy(request, query as Record<string, string>, ctx.config.maxModule);
         const wait = ["true", "1"].includes(String((query as { wait?: string }).wait));
-        const { record, changed, settled } = ctx.functions.deploy(tenant, params.name, bytes, config);
+        const { record, changed, settled } = await ctx.functions.deploy(tenant, params.name, bytes, config);
         const final = wait ? await settled : record;
         const location = { location: `/v1/functions/${params.name}` };
         if (final.status === "failed" && final.error)
@@ -92,7 +92,7 @@ export const functionRoutes = (ctx: AppContext) =>
         detail: {
           summary: "Deploy a function",
           description:
-            "Upload a WASI module as `application/wasm` (config from the query: memoryMiB, timeoutMs, env=K=V repeated, contentType, maxConcurrency) or as `multipart/form-data` with a `module` file and a `config` JSON part. Answers 202 while compiling (201 when ready with `wait=true`); the same bytes and config again are a no-op (200).",
+            "Upload a WASI module as `application/wasm` (config from the query: memoryMiB, timeoutMs, env=K=V repeated, contentType, maxConcurrency) or as `multipart/form-data` with a `module` file and a `config` JSON part. Answers 202 while compiling (201 when ready with `wait=true`); the same bytes and config again are a no-op (200). In a cluster the function becomes callable on every node; while the cluster's Redis is down, deploys answer 503 `cluster_unavailable`.",
           requestBody: {
             content: {
               "application/wasm": { schema: { type: "string", format: "binary" } },
@@ -114,7 +114,7 @@ export const functionRoutes = (ctx: AppContext) =>
             { name: "wait", in: "query", schema: { type: "boolean" }, description: "answer when the build is done" },
           ],
         } as never,
-        response: { 200: FunctionView, 201: FunctionView, 202: FunctionView, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+        response: { 200: FunctionView, 201: FunctionView, 202: FunctionView, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody },
       },
     )
     .get(
@@ -137,9 +137,13 @@ export const functionRoutes = (ctx: AppContext) =>
     )
     .delete(
       "/v1/functions/:name",
-      ({ params, principal: { tenant } }) => {
-        ctx.functions.delete(tenant, params.name);
+      async ({ params, principal: { tenant } }) => {
+        await ctx.functions.delete(tenant, params.name);
         return new Response(null, { status: 204 });
       },
-      { params: FunctionName, detail: { summary: "Delete a function" }, response: { 404: ErrorBody } },
+      {
+        params: FunctionName,
+        detail: { summary: "Delete a function (on every node of a cluster; 503 cluster_unavailable while its Redis is down)" },
+        response: { 404: ErrorBody, 503: ErrorBody },
+      },
     );
