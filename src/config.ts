@@ -37,6 +37,12 @@ export interface ServerConfig {
   tenantMemory: Record<string, { reservedBytes: number; limitBytes: number }>;
   /** Redis shared by the cluster; without it everything stays in process. */
   redisUrl?: string;
+  /** Async jobs this node runs at once. */
+  jobConcurrency: number;
+  /** Backoff before a job's second attempt (ms); it doubles after every attempt. */
+  jobBackoff: number;
+  /** How long finished jobs and their results are kept (ms). */
+  jobRetention: number;
 }
 
 const SPEC = {
@@ -55,6 +61,9 @@ const SPEC = {
   retention: { default: "1000", number: true },
   "tenant-memory": { default: "" },
   "redis-url": {},
+  "job-concurrency": { default: "16", number: true },
+  "job-backoff": { default: "1000", number: true },
+  "job-retention": { default: String(24 * 3600 * 1000), number: true },
 } as const satisfies Record<string, { default?: string; env?: string; number?: boolean }>;
 
 const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_")}`;
@@ -135,5 +144,8 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     retention: num("retention"),
     tenantMemory: parseTenantMemory(get("tenant-memory") ?? ""),
     redisUrl: get("redis-url") || undefined,
+    jobConcurrency: Math.max(1, num("job-concurrency")),
+    jobBackoff: num("job-backoff"),
+    jobRetention: num("job-retention"),
   };
 }

@@ -8,6 +8,7 @@ import type { AppContext } from "./context.ts";
 import { errorResponse, json } from "./http.ts";
 import { functionRoutes } from "./routes/functions.ts";
 import { invokeRoutes } from "./routes/invoke.ts";
+import { jobRoutes } from "./routes/jobs.ts";
 import { nodeRoutes } from "./routes/nodes.ts";
 import { poolRoutes } from "./routes/pools.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -26,6 +27,7 @@ export function createApp(ctx: AppContext) {
     .use(systemRoutes(ctx))
     .use(functionRoutes(ctx))
     .use(invokeRoutes(ctx))
+    .use(jobRoutes(ctx))
     .use(poolRoutes(ctx))
     .use(nodeRoutes(ctx));
 }

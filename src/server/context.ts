@@ -4,6 +4,7 @@ import { Elysia } from "elysia";
 import type { Membership } from "../cluster/membership.ts";
 import type { ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { JobService } from "../jobs/service.ts";
 import type { Metrics, PoolGaugeSource } from "../metrics/metrics.ts";
 import type { PoolManager } from "../pool/manager.ts";
 import type { FunctionService } from "../service/functions.ts";
@@ -21,6 +22,7 @@ export interface AppContext {
   authn: ReturnType<typeof authPlugin>;
   functions: FunctionService;
   invoke: InvokeService;
+  jobs: JobService;
   pools: PoolManager;
   metrics: Metrics;
   log: Logger;

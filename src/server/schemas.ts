@@ -91,6 +91,41 @@ export const PoolsView = type({
   }).array(),
 });
 
+/** Options of an async submit, as query parameters; the request body is the call's stdin. */
+export const JobQuery = type({
+  "callback?": "string",
+  "attempts?": queryInt.to("1 <= number.integer <= 20"),
+  "retryFunctionErrors?": "'true' | 'false' | '1' | '0'",
+});
+
+export const JobId = type({ id: "/^[A-Za-z0-9_.:-]{1,128}$/" });
+
+export const JobView = type({
+  id: "string",
+  tenant: "string",
+  function: "string",
+  status: "'queued' | 'running' | 'succeeded' | 'failed' | 'dead'",
+  attempts: "number",
+  maxAttempts: "number",
+  createdAt: "string",
+  "startedAt?": "string",
+  "finishedAt?": "string",
+  "queueMs?": "number",
+  "runMs?": "number",
+  "node?": "string",
+  "error?": { code: "string", message: "string" },
+  "result?": {
+    outcome: "string",
+    exitCode: "number",
+    contentType: "string",
+    bytes: "number",
+    stderr: "string",
+    durationMs: "number",
+    url: "string",
+  },
+  "callback?": { url: "string", state: "'pending' | 'delivered' | 'failed'", attempts: "number", "lastError?": "string" },
+});
+
 export const NodesView = type({
   nodeId: "string",
   mode: "'single' | 'cluster' | 'cluster_unavailable'",

@@ -22,6 +22,10 @@ import { Registry } from "../registry/registry.ts";
 import { ThawError } from "../service/errors.ts";
 import { FunctionService } from "../service/functions.ts";
 import { InvokeService } from "../service/invoke.ts";
+import { LocalJobQueue } from "../jobs/local.ts";
+import { RedisJobQueue } from "../jobs/redis.ts";
+import { JobRunner } from "../jobs/runner.ts";
+import { JobService } from "../jobs/service.ts";
 import { createApp } from "./app.ts";
 import { Auth } from "./auth.ts";
 import { type AppContext, authPlugin } from "./context.ts";
@@ -92,6 +96,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     : undefined;
   const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir, cluster);
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
+  const jobQueueOptions = { nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention };
+  const runner = new JobRunner(invoke, log);
+  const jobQueue = config.redisUrl
+    ? new RedisJobQueue(config.redisUrl, runner, jobQueueOptions, log)
+    : new LocalJobQueue(config.dataDir, runner, jobQueueOptions, log);
+  const jobs = new JobService(jobQueue, registry);
   const auth = new Auth(config.tokens, config.adminToken);
   let ready = false;
   const memory = () => ({
@@ -99,7 +109,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     tenants: pools.tenants().map(([tenant, id]) => ({ tenant, ...engine.tenantMemoryStats(id) })),
   });
   const ctx: AppContext = {
-    config, auth, authn: authPlugin(auth), functions, invoke, pools, metrics, log, isReady: () => ready, memory,
+    config, auth, authn: authPlugin(auth), functions, invoke, jobs, pools, metrics, log, isReady: () => ready, memory,
     nodeId, nodes: membership,
   };
   if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
@@ -116,17 +126,19 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   await cluster?.start(functions);
   await membership.start();
   if (config.examples) await deployExamples(functions, config.examples, log);
+  jobQueue.start();
   ready = true;
-  log.info("listening", { url, dataDir: config.dataDir, functions: registry.list().length });
+  log.info("listening", { url, nodeId, dataDir: config.dataDir, functions: registry.list().length, jobs: jobQueue.backend });
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
       log.info("shutting down", { inFlight: engine.inFlight });
       ready = false;
-      invoke.drain();
       const closed = server.stop();
       const deadline = Date.now() + config.shutdownTimeout;
+      await jobQueue.close(deadline);
+      invoke.drain();
       while (engine.inFlight > 0 && Date.now() < deadline) await Bun.sleep(10);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));

@@ -18,6 +18,8 @@ export type ErrorCode =
   | "shutting_down"
   | "memory_exhausted"
   | "cluster_unavailable"
+  | "queue_unavailable"
+  | "job_not_found"
   | "function_exit"
   | "function_trap"
   | "function_timeout"
@@ -36,6 +38,8 @@ export const STATUS: Record<ErrorCode, number> = {
   shutting_down: 503,
   memory_exhausted: 503,
   cluster_unavailable: 503,
+  queue_unavailable: 503,
+  job_not_found: 404,
   not_wasm: 422,
   invalid_module: 422,
   unsupported_imports: 422,
