@@ -94,6 +94,10 @@ describe.each(backends)("%s queue", (_backend, setup) => {
     const res = await fetch(`${s.url}${done.result.url}`, { headers: ALPHA });
     expect(res.headers.get("x-thaw-exit-code")).toBe("0");
     expect(JSON.parse(await res.text())).toMatchObject({ words: 6, top: [["be", 2], ["to", 2], expect.anything(), expect.anything()] });
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(metrics).toMatch(/thaw_jobs_finished_total\{status="succeeded"\} [1-9]/);
+    expect(metrics).toMatch(/thaw_job_attempts_total\{result="finished"\} [1-9]/);
+    expect(metrics).toMatch(/thaw_job_queue_seconds_count [1-9]/);
   });
 
   test("a function error is the job's result and is not retried; with retryFunctionErrors it is, to dead", async () => {

@@ -12,5 +12,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once("SIGINT", stop);
   });
   await done;
-  return 0;
+  // Everything thaw owns is closed by now; a client library's reconnect
+  // timer or socket must not keep a stopped node alive.
+  server.ctx.log.flush();
+  process.exit(0);
 }

@@ -238,9 +238,7 @@ export class LocalJobQueue implements JobQueue {
     const status: JobStatus = outcome.kind === "finished" ? outcome.status : "dead";
     this.update(id, "status = $status, finished_at = $now, error = $error, result = $result", { status, now, error, result });
     if (this.closed) return;
-    const state = this.load(id)!;
-    if (!state.spec.callbackUrl) return;
-    const callback = await this.runner.deliver(state);
+    const callback = await this.runner.finish(this.load(id)!);
     if (callback) this.update(id, "callback = $callback", { callback: JSON.stringify(callback) });
   }
 

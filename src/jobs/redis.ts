@@ -38,6 +38,8 @@ export const QUEUE_PREFIX = "thaw";
 /** A dead node's jobs are taken back after about this long. */
 const LOCK_MS = 5000;
 const STALLED_CHECK_MS = 2500;
+/** After its last attempt returns, how long a closing worker gets to record it in Redis. */
+const RECORD_GRACE_MS = 500;
 
 interface JobData {
   payload: string;
@@ -61,6 +63,7 @@ export class RedisJobQueue implements JobQueue {
   private worker?: Worker<JobData>;
   /** The worker's own connection: it blocks waiting for jobs, so it cannot be shared. */
   private workerConnection?: Redis;
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(
     private readonly url: string,
@@ -130,7 +133,7 @@ export class RedisJobQueue implements JobQueue {
   start(): void {
     this.workerConnection = new Redis(this.url, { maxRetriesPerRequest: null });
     this.workerConnection.on("error", () => {});
-    this.worker = new Worker<JobData>(QUEUE_NAME, (job) => this.process(job), {
+    this.worker = new Worker<JobData>(QUEUE_NAME, (job) => this.track(job), {
       connection: this.workerConnection,
       prefix: QUEUE_PREFIX,
       name: this.options.nodeId,
@@ -151,13 +154,27 @@ export class RedisJobQueue implements JobQueue {
   async close(deadline: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
-    // An attempt still running at the deadline is abandoned with its lock;
-    // another node (or this one, restarted) takes the job back.
-    await Promise.race([this.worker?.close(), timeUp]).catch(() => undefined);
+    // worker.close() stops taking jobs and waits for the running ones. After
+    // Redis has restarted under it, it can wait on its blocking connection
+    // for good, so it is also over once this node's attempts have returned
+    // and BullMQ has had a moment to record them. An attempt still running
+    // at the deadline is abandoned with its lock; another node (or this one,
+    // restarted) takes the job back.
+    const attemptsDone = (async () => {
+      while (this.running.size > 0) await Promise.allSettled([...this.running]);
+      await Bun.sleep(RECORD_GRACE_MS);
+    })();
+    await Promise.race([this.worker?.close().then(() => this.queue.close()), attemptsDone, timeUp]).catch(() => undefined);
     clearTimeout(timer);
-    await this.queue.close().catch(() => undefined);
     this.workerConnection?.disconnect();
     this.client.disconnect();
+  }
+
+  /** One attempt, tracked so that close() knows when this node's attempts are over. */
+  private track(job: Job<JobData>): Promise<{ status: JobStatus }> {
+    const attempt = this.process(job);
+    this.running.add(attempt);
+    return attempt.finally(() => this.running.delete(attempt));
   }
 
   /** One attempt. Returns for a finished call; throws to make BullMQ retry or fail (dead) the job. */
@@ -177,10 +194,10 @@ export class RedisJobQueue implements JobQueue {
     if (attempt.kind !== "finished") outcome.error = attempt.error;
     const final = attempt.kind === "finished" || attempt.kind === "dead" || lastAttempt;
     const status: JobStatus = attempt.kind === "finished" ? attempt.status : final ? "dead" : "queued";
-    if (final && spec.callbackUrl) {
+    if (final) {
       const state = this.stateOf(job, status === "dead" ? "failed" : "completed", outcome, spec);
       state.finishedAt = Date.now();
-      outcome.callback = await this.runner.deliver(state);
+      outcome.callback = await this.runner.finish(state);
     }
     await this.saveOutcome(job.id!, outcome);
     if (attempt.kind === "finished") return { status };

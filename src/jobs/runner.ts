@@ -6,6 +6,7 @@
 // same pools, limits, metrics and logs as a call over HTTP.
 
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { InvokeOutcome, InvokeService } from "../service/invoke.ts";
 import { type ErrorCode, ThawError } from "../service/errors.ts";
 import type { CallbackStatus, JobResult, JobSpec, JobState } from "./job.ts";
@@ -35,11 +36,18 @@ const CALLBACK_DEFAULTS: CallbackOptions = { attempts: 3, timeoutMs: 5000, backo
 export class JobRunner {
   constructor(
     private readonly invoke: InvokeService,
+    private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly callbackOptions: CallbackOptions = CALLBACK_DEFAULTS,
   ) {}
 
   async attempt(spec: JobSpec): Promise<AttemptOutcome> {
+    const outcome = await this.run(spec);
+    this.metrics.jobAttempts.inc({ result: outcome.kind });
+    return outcome;
+  }
+
+  private async run(spec: JobSpec): Promise<AttemptOutcome> {
     let o: InvokeOutcome;
     try {
       o = await this.invoke.invoke(spec.tenant, spec.function, { body: spec.body, env: spec.env });
@@ -66,11 +74,15 @@ export class JobRunner {
   }
 
   /**
-   * POST the finished job to its callback URL: the job as GET /v1/jobs/{id}
-   * shows it, plus the result body in base64. Retried a few times with
-   * backoff; any 2xx is delivery. Never throws: the outcome is recorded.
+   * A job reached its final status: count it and POST it to its callback
+   * URL, if it has one. The callback gets the job as GET /v1/jobs/{id}
+   * shows it, plus the result body in base64; it is retried a few times
+   * with backoff and any 2xx is delivery. Never throws: the outcome of the
+   * delivery is returned for the queue to record.
    */
-  async deliver(state: JobState): Promise<CallbackStatus | undefined> {
+  async finish(state: JobState): Promise<CallbackStatus | undefined> {
+    this.metrics.jobsFinished.inc({ status: state.status });
+    if (state.startedAt !== undefined) this.metrics.jobQueueSeconds.observe(Math.max(0, state.startedAt - state.createdAt) / 1000);
     const url = state.spec.callbackUrl;
     if (!url) return undefined;
     const body = JSON.stringify({

@@ -72,6 +72,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly jobAttempts = new Counter({
+    name: "thaw_job_attempts_total",
+    help: "Async job attempts run on this node, by how they ended (finished, retry, dead)",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
+  readonly jobsFinished = new Counter({
+    name: "thaw_jobs_finished_total",
+    help: "Async jobs that reached a final status on this node (succeeded, failed, dead)",
+    labelNames: ["status"],
+    registers: [this.registry],
+  });
+  readonly jobQueueSeconds = new Histogram({
+    name: "thaw_job_queue_seconds",
+    help: "From a job's acceptance to the start of its last attempt, for jobs finished on this node",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
   constructor(source: PoolGaugeSource) {
     const perPool = (name: string, help: string, pick: (p: ReturnType<PoolGaugeSource["pools"]>[number]) => number) =>
       new Gauge({

@@ -97,7 +97,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir, cluster);
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
   const jobQueueOptions = { nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention };
-  const runner = new JobRunner(invoke, log);
+  const runner = new JobRunner(invoke, metrics, log);
   const jobQueue = config.redisUrl
     ? new RedisJobQueue(config.redisUrl, runner, jobQueueOptions, log)
     : new LocalJobQueue(config.dataDir, runner, jobQueueOptions, log);
