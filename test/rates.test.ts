@@ -1,5 +1,6 @@
-// Arrival-rate stores: the in-memory one against the policy's estimator,
-// and the Redis one with several nodes sharing a real redis-server.
+// Arrival-rate and duration stores: the in-memory one against the policy's
+// estimator and the decayed mean, and the Redis one with several nodes
+// sharing a real redis-server.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import Redis from "ioredis";
@@ -36,6 +37,65 @@ test("the memory store is the policy's estimator", async () => {
   const { rates, nodes } = await store.read();
   expect(rates.get("f")).toBeCloseTo(rateAt(state, now, 10_000), 9);
   expect(nodes).toBe(1);
+});
+
+test("the memory store's τ is the decayed mean of durations", async () => {
+  let now = 0;
+  const store = new MemoryRateStore(10_000, () => now);
+  expect((await store.read()).taus.has("f")).toBe(false);
+  const calls: [number, number][] = [];
+  for (let i = 0; i < 200; i++) calls.push([i * 50, i < 100 ? 100 : 300]);
+  for (const [t, d] of calls) {
+    now = t;
+    store.complete("f", d);
+  }
+  now = 12_000;
+  let sum = 0;
+  let weight = 0;
+  for (const [t, d] of calls) {
+    const w = Math.exp(-(now - t) / 10_000);
+    sum += w * d;
+    weight += w;
+  }
+  const tau = (await store.read()).taus.get("f")!;
+  expect(tau).toBeCloseTo(sum / weight, 9);
+  // The later, slower calls weigh more, but not all: between 200 and 300.
+  expect(tau).toBeGreaterThan(200);
+  expect(tau).toBeLessThan(300);
+  // Idle, τ holds still (both sums decay alike) until nothing is left of it.
+  now = 60_000;
+  expect((await store.read()).taus.get("f")!).toBeCloseTo(sum / weight, 6);
+  now = 1_000_000;
+  expect((await store.read()).taus.has("f")).toBe(false);
+});
+
+test("nodes' durations combine into one decayed mean, every call weighing the same", async () => {
+  const a = node("a", "t5");
+  const b = node("b", "t5");
+  const mem = new MemoryRateStore();
+  for (let i = 0; i < 300; i++) {
+    a.complete("f", 100);
+    mem.complete("f", 100);
+  }
+  b.complete("f", 500);
+  b.complete("f", 700);
+  mem.complete("f", 500);
+  mem.complete("f", 700);
+  b.complete("g", 40);
+  expect(await a.flush()).toBe(true);
+  expect(await b.flush()).toBe(true);
+  const { taus } = await a.read();
+  // (300·100 + 500 + 700) / 302, not the mean of the two nodes' means (350).
+  expect(taus.get("f")!).toBeCloseTo(31_200 / 302, 0);
+  expect(taus.get("f")!).toBeCloseTo((await mem.read()).taus.get("f")!, 0);
+  expect(taus.get("g")!).toBeCloseTo(40, 6);
+  // A later batch moves the mean by its weight against the decayed old one.
+  for (let i = 0; i < 302; i++) b.complete("f", 300);
+  expect(await b.flush()).toBe(true);
+  const after = (await b.read()).taus.get("f")!;
+  expect(after).toBeGreaterThan(200);
+  expect(after).toBeLessThan(202);
+  await Promise.all([a.close(), b.close()]);
 });
 
 test("nodes' arrivals add up in Redis; each node sizes by its share", async () => {
@@ -91,7 +151,9 @@ test("with Redis down a flush keeps its batch and publishes it when Redis is bac
   expect(await a.flush()).toBe(true);
   await redis.stop();
   for (let i = 0; i < 50; i++) a.arrive("f");
+  for (let i = 0; i < 10; i++) a.complete("f", 250);
   expect(await a.flush()).toBe(false);
+  a.complete("f", 360);
   await redis.start();
   let published = false;
   for (let i = 0; i < 100 && !published; i++) {
@@ -100,5 +162,7 @@ test("with Redis down a flush keeps its batch and publishes it when Redis is bac
   }
   expect(published).toBe(true);
   expect((await a.read()).rates.get("f")!).toBeCloseTo(5, 1);
+  // The failed batch's durations were kept and published with the next.
+  expect((await a.read()).taus.get("f")!).toBeCloseTo((10 * 250 + 360) / 11, 6);
   await a.close();
 });
