@@ -6,6 +6,7 @@ import {
   type BudgetItem,
   FixedPolicy,
   KeepAlivePolicy,
+  LOCAL_TAU_MIN_CALLS,
   MiB,
   PoolPolicy,
   type RateState,
@@ -602,5 +603,40 @@ describe("KeepAlivePolicy", () => {
     expect(fp(plan, "f114").warm).toBe(0);
     expect(fp(plan, "f115").warm).toBe(1);
     expect(plan.plannedBytes).toBeLessThanOrEqual(plan.budgetBytes);
+  });
+});
+
+describe("cluster τ", () => {
+  test("a function this node never ran plans by the cluster's τ; without it, by its own", () => {
+    const p = new PoolPolicy({ budgetBytes: BIG });
+    p.touch("f", 0);
+    p.setClusterRate("f", 10, 0);
+    p.setClusterTau("f", 500);
+    // λ·τ = 10/s · 0.5 s = 5 calls in progress: k = ⌈5⌉ + h.
+    expect(fp(p.plan(0), "f").tau).toBe(500);
+    expect(fp(p.plan(0), "f").k).toBe(5 + 1);
+    p.setClusterTau("f", null);
+    expect(fp(p.plan(0), "f").tau).toBeNull();
+    expect(fp(p.plan(0), "f").k).toBe(1);
+    // The store unreadable: local λ and τ, here a single 200 ms call.
+    p.setClusterRate("f", null, 0);
+    call(p, "f", 0, 200);
+    expect(fp(p.plan(200), "f").tau).toBe(200);
+  });
+
+  test("enough recent local calls outweigh the cluster's τ, until they age", () => {
+    const p = new PoolPolicy({ budgetBytes: BIG });
+    p.touch("f", 0);
+    p.setClusterRate("f", 10, 0);
+    p.setClusterTau("f", 500);
+    for (let i = 0; i < LOCAL_TAU_MIN_CALLS - 1; i++) call(p, "f", i * 100, 50);
+    // A few calls are too few to trust: still the cluster's τ.
+    expect(fp(p.plan(1_000), "f").tau).toBe(500);
+    for (let i = 0; i < 2; i++) call(p, "f", 1_000 + i * 100, 50);
+    expect(fp(p.plan(1_500), "f").tau).toBe(50);
+    expect(fp(p.plan(1_500), "f").k).toBe(1 + 1);
+    // A minute later those calls weigh e^-6 each: the cluster knows better.
+    p.setClusterRate("f", 10, 60_000);
+    expect(fp(p.plan(60_000), "f").tau).toBe(500);
   });
 });

@@ -65,7 +65,7 @@ export class PoolManager {
     private readonly options: ManagerOptions,
     /** Called every tick: the memory pool's return-to-OS policy. */
     private readonly maintainMemory: () => void = () => {},
-    /** The cluster's arrival rates (Redis), synced every second. */
+    /** The cluster's arrival rates and call durations (Redis), synced every second. */
     private readonly rates?: RateStore,
   ) {
     this.timer = setInterval(() => this.tick(), options.tickMs).unref();
@@ -115,8 +115,9 @@ export class PoolManager {
     this.rates?.arrive(key);
   }
 
-  /** Publish this node's arrivals and plan by its share of the cluster's
-   * rates; when the store cannot be read, plan by local rates again. */
+  /** Publish this node's arrivals and durations, and plan by its share of
+   * the cluster's rates and by the cluster's τ; when the store cannot be
+   * read, plan by local rates and τ again. */
   async syncRates(): Promise<void> {
     if (!this.rates) return;
     await this.rates.flush();
@@ -130,12 +131,15 @@ export class PoolManager {
     for (const key of this.entries.keys()) {
       const rate = read?.rates.get(key);
       this.policy.setClusterRate(key, read ? nodeShare(rate ?? 0, read.nodes) : null, now);
+      this.policy.setClusterTau(key, read?.taus.get(key) ?? null);
     }
   }
 
-  /** A call finished after durationMs: feeds τ. */
+  /** A call finished after durationMs: feeds τ, here and (batched) in the cluster's store. */
   completed(tenant: string, name: string, durationMs: number): void {
-    this.policy.recordDuration(poolKey(tenant, name), durationMs, Date.now());
+    const key = poolKey(tenant, name);
+    this.policy.recordDuration(key, durationMs, Date.now());
+    this.rates?.complete(key, durationMs);
   }
 
   remove(tenant: string, name: string): void {

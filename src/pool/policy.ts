@@ -245,7 +245,7 @@ export type PolicyName = "predicted" | "fixed" | "keep-alive";
 export interface FunctionPlan {
   /** λ at nowMs, calls/s (decayed-count estimate). */
   lambda: number;
-  /** τ, EWMA of call duration in ms; null before the first duration. */
+  /** τ planned by, ms: the local EWMA of call duration, or the cluster's (tauOf); null before the first duration. */
   tau: number | null;
   /** The policy's target before the budget. */
   k: number;
@@ -289,6 +289,8 @@ export interface WarmPolicy {
   forget(fn: string): void;
   /** Plan fn by this node's share of the cluster's rate (null: local rate). */
   setClusterRate(fn: string, rate: number | null, nowMs: number): void;
+  /** The cluster's mean call duration of fn in ms (null: unknown, local τ only). */
+  setClusterTau(fn: string, tauMs: number | null): void;
   plan(nowMs: number): Plan;
 }
 
@@ -311,6 +313,10 @@ interface FunctionState {
   /** This node's share of the cluster's rate (calls/s), when a rate store reports one. */
   clusterRate: number | null;
   tau: number | null;
+  /** Decayed count of this node's completions: how much its own τ is worth. */
+  completions: RateState | null;
+  /** The cluster's τ (ms), when a rate store reports one. */
+  clusterTau: number | null;
   lastArrivalMs: number | null;
   lastUsedMs: number | null;
   mem: MemoryFootprint | null;
@@ -327,6 +333,8 @@ const isCount = (n: number) => Number.isInteger(n) && n >= 0;
 const later = (a: number | null, b: number) => (a === null ? b : Math.max(a, b));
 /** A cluster share at or above this (calls/s) keeps a function in use. */
 const CLUSTER_ACTIVE_RATE = 0.01;
+/** Completions within about T a node needs before it trusts its own τ over the cluster's. */
+export const LOCAL_TAU_MIN_CALLS = 5;
 
 /** Per-function history shared by all policies: λ, τ, last use, memory, cap. */
 abstract class TrackingPolicy implements WarmPolicy {
@@ -363,7 +371,13 @@ abstract class TrackingPolicy implements WarmPolicy {
   protected state(fn: string): FunctionState {
     let s = this.fns.get(fn);
     if (!s) {
-      s = { rate: null, clusterRate: null, tau: null, lastArrivalMs: null, lastUsedMs: null, mem: null, maxConcurrency: null };
+      s = {
+        rate: null,
+        clusterRate: null,
+        tau: null,
+        completions: null,
+        clusterTau: null,
+        lastArrivalMs: null, lastUsedMs: null, mem: null, maxConcurrency: null };
       this.fns.set(fn, s);
     }
     return s;
@@ -382,6 +396,7 @@ abstract class TrackingPolicy implements WarmPolicy {
     check(isTime(nowMs), "nowMs");
     const s = this.state(fn);
     s.tau = ewma(s.tau, durationMs, this.alpha);
+    s.completions = addArrival(s.completions, nowMs, this.timeConstantMs);
     s.lastUsedMs = later(s.lastUsedMs, nowMs);
   }
 
@@ -415,6 +430,23 @@ abstract class TrackingPolicy implements WarmPolicy {
     if (rate !== null && rate >= CLUSTER_ACTIVE_RATE) s.lastUsedMs = later(s.lastUsedMs, nowMs);
   }
 
+  setClusterTau(fn: string, tauMs: number | null): void {
+    const s = this.fns.get(fn);
+    if (s) s.clusterTau = tauMs;
+  }
+
+  /** τ for planning. The node's own EWMA once it has run enough recent calls:
+   * it follows a change within a few calls, where the cluster's decayed mean
+   * lags by a flush and averages over T, and it measures this node's
+   * hardware. Until then (a node that has never run fn, or only a call or
+   * two, or long ago) the cluster's τ, which averages every node's calls;
+   * without one, the local τ again. Not a blend: the cluster's mean already
+   * contains this node's calls, weighted by their share. */
+  protected tauOf(s: FunctionState, nowMs: number): number | null {
+    const recent = (rateAt(s.completions, nowMs, this.timeConstantMs) * this.timeConstantMs) / 1000;
+    return recent >= LOCAL_TAU_MIN_CALLS ? s.tau : (s.clusterTau ?? s.tau);
+  }
+
   /** λ for planning: the cluster share when known, else the local estimate. */
   protected lambdaOf(s: FunctionState, nowMs: number): number {
     return s.clusterRate ?? rateAt(s.rate, nowMs, this.timeConstantMs);
@@ -442,7 +474,7 @@ abstract class TrackingPolicy implements WarmPolicy {
     const mem = this.memOf(s);
     return {
       lambda: this.lambdaOf(s, nowMs),
-      tau: s.tau,
+      tau: this.tauOf(s, nowMs),
       k,
       warm,
       trimmed: k - warm,
@@ -475,8 +507,10 @@ export interface PoolPolicyConfig extends CommonConfig {
  * The predicted pool. Per function f, at plan time t:
  *
  * - λ_f: decayed-count arrival rate (see RateState), T = rateTimeConstantMs.
- * - τ_f: EWMA of durations (α = durationAlpha, seeded with the first one);
- *   treated as 0 until a duration is known, so a new function gets k = h.
+ * - τ_f: EWMA of durations (α = durationAlpha, seeded with the first one),
+ *   or the cluster's τ while this node has run fewer than
+ *   LOCAL_TAU_MIN_CALLS recent calls (see tauOf); treated as 0 until a
+ *   duration is known, so a new function gets k = h.
  * - idle_f = t - lastUsed_f.
  * - unloadCode_f = idle_f > codeGraceMs ("idle functions' native code
  *   unloaded after a grace period"). A function never used (no arrival,
@@ -528,7 +562,7 @@ export class PoolPolicy extends TrackingPolicy {
       const k =
         s.lastUsedMs === null || idle > this.idleGraceMs || unloadCode
           ? 0
-          : target(this.lambdaOf(s, nowMs), s.tau ?? 0, {
+          : target(this.lambdaOf(s, nowMs), this.tauOf(s, nowMs) ?? 0, {
               headroom: this.headroom,
               maxConcurrency: this.capOf(s),
               ceilSlack: this.ceilSlack,
