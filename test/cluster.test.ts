@@ -1,4 +1,5 @@
-// Several thaw nodes sharing one real redis-server: cluster arrival rates.
+// Several thaw nodes sharing one real redis-server: cluster arrival rates
+// and call durations.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -17,16 +18,23 @@ afterAll(async () => {
 // biome-ignore lint: response bodies are checked field by field below.
 const body = (res: Response): Promise<any> => res.json();
 
-async function deploy(s: ServerProcess, name: string) {
+async function deploy(s: ServerProcess, name: string, wasm = "hello") {
   const res = await fetch(`${s.url}/v1/functions/${name}?wait=true`, {
     method: "PUT",
-    body: readFileSync(wasmPath("hello")),
+    body: readFileSync(wasmPath(wasm)),
     headers: { "content-type": "application/wasm" },
   });
   expect(res.status).toBe(201);
 }
 
-async function poolOn(s: ServerProcess, name: string): Promise<{ lambda: number } | undefined> {
+interface PoolView {
+  lambda: number;
+  tauMs: number | null;
+  target: number;
+  calls: number;
+}
+
+async function poolOn(s: ServerProcess, name: string): Promise<PoolView | undefined> {
   const pools = await body(await fetch(`${s.url}/v1/pools`));
   return pools.functions.find((f: { name: string }) => f.name === name);
 }
@@ -57,6 +65,41 @@ test("traffic on one node raises the arrival rate another node plans by; Redis d
     await Bun.sleep(1500);
     expect((await fetch(`${two.url}/v1/functions/hello/invoke`, { method: "POST" })).status).toBe(200);
     await redis.start();
+  } finally {
+    await Promise.all([one.stop(), two.stop()]);
+  }
+});
+
+test("long calls on one node raise the τ and the target of a node that never ran the function", async () => {
+  const env = { THAW_REDIS_URL: redis.url };
+  // A sleeping call holds a worker thread: enough of them for 20 at once.
+  const [one, two] = await Promise.all([startServer({ env, args: ["--threads", "20"] }), startServer({ env })]);
+  try {
+    await deploy(one, "slow", "sleep");
+    for (let i = 0; i < 50 && !(await poolOn(two, "slow")); i++) await Bun.sleep(100);
+    expect((await poolOn(two, "slow"))?.tauMs).toBeNull();
+    // 20 clients calling back to back for 2.5 s: ~100 calls/s of 200 ms.
+    const until = Date.now() + 2500;
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        while (Date.now() < until) {
+          const res = await fetch(`${one.url}/v1/functions/slow/invoke`, { method: "POST", body: "200" });
+          expect(res.status).toBe(200);
+          await res.arrayBuffer();
+        }
+      }),
+    );
+    // Node two's share, ~10 calls/s of 0.2 s: 2 in progress on top of h = 1;
+    // with no τ of its own it would plan h alone, whatever its λ.
+    let seen: PoolView | undefined;
+    for (let i = 0; i < 30 && !(seen && seen.target > 2); i++) {
+      await Bun.sleep(100);
+      seen = await poolOn(two, "slow");
+    }
+    expect(seen!.calls).toBe(0);
+    expect(seen!.tauMs!).toBeGreaterThan(180);
+    expect(seen!.tauMs!).toBeLessThan(300);
+    expect(seen!.target).toBeGreaterThan(2);
   } finally {
     await Promise.all([one.stop(), two.stop()]);
   }
