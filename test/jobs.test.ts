@@ -244,6 +244,26 @@ describe("redis queue", () => {
     }
   });
 
+  test("a server stopped with jobs queued: its successor on the same Redis runs them all", async () => {
+    const env = { THAW_REDIS_URL: redis.url, THAW_JOB_CONCURRENCY: "1" };
+    const s = await startServer({ env });
+    await deploy(s, "sleep", "sleep", {});
+    const jobs: Json[] = [];
+    for (let i = 0; i < 6; i++) jobs.push(await submit(s, "sleep", "200", {}));
+    await waitForJob(s, jobs[0].id, ["running", "succeeded"], 10_000, {});
+    expect(await s.stop()).toBe(0);
+    const again = await startServer({ env, dataDir: s.dataDir });
+    try {
+      const done = await Promise.all(jobs.map((j) => waitForJob(again, j.id, ["succeeded", "failed", "dead"], 30_000, {})));
+      expect(done.map((j) => j.status)).toEqual(Array(6).fill("succeeded"));
+      // The job running at the stop finished before the old node exited: one attempt each.
+      expect(done.every((j) => j.attempts === 1)).toBe(true);
+      expect(done.some((j) => j.node.includes(`:${again.proc.pid}:`))).toBe(true);
+    } finally {
+      await again.stop();
+    }
+  });
+
   test("Redis down: async submits answer 503 queue_unavailable, sync calls go on; accepted jobs run once it is back", async () => {
     const env = { THAW_REDIS_URL: redis.url, THAW_JOB_CONCURRENCY: "1" };
     const s = await startServer({ env });
