@@ -246,10 +246,11 @@ describe("redis queue", () => {
 
   test("a server stopped with jobs queued: its successor on the same Redis runs them all", async () => {
     const env = { THAW_REDIS_URL: redis.url, THAW_JOB_CONCURRENCY: "1" };
+    // Its own function name: the registry in this Redis outlives each test's servers.
     const s = await startServer({ env });
-    await deploy(s, "sleep", "sleep", {});
+    await deploy(s, "slow", "sleep", {});
     const jobs: Json[] = [];
-    for (let i = 0; i < 6; i++) jobs.push(await submit(s, "sleep", "200", {}));
+    for (let i = 0; i < 6; i++) jobs.push(await submit(s, "slow", "200", {}));
     await waitForJob(s, jobs[0].id, ["running", "succeeded"], 10_000, {});
     expect(await s.stop()).toBe(0);
     const again = await startServer({ env, dataDir: s.dataDir });
