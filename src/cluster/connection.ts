@@ -1,5 +1,6 @@
-// The connection a node keeps to the cluster's Redis (registry, artifacts,
-// membership).
+// The connection a node keeps to the cluster's Redis: registry, artifacts,
+// membership, arrival rates and job submits share it (only BullMQ's
+// blocking worker has its own).
 //
 // Commands fail at once while Redis is unreachable -- no offline queue, no
 // per-request retries, a command timeout for a Redis that hangs -- so a

@@ -23,7 +23,7 @@
 // retrying, and both reconnect by themselves.
 
 import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
-import Redis from "ioredis";
+import type Redis from "ioredis";
 import type { Logger } from "../log.ts";
 import { ThawError } from "../service/errors.ts";
 import {
@@ -58,21 +58,23 @@ const unavailable = (e?: unknown) =>
 
 export class RedisJobQueue implements JobQueue {
   readonly backend = "redis";
-  private readonly client: Redis;
   private readonly queue: Queue<JobData>;
   private worker?: Worker<JobData>;
   /** The worker's own connection: it blocks waiting for jobs, so it cannot be shared. */
   private workerConnection?: Redis;
   private readonly running = new Set<Promise<unknown>>();
 
+  /**
+   * `client` is the node's connection to the cluster's Redis (cluster/connection.ts):
+   * no offline queue, so a submit fails at once while Redis is down. The
+   * caller owns it; the queue only adds a worker connection of its own.
+   */
   constructor(
-    private readonly url: string,
+    private readonly client: Redis,
     private readonly runner: JobRunner,
     private readonly options: QueueOptions,
     private readonly log: Logger,
   ) {
-    this.client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    this.client.on("error", () => {});
     this.queue = new Queue<JobData>(QUEUE_NAME, { connection: this.client, prefix: QUEUE_PREFIX });
     this.queue.on("error", () => {});
   }
@@ -131,7 +133,9 @@ export class RedisJobQueue implements JobQueue {
   }
 
   start(): void {
-    this.workerConnection = new Redis(this.url, { maxRetriesPerRequest: null });
+    // BullMQ's blocking commands need a connection that waits and retries
+    // forever: no per-request retry limit, no command timeout.
+    this.workerConnection = this.client.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined });
     this.workerConnection.on("error", () => {});
     this.worker = new Worker<JobData>(QUEUE_NAME, (job) => this.track(job), {
       connection: this.workerConnection,
@@ -167,7 +171,6 @@ export class RedisJobQueue implements JobQueue {
     await Promise.race([this.worker?.close().then(() => this.queue.close()), attemptsDone, timeUp]).catch(() => undefined);
     clearTimeout(timer);
     this.workerConnection?.disconnect();
-    this.client.disconnect();
   }
 
   /** One attempt, tracked so that close() knows when this node's attempts are over. */

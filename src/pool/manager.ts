@@ -200,7 +200,6 @@ export class PoolManager {
   close(): void {
     clearInterval(this.timer);
     clearInterval(this.rateTimer);
-    void this.rates?.close();
     for (const e of this.entries.values()) e.pool.retire();
     this.entries.clear();
   }

@@ -111,9 +111,6 @@ export class RedisRateStore implements RateStore {
     this.ttl = options.nodeTtlMs ?? 5_000;
     const prefix = options.prefix ?? "thaw";
     this.keys = [`${prefix}:rates`, `${prefix}:nodes`, `${prefix}:tau`];
-    // Connection errors surface as failed flushes and reads; ioredis keeps
-    // reconnecting on its own.
-    redis.on("error", () => {});
     redis.defineCommand("thawRatesFlush", { numberOfKeys: 3, lua: FLUSH });
     redis.defineCommand("thawRatesRead", { numberOfKeys: 3, lua: READ });
   }
@@ -164,10 +161,6 @@ export class RedisRateStore implements RateStore {
       d.count += count;
       d.sumMs += sumMs;
     } else this.pendingDurations.set(fn, { count, sumMs });
-  }
-
-  async close(): Promise<void> {
-    this.redis.disconnect();
   }
 }
 

@@ -32,7 +32,6 @@ export interface RateStore {
   flush(): Promise<boolean>;
   /** Cluster-wide arrival rate (calls/s) and mean duration τ (ms) per function, and the live nodes sharing them. */
   read(): Promise<{ rates: Map<string, number>; taus: Map<string, number>; nodes: number }>;
-  close(): Promise<void>;
 }
 
 /** The node's share of a cluster rate, the λ its own pools should be sized by. */
@@ -108,6 +107,4 @@ export class MemoryRateStore implements RateStore {
     }
     return { rates, taus, nodes: 1 };
   }
-
-  async close(): Promise<void> {}
 }

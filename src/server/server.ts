@@ -7,7 +7,6 @@ import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
-import Redis from "ioredis";
 import { Cluster } from "../cluster/cluster.ts";
 import { connectRedis } from "../cluster/connection.ts";
 import { Membership, type NodeLoad } from "../cluster/membership.ts";
@@ -50,9 +49,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const registry = new Registry(config.dataDir);
   const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
   const nodeId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const rates = config.redisUrl
-    ? new RedisRateStore(new Redis(config.redisUrl, { maxRetriesPerRequest: 0, enableOfflineQueue: false }), { nodeId })
-    : undefined;
+  // One connection for everything a node asks of Redis but BullMQ's
+  // blocking worker; the server opens it and closes it last.
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
+  const rates = redis ? new RedisRateStore(redis, { nodeId }) : undefined;
   const pools = new PoolManager(
     policy,
     { maxWaiting: config.maxWaiting, retentionMs: config.retention, tickMs: 250 },
@@ -85,7 +85,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     budget: () => pools.plan(),
     memory: () => memory(),
   });
-  const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
   const membership = new Membership(nodeId, () => nodeLoad(url, pools), redis);
   const cluster = redis
     ? new Cluster(redis, membership, registry, {
@@ -98,8 +97,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
   const jobQueueOptions = { nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention };
   const runner = new JobRunner(invoke, metrics, log);
-  const jobQueue = config.redisUrl
-    ? new RedisJobQueue(config.redisUrl, runner, jobQueueOptions, log)
+  const jobQueue = redis
+    ? new RedisJobQueue(redis, runner, jobQueueOptions, log)
     : new LocalJobQueue(config.dataDir, runner, jobQueueOptions, log);
   const jobs = new JobService(jobQueue, registry);
   const auth = new Auth(config.tokens, config.adminToken);
