@@ -31,13 +31,12 @@
 // server shares compiled artifacts with the tests (test-output/data) so it
 // starts in seconds when they are cached.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { ROOT, startThaw } from "./thaw-process.ts";
 
-const ROOT = join(import.meta.dir, "../..");
-const ARTIFACTS = join(process.env.THAW_DATA_DIR ?? join(ROOT, "test-output", "data"), "artifacts");
 const DURATION = process.env.BENCH_DURATION ?? "5s";
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 // Each round redeploys (about a second: the build runs in a subprocess even
@@ -72,40 +71,6 @@ process.on("SIGINT", () => {
   rmSync(tmp, { recursive: true, force: true });
   process.exit(130);
 });
-
-function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
-
-// test/server.ts waits for the "listening" log line, which is info level and
-// so never written at THAW_LOG_LEVEL=warn; readiness comes from /readyz here.
-async function startThaw(): Promise<string> {
-  const dataDir = join(tmp, "data");
-  mkdirSync(dataDir);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  symlinkSync(ARTIFACTS, join(dataDir, "artifacts"));
-  const port = freePort();
-  const proc = Bun.spawn([process.execPath, join(ROOT, "src/cli.ts"), "serve", "--port", String(port), "--data", dataDir, "--examples"], {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-    env: { ...process.env, THAW_LOG_LEVEL: "warn" },
-  });
-  procs.push(proc);
-  const stderr = new Response(proc.stderr).text();
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`thaw serve exited with ${proc.exitCode}: ${await stderr}`);
-    if (Date.now() > deadline) throw new Error("thaw serve did not become ready in time");
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ok) return url;
-    await Bun.sleep(100);
-  }
-}
 
 async function startTrivial(): Promise<string> {
   const proc = Bun.spawn([process.execPath, join(import.meta.dir, "trivial-server.ts")], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
@@ -197,7 +162,7 @@ async function serverSums(url: string) {
 
 try {
   writeFileSync(LUA, 'wrk.method = "POST"\n');
-  const [thaw, trivial] = await Promise.all([startThaw(), startTrivial()]);
+  const [thaw, trivial] = await Promise.all([startThaw(join(tmp, "data"), procs, { args: ["--examples"] }), startTrivial()]);
   const invokeUrl = `${thaw}/v1/functions/hello/invoke`;
   const probe = await fetch(invokeUrl, { method: "POST" });
   const probeBody = await probe.text();

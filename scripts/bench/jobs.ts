@@ -3,7 +3,7 @@
 //
 //   embedded   one node, no Redis: the SQLite queue in the data directory
 //   redis-1    one node, BullMQ on a local redis-server
-//   redis-3    three nodes sharing that redis-server; the function is
+//   redis-3    three nodes sharing a redis-server; the function is
 //              deployed on the first and fetched by the others
 //
 // Two phases per setup:
@@ -22,13 +22,13 @@
 // compete with each other, Redis and this client, so redis-3 shows what the
 // cluster costs more than what it scales to.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { type RedisServer, startRedis } from "../../test/redis.ts";
+import { ROOT, startThaw } from "./thaw-process.ts";
 
-const ROOT = join(import.meta.dir, "../..");
-const ARTIFACTS = join(process.env.THAW_DATA_DIR ?? join(ROOT, "test-output", "data"), "artifacts");
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
 const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 200);
 const CLIENTS = 32;
@@ -42,52 +42,12 @@ const pct = (xs: number[], p: number) => {
 };
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
-function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
-
 async function waitUntil(what: string, ok: () => Promise<boolean>, timeoutMs = 180_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await ok().catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`${what} not ready in time`);
     await Bun.sleep(50);
   }
-}
-
-async function startRedis(): Promise<string> {
-  const port = freePort();
-  const proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp], {
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  procs.push(proc);
-  await waitUntil("redis-server", async () => {
-    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    s.end();
-    return true;
-  });
-  return `redis://127.0.0.1:${port}`;
-}
-
-async function startThaw(name: string, env: Record<string, string>): Promise<string> {
-  const dataDir = join(tmp, name);
-  mkdirSync(dataDir);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  symlinkSync(ARTIFACTS, join(dataDir, "artifacts"));
-  const port = freePort();
-  const proc = Bun.spawn([process.execPath, join(ROOT, "src/cli.ts"), "serve", "--port", String(port), "--data", dataDir], {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "inherit",
-    env: { ...process.env, THAW_LOG_LEVEL: "warn", ...env },
-  });
-  procs.push(proc);
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(`thaw ${name}`, async () => (await fetch(`${url}/readyz`)).ok);
-  return url;
 }
 
 async function deploy(url: string) {
@@ -190,13 +150,16 @@ async function latency(nodes: string[]) {
 async function setup(name: string, nodes: number, redisUrl?: string): Promise<string[]> {
   const env: Record<string, string> = redisUrl ? { THAW_REDIS_URL: redisUrl } : {};
   const urls: string[] = [];
-  for (let i = 0; i < nodes; i++) urls.push(await startThaw(`${name}-${i}`, env));
+  for (let i = 0; i < nodes; i++) urls.push(await startThaw(join(tmp, `${name}-${i}`), procs, { env }));
   await deploy(urls[0]!);
   // Other nodes learn the function from the shared registry.
   for (const url of urls) await waitUntil(`hello on ${url}`, async () => (await fetch(`${url}/v1/functions/hello/invoke`, { method: "POST" })).ok);
   return urls;
 }
 
+let redis: RedisServer | undefined;
+
+/** The nodes first, then the Redis they share. */
 async function stopAll() {
   for (const p of procs.splice(0)) {
     p.kill("SIGTERM");
@@ -204,13 +167,15 @@ async function stopAll() {
     await p.exited;
     clearTimeout(t);
   }
+  await redis?.stop();
+  redis = undefined;
 }
 
 const results: Record<string, unknown> = {};
 try {
-  for (const [name, nodes, redis] of [["embedded", 1, false], ["redis-1", 1, true], ["redis-3", 3, true]] as const) {
-    const redisUrl = redis ? await startRedis() : undefined;
-    const urls = await setup(name, nodes, redisUrl);
+  for (const [name, nodes, withRedis] of [["embedded", 1, false], ["redis-1", 1, true], ["redis-3", 3, true]] as const) {
+    redis = withRedis ? await startRedis() : undefined;
+    const urls = await setup(name, nodes, redis?.url);
     const b = await burst(urls);
     const l = await latency(urls);
     results[name] = { nodes, ...b, ...l, asyncVsSync: Math.round((b.asyncJobsPerSec / b.syncCallsPerSec) * 100) / 100 };
