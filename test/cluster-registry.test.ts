@@ -4,11 +4,9 @@
 // coming back empty, and a node restarted after a delete made elsewhere.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import Redis from "ioredis";
-import { wasmPath } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
-import { type ServerProcess, startServer } from "./server.ts";
+import { putModule, type ServerProcess, startServer } from "./server.ts";
 
 let redis: RedisServer;
 let one: ServerProcess;
@@ -28,13 +26,6 @@ afterAll(async () => {
 
 // biome-ignore lint: response bodies are checked field by field below.
 const body = (res: Response): Promise<any> => res.json();
-
-const deploy = (s: ServerProcess, name: string, module: string) =>
-  fetch(`${s.url}/v1/functions/${name}?wait=true`, {
-    method: "PUT",
-    body: readFileSync(wasmPath(module)),
-    headers: { "content-type": "application/wasm" },
-  });
 
 const call = (s: ServerProcess, name: string, input = "") =>
   fetch(`${s.url}/v1/functions/${name}/invoke`, { method: "POST", body: input });
@@ -59,7 +50,7 @@ async function counter(s: ServerProcess, name: string, labels = ""): Promise<num
 }
 
 test("a deploy on node 1 is callable on node 3 within a second, from node 1's artifact, compiled once", async () => {
-  expect((await deploy(one, "hello", "hello")).status).toBe(201);
+  expect((await putModule(one, "hello", "hello")).status).toBe(201);
   const elapsed = await within(1000, async () => (await call(three, "hello")).status === 200);
   expect(elapsed).toBeLessThan(1000);
   await within(1000, async () => (await call(two, "hello")).status === 200);
@@ -79,9 +70,9 @@ test("a deploy on node 1 is callable on node 3 within a second, from node 1's ar
 });
 
 test("a redeploy with new bytes on node 2 is what node 1 runs next", async () => {
-  expect((await deploy(one, "greeter", "hello")).status).toBe(201);
+  expect((await putModule(one, "greeter", "hello")).status).toBe(201);
   await within(1000, async () => (await call(two, "greeter")).status === 200);
-  expect((await deploy(two, "greeter", "echo")).status).toBe(201);
+  expect((await putModule(two, "greeter", "echo")).status).toBe(201);
   await within(1000, async () => (await (await call(one, "greeter", "ping")).text()) === "ping");
   const res = await call(one, "greeter", "pong");
   expect(await res.text()).toBe("pong");
@@ -101,7 +92,7 @@ test("a delete on node 1 is seen on nodes 2 and 3", async () => {
 test("the same deploy on two nodes at once is built once, and both answer when it is ready", async () => {
   const compiles = async () => (await counter(two, "thaw_compiles_total")) + (await counter(three, "thaw_compiles_total"));
   const before = await compiles();
-  const answers = await Promise.all([deploy(two, "twice", "echo"), deploy(three, "twice", "echo")]);
+  const answers = await Promise.all([putModule(two, "twice", "echo"), putModule(three, "twice", "echo")]);
   expect(answers.map((r) => r.status).sort()).toEqual([200, 201]);
   for (const res of answers) expect((await body(res)).status).toBe("ready");
   expect(await compiles()).toBe(before + 1);
@@ -129,7 +120,7 @@ test("GET /v1/nodes lists every live node and drops one killed with SIGKILL", as
 test("Redis down: calls go on everywhere, deploys answer 503; Redis back empty: functions republished, deploys propagate", async () => {
   await redis.stop();
   for (const node of [one, two, three]) expect(await (await call(node, "hello")).text()).toBe("Hello, world!\n");
-  const refused = await deploy(two, "later", "echo");
+  const refused = await putModule(two, "later", "echo");
   expect(refused.status).toBe(503);
   expect((await body(refused)).error.code).toBe("cluster_unavailable");
   expect((await fetch(`${two.url}/v1/functions/hello`, { method: "DELETE" })).status).toBe(503);
@@ -139,7 +130,7 @@ test("Redis down: calls go on everywhere, deploys answer 503; Redis back empty: 
 
   await redis.start();
   let redeployed = refused;
-  await within(10_000, async () => (redeployed = await deploy(two, "later", "echo")).status !== 503);
+  await within(10_000, async () => (redeployed = await putModule(two, "later", "echo")).status !== 503);
   expect(redeployed.status).toBe(201);
   await within(1000, async () => (await (await call(three, "later", "back")).text()) === "back");
   const direct = new Redis(redis.url);

@@ -2,10 +2,8 @@
 // and call durations.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { wasmPath } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
-import { type ServerProcess, startServer } from "./server.ts";
+import { putModule, type ServerProcess, startServer } from "./server.ts";
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -19,12 +17,7 @@ afterAll(async () => {
 const body = (res: Response): Promise<any> => res.json();
 
 async function deploy(s: ServerProcess, name: string, wasm = "hello") {
-  const res = await fetch(`${s.url}/v1/functions/${name}?wait=true`, {
-    method: "PUT",
-    body: readFileSync(wasmPath(wasm)),
-    headers: { "content-type": "application/wasm" },
-  });
-  expect(res.status).toBe(201);
+  expect((await putModule(s, name, wasm)).status).toBe(201);
 }
 
 interface PoolView {

@@ -5,19 +5,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { wasmPath } from "./helpers.ts";
-import { type ServerProcess, startServer } from "./server.ts";
+import { putModule, type ServerProcess, startServer } from "./server.ts";
 
 const wasm = (name: string) => readFileSync(wasmPath(name));
 // biome-ignore lint: response bodies are checked field by field below.
 const body = (res: Response): Promise<any> => res.json();
-
-async function deployRaw(s: ServerProcess, name: string, module: string, query = "wait=true", headers: Record<string, string> = {}) {
-  return fetch(`${s.url}/v1/functions/${name}?${query}`, {
-    method: "PUT",
-    body: wasm(module),
-    headers: { "content-type": "application/wasm", ...headers },
-  });
-}
 
 async function invoke(s: ServerProcess, name: string, payload: string | Uint8Array = "", headers: Record<string, string> = {}) {
   return fetch(`${s.url}/v1/functions/${name}/invoke`, { method: "POST", body: payload, headers });
@@ -33,7 +25,7 @@ describe("deploy and invoke", () => {
   });
 
   test("raw application/wasm deploy, then a call", async () => {
-    const res = await deployRaw(s, "hello", "hello", "wait=true&env=GREETING=hi&memoryMiB=16");
+    const res = await putModule(s, "hello", "hello", "wait=true&env=GREETING=hi&memoryMiB=16");
     expect(res.status).toBe(201);
     expect(res.headers.get("location")).toBe("/v1/functions/hello");
     const fn = await body(res);
@@ -62,7 +54,7 @@ describe("deploy and invoke", () => {
   });
 
   test("without wait a deploy answers 202 and becomes ready", async () => {
-    const res = await deployRaw(s, "words", "wordcount", "");
+    const res = await putModule(s, "words", "wordcount", "");
     expect(res.status).toBe(202);
     expect((await body(res)).status).toBe("compiling");
     const early = await invoke(s, "words", "a");
@@ -82,7 +74,7 @@ describe("deploy and invoke", () => {
 
   test("the same bytes and config again are a no-op", async () => {
     const before = await body(await fetch(`${s.url}/v1/functions/hello`));
-    const res = await deployRaw(s, "hello", "hello", "wait=true&env=GREETING=hi&memoryMiB=16");
+    const res = await putModule(s, "hello", "hello", "wait=true&env=GREETING=hi&memoryMiB=16");
     expect(res.status).toBe(200);
     expect((await body(res)).version).toBe(before.version);
   });
@@ -92,14 +84,14 @@ describe("deploy and invoke", () => {
     expect(list.functions.map((f: { name: string }) => f.name)).toContain("hello");
     const fn = await body(await fetch(`${s.url}/v1/functions/hello`));
     expect(fn.pool.calls).toBeGreaterThan(0);
-    await deployRaw(s, "doomed", "hello");
+    await putModule(s, "doomed", "hello");
     expect((await fetch(`${s.url}/v1/functions/doomed`, { method: "DELETE" })).status).toBe(204);
     expect((await fetch(`${s.url}/v1/functions/doomed`)).status).toBe(404);
     expect((await invoke(s, "doomed")).status).toBe(404);
   });
 
   test("WAGI trigger: request as CGI variables, CGI headers set the response", async () => {
-    expect((await deployRaw(s, "cgi", "cgi")).status).toBe(201);
+    expect((await putModule(s, "cgi", "cgi")).status).toBe(201);
     const res = await fetch(`${s.url}/fn/cgi/some/path?x=1&y=2`, {
       method: "POST",
       body: "payload",
@@ -136,11 +128,11 @@ describe("errors", () => {
   beforeAll(async () => {
     s = await startServer({ args: ["--max-body", "1024", "--max-waiting", "0"] });
     await Promise.all([
-      deployRaw(s, "trap", "trap_unreachable"),
-      deployRaw(s, "loop", "loop_forever", "wait=true&timeoutMs=200"),
-      deployRaw(s, "exit", "exit_code"),
-      deployRaw(s, "echo", "echo"),
-      deployRaw(s, "slow", "sleep", "wait=true&maxConcurrency=1"),
+      putModule(s, "trap", "trap_unreachable"),
+      putModule(s, "loop", "loop_forever", "wait=true&timeoutMs=200"),
+      putModule(s, "exit", "exit_code"),
+      putModule(s, "echo", "echo"),
+      putModule(s, "slow", "sleep", "wait=true&maxConcurrency=1"),
     ]);
   });
   afterAll(async () => {
@@ -156,7 +148,7 @@ describe("errors", () => {
   });
 
   test("unknown imports are listed", async () => {
-    const res = await deployRaw(s, "imports", "unknown_import");
+    const res = await putModule(s, "imports", "unknown_import");
     expect(res.status).toBe(422);
     const err = await errorOf(res);
     expect(err.code).toBe("unsupported_imports");
@@ -164,8 +156,8 @@ describe("errors", () => {
   });
 
   test("a bad name and a bad config are 400", async () => {
-    expect((await deployRaw(s, "Bad.Name", "hello")).status).toBe(400);
-    expect((await deployRaw(s, "ok", "hello", "memoryMiB=0")).status).toBe(400);
+    expect((await putModule(s, "Bad.Name", "hello")).status).toBe(400);
+    expect((await putModule(s, "ok", "hello", "memoryMiB=0")).status).toBe(400);
   });
 
   test("a trap is 500 function_trap with the stderr tail", async () => {
@@ -228,7 +220,7 @@ describe("tenants", () => {
   });
 
   test("a tenant sees and calls only its own functions", async () => {
-    expect((await deployRaw(s, "mine", "hello", "wait=true", alice)).status).toBe(201);
+    expect((await putModule(s, "mine", "hello", "wait=true", alice)).status).toBe(201);
     expect((await invoke(s, "mine", "", alice)).status).toBe(200);
     expect((await invoke(s, "mine", "", bob)).status).toBe(404);
     const bobs = await body(await fetch(`${s.url}/v1/functions`, { headers: bob }));
@@ -249,7 +241,7 @@ describe("tenants", () => {
 describe("lifecycle", () => {
   test("a restarted server serves deployed functions without recompiling", async () => {
     const first = await startServer();
-    expect((await deployRaw(first, "hello", "hello")).status).toBe(201);
+    expect((await putModule(first, "hello", "hello")).status).toBe(201);
     expect(await first.stop()).toBe(0);
     const second = await startServer({ dataDir: first.dataDir });
     try {
@@ -266,10 +258,10 @@ describe("lifecycle", () => {
   test("a redeploy during calls: calls in flight finish on the old version", async () => {
     const s = await startServer();
     try {
-      expect((await deployRaw(s, "swap", "sleep")).status).toBe(201);
+      expect((await putModule(s, "swap", "sleep")).status).toBe(201);
       const inflight = Array.from({ length: 8 }, () => invoke(s, "swap", "300"));
       await Bun.sleep(50);
-      expect((await deployRaw(s, "swap", "hello")).status).toBe(201);
+      expect((await putModule(s, "swap", "hello")).status).toBe(201);
       const done = await Promise.all(inflight);
       for (const r of done) {
         expect(r.status).toBe(200);
@@ -286,7 +278,7 @@ describe("lifecycle", () => {
 
   test("graceful shutdown finishes calls in flight, then exits 0", async () => {
     const s = await startServer();
-    expect((await deployRaw(s, "slow", "sleep")).status).toBe(201);
+    expect((await putModule(s, "slow", "sleep")).status).toBe(201);
     const inflight = invoke(s, "slow", "500");
     await Bun.sleep(100);
     const exited = s.stop();
@@ -302,7 +294,7 @@ describe("lifecycle", () => {
   test("one JSON log line per call", async () => {
     const s = await startServer();
     try {
-      await deployRaw(s, "hello", "hello");
+      await putModule(s, "hello", "hello");
       await invoke(s, "hello");
       await Bun.sleep(50);
       const call = s.logs.find((l) => l.msg === "call");
@@ -318,7 +310,7 @@ describe("warm pools", () => {
   test("GET /v1/pools shows λ, τ, k and the budget; the plan pre-warms", async () => {
     const s = await startServer();
     try {
-      expect((await deployRaw(s, "hello", "hello")).status).toBe(201);
+      expect((await putModule(s, "hello", "hello")).status).toBe(201);
       for (let i = 0; i < 20; i++) expect((await invoke(s, "hello")).status).toBe(200);
       await Bun.sleep(400);
       const pools = await body(await fetch(`${s.url}/v1/pools`));
@@ -342,7 +334,7 @@ describe("warm pools", () => {
   test("with no budget nothing is kept warm: every call restores (a cold start)", async () => {
     const s = await startServer({ args: ["--warm-budget", "0"] });
     try {
-      expect((await deployRaw(s, "hello", "hello")).status).toBe(201);
+      expect((await putModule(s, "hello", "hello")).status).toBe(201);
       await Bun.sleep(400);
       const res = await invoke(s, "hello");
       expect(await res.text()).toBe("Hello, world!\n");
@@ -362,8 +354,8 @@ describe("warm pools", () => {
     const small = { authorization: "Bearer a-token" };
     const big = { authorization: "Bearer b-token" };
     try {
-      expect((await deployRaw(s, "f", "hello", "wait=true&memoryMiB=4", small)).status).toBe(201);
-      expect((await deployRaw(s, "f", "hello", "wait=true&memoryMiB=4", big)).status).toBe(201);
+      expect((await putModule(s, "f", "hello", "wait=true&memoryMiB=4", small)).status).toBe(201);
+      expect((await putModule(s, "f", "hello", "wait=true&memoryMiB=4", big)).status).toBe(201);
       const refused = await invoke(s, "f", "", small);
       expect(refused.status).toBe(503);
       expect((await body(refused)).error.code).toBe("memory_exhausted");

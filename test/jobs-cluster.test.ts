@@ -2,10 +2,8 @@
 // killed with jobs in hand loses none of them.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { wasmPath } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
-import { type ServerProcess, startServer } from "./server.ts";
+import { putModule, type ServerProcess, startServer } from "./server.ts";
 
 // biome-ignore lint: response bodies are checked field by field below.
 type Json = any;
@@ -29,12 +27,7 @@ test("a node killed with -9 while it runs jobs: another node finishes them", asy
   const nodes = await Promise.all([startServer({ env }), startServer({ env }), startServer({ env })]);
   const [one, two, three] = nodes as [ServerProcess, ServerProcess, ServerProcess];
   try {
-    const res = await fetch(`${one.url}/v1/functions/sleep?wait=true`, {
-      method: "PUT",
-      body: readFileSync(wasmPath("sleep")),
-      headers: { "content-type": "application/wasm" },
-    });
-    expect(res.status).toBe(201);
+    expect((await putModule(one, "sleep", "sleep")).status).toBe(201);
     for (const s of [two, three]) {
       let status = 0;
       for (let i = 0; i < 100 && status !== 200; i++) {

@@ -2,13 +2,11 @@
 // (SQLite in the data directory) and BullMQ on a real redis-server.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { Queue } from "bullmq";
 import Redis from "ioredis";
 import { pack } from "msgpackr";
-import { wasmPath } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
-import { type ServerProcess, startServer } from "./server.ts";
+import { putModule, type ServerProcess, startServer } from "./server.ts";
 
 // biome-ignore lint: response bodies are checked field by field below.
 type Json = any;
@@ -24,12 +22,7 @@ const SERVER_ENV = {
 };
 
 async function deploy(s: ServerProcess, name: string, module: string, headers: Headers, query = "") {
-  const res = await fetch(`${s.url}/v1/functions/${name}?wait=true${query}`, {
-    method: "PUT",
-    body: readFileSync(wasmPath(module)),
-    headers: { "content-type": "application/wasm", ...headers },
-  });
-  expect(res.status).toBe(201);
+  expect((await putModule(s, name, module, `wait=true${query}`, headers)).status).toBe(201);
 }
 
 async function submit(s: ServerProcess, name: string, body: string, headers = ALPHA, query = ""): Promise<Json> {

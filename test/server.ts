@@ -1,11 +1,11 @@
 // Starts `thaw serve` as a real process on a free loopback port for the
 // HTTP tests, and collects its JSON log lines.
 
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { ROOT } from "./helpers.ts";
+import { ROOT, wasmPath } from "./helpers.ts";
 
 export interface ServerProcess {
   url: string;
@@ -73,4 +73,13 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerProce
       return proc.exited;
     },
   };
+}
+
+/** PUT functions/build/<module>.wasm as function `name`; the response is the caller's to check. */
+export function putModule(s: ServerProcess, name: string, module: string, query = "wait=true", headers: Record<string, string> = {}) {
+  return fetch(`${s.url}/v1/functions/${name}?${query}`, {
+    method: "PUT",
+    body: readFileSync(wasmPath(module)),
+    headers: { "content-type": "application/wasm", ...headers },
+  });
 }
