@@ -8,6 +8,9 @@ export function errorResponse(e: ThawError, extraHeaders: Record<string, string>
   return new Response(JSON.stringify(e.toJSON()), { status: e.status, headers });
 }
 
+/** A boolean query parameter ('true' | 'false' | '1' | '0' in the schemas): absent is false. */
+export const queryFlag = (value: string | undefined) => value === "true" || value === "1";
+
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 }

@@ -6,7 +6,7 @@ import { parseEnvPairs } from "../../config.ts";
 import type { FunctionConfig, FunctionRecord } from "../../registry/registry.ts";
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
-import { json, readBody } from "../http.ts";
+import { json, queryFlag, readBody } from "../http.ts";
 import { DeployQuery, ErrorBody, FunctionConfigInput, FunctionList, FunctionName, FunctionView } from "../schemas.ts";
 
 export function view(rec: FunctionRecord, ctx: AppContext) {
@@ -77,7 +77,7 @@ export const functionRoutes = (ctx: AppContext) =>
       "/v1/functions/:name",
       async ({ request, params, query, principal: { tenant } }) => {
         const { bytes, config } = await readDeploy(request, query as Record<string, string>, ctx.config.maxModule);
-        const wait = ["true", "1"].includes(String((query as { wait?: string }).wait));
+        const wait = queryFlag((query as { wait?: string }).wait);
         const { record, changed, settled } = await ctx.functions.deploy(tenant, params.name, bytes, config);
         const final = wait ? await settled : record;
         const location = { location: `/v1/functions/${params.name}` };

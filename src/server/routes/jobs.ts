@@ -6,10 +6,8 @@ import { type } from "arktype";
 import { Elysia } from "elysia";
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
-import { json, readBody } from "../http.ts";
+import { json, queryFlag, readBody } from "../http.ts";
 import { ErrorBody, FunctionName, JobId, JobQuery, JobView } from "../schemas.ts";
-
-const TRUE = ["true", "1"];
 
 export const jobRoutes = (ctx: AppContext) =>
   new Elysia({ name: "jobs" })
@@ -24,7 +22,7 @@ export const jobRoutes = (ctx: AppContext) =>
           body,
           callbackUrl: q.callback,
           attempts: q.attempts,
-          retryFunctionErrors: q.retryFunctionErrors !== undefined && TRUE.includes(q.retryFunctionErrors),
+          retryFunctionErrors: queryFlag(q.retryFunctionErrors),
         });
         return json(job, 202, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
       },
