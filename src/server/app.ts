@@ -13,12 +13,18 @@ import { nodeRoutes } from "./routes/nodes.ts";
 import { poolRoutes } from "./routes/pools.ts";
 import { systemRoutes } from "./routes/system.ts";
 
+/** Elysia's validation error as one readable line (its `message` is a JSON document). */
+function validationMessage(error: unknown): string {
+  const first = (error as { valueError?: { message?: string } }).valueError?.message;
+  const message = first ?? "request does not match the API's schema";
+  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
+}
+
 export function createApp(ctx: AppContext) {
   return new Elysia()
     .onError(({ error, code }) => {
       if (error instanceof ThawError) return errorResponse(error);
-      if (code === "VALIDATION")
-        return errorResponse(new ThawError("invalid_request", (error as Error).message.split("\n")[0] ?? "invalid request"));
+      if (code === "VALIDATION") return errorResponse(new ThawError("invalid_request", validationMessage(error)));
       if (code === "NOT_FOUND") return json({ error: { code: "not_found", message: "no such route" } }, 404);
       if (code === "PARSE") return errorResponse(new ThawError("invalid_request", "malformed request body"));
       ctx.log.error("unhandled error", { error: String(error), stack: (error as Error).stack });

@@ -5,6 +5,7 @@ import { ThawError } from "../service/errors.ts";
 export function errorResponse(e: ThawError, extraHeaders: Record<string, string> = {}): Response {
   const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
   if (e.retryAfterSeconds !== undefined) headers["retry-after"] = String(e.retryAfterSeconds);
+  if (e.code === "unauthorized") headers["www-authenticate"] = 'Bearer realm="thaw"';
   return new Response(JSON.stringify(e.toJSON()), { status: e.status, headers });
 }
 

@@ -3,7 +3,9 @@
 
 import { type } from "arktype";
 
-export const FunctionName = type({ name: "/^[a-z0-9][a-z0-9_-]{0,62}$/" });
+export const FunctionName = type({
+  name: type("/^[a-z0-9][a-z0-9_-]{0,62}$/").describe("1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit"),
+});
 
 const memoryMiB = "1 <= number.integer <= 4096" as const;
 const timeoutMs = "1 <= number.integer <= 900000" as const;
@@ -98,7 +100,7 @@ export const JobQuery = type({
   "retryFunctionErrors?": "'true' | 'false' | '1' | '0'",
 });
 
-export const JobId = type({ id: "/^[A-Za-z0-9_.:-]{1,128}$/" });
+export const JobId = type({ id: type("/^[A-Za-z0-9_.:-]{1,128}$/").describe("a job id: 1 to 128 of A-Z, a-z, 0-9, _ . : and -") });
 
 export const JobView = type({
   id: "string",

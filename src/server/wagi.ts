@@ -10,7 +10,12 @@
 // Response: if stdout starts with header lines and a blank line, they are
 // the response's headers; `Status: 201 Created` sets the status and a
 // `Location` without a status makes it a 302. Otherwise all of stdout is
-// the body.
+// the body. A function's output is untrusted: a status outside 200-599
+// (1xx would leave the client waiting for the real response) or a header
+// value HTTP cannot carry makes the response a 502, and headers that are
+// the platform's (X-Thaw-*, Date, Server) or the connection's (hop-by-hop,
+// framing) are dropped, so a function can neither forge the platform's
+// call metadata nor desynchronize the connection.
 
 export function cgiEnvironment(req: Request, scriptName: string, pathInfo: string, remoteAddr = ""): Record<string, string> {
   const url = new URL(req.url);
@@ -43,8 +48,19 @@ export interface CgiResponse {
   body: Uint8Array;
 }
 
+/** The function's header block is not a valid HTTP response head. */
+export class CgiResponseError extends Error {}
+
 const HEADER_LINE = /^([A-Za-z0-9!#$%&'*+.^_`|~-]+):[ \t]*(.*)$/;
+// field-value (RFC 9110): visible ASCII, obs-text, spaces and tabs; no CR, LF or NUL.
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const MAX_HEADER_BYTES = 16 * 1024;
+const RESERVED_HEADERS = new Set([
+  "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+  "te", "trailer", "transfer-encoding", "upgrade", "content-length", "date", "server",
+]);
+
+const reservedHeader = (name: string) => RESERVED_HEADERS.has(name) || name.startsWith("x-thaw-");
 
 /** Split a CGI header block off stdout, or undefined if there is none. */
 export function parseCgiOutput(stdout: Uint8Array): CgiResponse | undefined {
@@ -53,16 +69,22 @@ export function parseCgiOutput(stdout: Uint8Array): CgiResponse | undefined {
   const crlf = head.indexOf("\r\n\r\n");
   const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf : lf;
   if (end <= 0) return undefined;
+  const lines = head.slice(0, end).split(/\r?\n/);
+  const parsed = lines.map((line) => HEADER_LINE.exec(line));
+  if (parsed.some((m) => !m)) return undefined;
   const headers: [string, string][] = [];
   let status: number | undefined;
-  for (const line of head.slice(0, end).split(/\r?\n/)) {
-    const m = HEADER_LINE.exec(line);
-    if (!m) return undefined;
-    const [, name, value] = m as unknown as [string, string, string];
-    if (name.toLowerCase() === "status") {
-      status = Number.parseInt(value, 10);
-      if (!(status >= 100 && status <= 599)) return undefined;
-    } else headers.push([name, value.trim()]);
+  for (const m of parsed as RegExpExecArray[]) {
+    const name = m[1]!;
+    const value = m[2]!.trim();
+    const lower = name.toLowerCase();
+    if (!FIELD_VALUE.test(value)) throw new CgiResponseError(`header ${name} has a value HTTP cannot carry`);
+    if (lower === "status") {
+      const code = /^(\d{3})(?:\s|$)/.exec(value)?.[1];
+      status = Number(code);
+      if (!code || status < 200 || status > 599)
+        throw new CgiResponseError(`Status "${value.slice(0, 40)}" is not a final HTTP status (200-599)`);
+    } else if (!reservedHeader(lower)) headers.push([name, value]);
   }
   const hasLocation = headers.some(([n]) => n.toLowerCase() === "location");
   const bodyStart = end + (end === crlf ? 4 : 2);

@@ -24,6 +24,7 @@ export type ErrorCode =
   | "function_trap"
   | "function_timeout"
   | "function_memory_limit"
+  | "function_bad_response"
   | "internal";
 
 export const STATUS: Record<ErrorCode, number> = {
@@ -51,6 +52,7 @@ export const STATUS: Record<ErrorCode, number> = {
   function_trap: 500,
   function_timeout: 504,
   function_memory_limit: 507,
+  function_bad_response: 502,
   internal: 500,
 };
 

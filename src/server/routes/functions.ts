@@ -34,12 +34,38 @@ function validated<T>(result: T | type.errors): T {
   return result;
 }
 
+// Env and the content type reach a function's environment and every one of
+// its responses' headers: a key with `=` or a NUL, or a content type with
+// CR/LF, would corrupt one or make the other unsendable, so both are checked
+// here at deploy rather than failing every call later.
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const ENV_LIMITS = { vars: 256, valueChars: 8192 };
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}([ \\t]*;[ \\t]*${TOKEN}=(${TOKEN}|"[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*"))*$`);
+
+function checkConfig(config: Partial<FunctionConfig>): Partial<FunctionConfig> {
+  const env = Object.entries(config.env ?? {});
+  if (env.length > ENV_LIMITS.vars) throw new ThawError("invalid_request", `at most ${ENV_LIMITS.vars} env variables`);
+  for (const [key, value] of env) {
+    if (!ENV_KEY.test(key))
+      throw new ThawError("invalid_request", `env key ${JSON.stringify(key.slice(0, 64))} must match ${ENV_KEY.source}`);
+    if (value.includes("\0") || value.length > ENV_LIMITS.valueChars)
+      throw new ThawError("invalid_request", `env ${key} must be under ${ENV_LIMITS.valueChars} characters with no NUL`);
+  }
+  const contentType = config.contentType;
+  if (contentType !== undefined && (contentType.length > 256 || !MEDIA_TYPE.test(contentType)))
+    throw new ThawError("invalid_request", "contentType must be a media type such as `text/plain; charset=utf-8`");
+  return config;
+}
+
 async function readDeploy(request: Request, query: Record<string, string | string[] | undefined>, limit: number) {
   const contentType = request.headers.get("content-type") ?? "";
   if (contentType.startsWith("multipart/form-data")) {
     const declared = Number(request.headers.get("content-length") ?? "0");
     if (declared > limit) throw new ThawError("payload_too_large", `module is over the limit of ${limit} bytes`, { limit });
-    const form = await request.formData();
+    const form = await request.formData().catch(() => {
+      throw new ThawError("invalid_request", "malformed multipart/form-data body (check its boundary)");
+    });
     const module = form.get("module");
     if (!(module instanceof Blob)) throw new ThawError("invalid_request", "multipart deploy needs a `module` file part");
     if (module.size > limit) throw new ThawError("payload_too_large", `module is over the limit of ${limit} bytes`, { limit });
@@ -51,7 +77,7 @@ async function readDeploy(request: Request, query: Record<string, string | strin
     } catch {
       throw new ThawError("invalid_request", "the `config` part must be JSON");
     }
-    const config = validated(FunctionConfigInput(parsed)) as Partial<FunctionConfig>;
+    const config = checkConfig(validated(FunctionConfigInput(parsed)) as Partial<FunctionConfig>);
     return { bytes: new Uint8Array(await module.arrayBuffer()), config };
   }
   if (contentType && !/^application\/(wasm|octet-stream)/.test(contentType))
@@ -67,7 +93,7 @@ async function readDeploy(request: Request, query: Record<string, string | strin
       Array.isArray(q.env) ? q.env : [q.env],
       (pair) => new ThawError("invalid_request", `env must be K=V, got "${pair}"`),
     );
-  return { bytes: await readBody(request, limit), config };
+  return { bytes: await readBody(request, limit), config: checkConfig(config) };
 }
 
 export const functionRoutes = (ctx: AppContext) =>

@@ -8,9 +8,9 @@ import { ThawError } from "../../service/errors.ts";
 import type { InvokeOutcome } from "../../service/invoke.ts";
 import type { Principal } from "../auth.ts";
 import type { AppContext } from "../context.ts";
-import { readBody } from "../http.ts";
+import { errorResponse, readBody } from "../http.ts";
 import { ErrorBody, FunctionName } from "../schemas.ts";
-import { cgiEnvironment, parseCgiOutput } from "../wagi.ts";
+import { type CgiResponse, CgiResponseError, cgiEnvironment, parseCgiOutput } from "../wagi.ts";
 
 const STDERR_TAIL = 4096;
 
@@ -45,10 +45,7 @@ function functionError(o: InvokeOutcome): Response | undefined {
     ...(o.result.status !== "ok" ? { trap: o.result.status } : {}),
     stderr,
   });
-  return new Response(JSON.stringify(err.toJSON()), {
-    status: err.status,
-    headers: { "content-type": "application/json", ...callHeaders(o) },
-  });
+  return errorResponse(err, callHeaders(o));
 }
 
 export const invokeRoutes = (ctx: AppContext) => {
@@ -62,7 +59,13 @@ export const invokeRoutes = (ctx: AppContext) => {
     const o = await ctx.invoke.invoke(principal.tenant, name, { body, env });
     const failed = functionError(o);
     if (failed) return failed;
-    const cgi = parseCgiOutput(o.result.stdout);
+    let cgi: CgiResponse | undefined;
+    try {
+      cgi = parseCgiOutput(o.result.stdout);
+    } catch (e) {
+      if (!(e instanceof CgiResponseError)) throw e;
+      return errorResponse(new ThawError("function_bad_response", `function output is not a valid HTTP response: ${e.message}`), callHeaders(o));
+    }
     const headers = new Headers(callHeaders(o));
     if (!cgi) {
       headers.set("content-type", o.config.contentType);
