@@ -142,3 +142,22 @@ describe("authentication", () => {
     }
   });
 });
+
+describe("metrics", () => {
+  let s: ServerProcess;
+  beforeAll(async () => {
+    s = await startServer();
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  test("calls to names that do not exist add no metric series", async () => {
+    const names = Array.from({ length: 50 }, (_, i) => `ghost-${i}-${Date.now()}`);
+    for (const name of names) expect((await fetch(`${s.url}/v1/functions/${name}/invoke`, { method: "POST" })).status).toBe(404);
+    const text = await (await fetch(`${s.url}/metrics`)).text();
+    expect(text).not.toContain("ghost-");
+    const unknown = /thaw_calls_total\{tenant="default",function="_unknown",outcome="function_not_found"\} (\d+)/.exec(text);
+    expect(Number(unknown?.[1])).toBe(50);
+  });
+});

@@ -10,6 +10,9 @@ import { type Lease, OverloadedError, RetiredError } from "../pool/pool.ts";
 import type { FunctionConfig, Registry } from "../registry/registry.ts";
 import { type ErrorCode, ThawError } from "./errors.ts";
 
+/** The metrics label of calls to names that are not deployed (no function name starts with "_"). */
+export const UNKNOWN_FUNCTION = "_unknown";
+
 export interface InvokeRequest {
   body: Uint8Array;
   env?: Record<string, string>;
@@ -57,7 +60,9 @@ export class InvokeService {
       this.record(tenant, name, outcome.outcome, outcome);
       return outcome;
     } catch (e) {
-      if (e instanceof ThawError) this.record(tenant, name, e.code);
+      // A name that does not exist is any string a client sends: one series
+      // per tenant for all of them keeps /metrics bounded by what is deployed.
+      if (e instanceof ThawError) this.record(tenant, e.code === "function_not_found" ? UNKNOWN_FUNCTION : name, e.code);
       throw e;
     }
   }
