@@ -56,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CompileError) {
       process.stderr.write(`thaw: ${e.code}: ${e.message}\n`);
-      if (e.details.logPath) process.stderr.write(`thaw: build log: ${e.details.logPath}\n`);
+      if (e.details.log) process.stderr.write(`thaw: build log (tail):\n${e.details.log}\n`);
       return 1;
     }
     const errno = e as NodeJS.ErrnoException;

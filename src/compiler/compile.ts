@@ -8,14 +8,21 @@
 // is renamed into place when complete; a crash never leaves a half-built
 // artifact that looks valid, and two concurrent builds of one module both
 // end with the same artifact.
+//
+// The tools run boxed (sandbox.ts: no network, own PID namespace, rlimits,
+// cleared environment, a deadline shared by the whole compile). A build that
+// fails leaves nothing on disk: its directory goes, and the build log
+// travels in the error's details instead.
 
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import thawModuleH from "../../native/include/thaw_module.h" with { type: "text" };
 import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
 import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
+import { newBuildDir, removeBuildDir } from "./builds.ts";
 import { generateGlue, GlueError, MODULE_NAME, parseHeader } from "./glue.ts";
+import { COMPILER_LIMITS, compilerBox, runBoxed } from "./sandbox.ts";
 import { ToolchainError, toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
 import { readModule } from "./wasm-module.ts";
@@ -24,6 +31,8 @@ import { readModule } from "./wasm-module.ts";
 // no -march=native, so an artifact runs on every node of a cluster.
 export const CFLAGS = ["-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-w"];
 const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };
+/** Wall clock for a whole compile (`--compile-timeout` in the server). */
+export const DEFAULT_COMPILE_TIMEOUT_MS = 120_000;
 
 export type CompileErrorCode =
   | "not_wasm"
@@ -32,13 +41,15 @@ export type CompileErrorCode =
   | "unsupported_module"
   | "toolchain_missing"
   | "compiler_failed"
-  | "init_failed";
+  | "init_failed"
+  | "module_limit"
+  | "compile_timeout";
 
 export class CompileError extends Error {
   constructor(
     readonly code: CompileErrorCode,
     message: string,
-    readonly details: { imports?: { import: string; reason: string }[]; log?: string; logPath?: string } = {},
+    readonly details: { imports?: { import: string; reason: string }[]; log?: string } = {},
   ) {
     super(message);
   }
@@ -69,10 +80,31 @@ export type Progress = (step: string) => void;
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 
-async function run(cmd: string[], cwd: string): Promise<{ ok: boolean; log: string }> {
-  const proc = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
-  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-  return { ok: (await proc.exited) === 0, log: `$ ${cmd.join(" ")}\n${out}${err}` };
+/**
+ * Runs one tool boxed, with what is left of the compile's deadline. A tool
+ * stopped by a limit or the deadline is a CompileError saying which; a tool
+ * that merely failed is the caller's to explain.
+ */
+async function run(cmd: string[], cwd: string, deadline: number): Promise<{ ok: boolean; log: string }> {
+  const r = await runBoxed(cmd, compilerBox(cwd, deadline - Date.now())).catch((e: Error) => {
+    throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
+  });
+  const log = `$ ${cmd.join(" ")}\n${r.stdout}${r.stderr}`;
+  const name = basename(cmd[0]!);
+  const tool = name === "wasm2c" || name === "wasm-validate" ? name : "the C compiler";
+  const output = r.stdout + r.stderr;
+  // cc reports what stopped cc1 or as on stderr (LANG=C keeps it in English).
+  const stopped = (signal: string, text: string) => r.signal === signal || output.includes(text);
+  if (r.timedOut) throw new CompileError("compile_timeout", `${tool} ran past the compile timeout`, { log });
+  if (stopped("SIGXCPU", "CPU time limit exceeded"))
+    throw new CompileError("compile_timeout", `${tool} exceeded its CPU time limit`, { log });
+  if (stopped("SIGXFSZ", "File size limit exceeded") || /File too large/.test(output))
+    throw new CompileError("module_limit", `${tool} exceeded its output size limit of ${COMPILER_LIMITS.fileSizeBytes >> 20} MiB`, { log });
+  if (r.exitCode !== 0 && /out of memory|memory exhausted|bad_alloc|Cannot allocate memory/.test(output))
+    throw new CompileError("module_limit", `${tool} exceeded its memory limit of ${COMPILER_LIMITS.addressSpaceBytes / 2 ** 30} GiB`, { log });
+  const killed = r.signal ?? /(\w[\w ]*) signal terminated program/.exec(output)?.[1];
+  if (killed) throw new CompileError("compiler_failed", `${tool} was killed (${killed})`, { log });
+  return { ok: r.exitCode === 0, log };
 }
 
 export function artifactPaths(dataDir: string, key: string) {
@@ -105,7 +137,15 @@ export function inspect(bytes: Uint8Array) {
 
 export async function compile(
   bytes: Uint8Array,
-  opts: { dataDir: string; engine: Engine; progress?: Progress },
+  opts: {
+    dataDir: string;
+    engine: Engine;
+    progress?: Progress;
+    /** Wall clock for the tools, from the start of the compile. */
+    timeoutMs?: number;
+    /** Where to build (the server names it, so it can remove it if it has to kill this compile). */
+    buildDir?: string;
+  },
 ): Promise<Artifact> {
   const progress = opts.progress ?? (() => {});
   inspect(bytes);
@@ -124,13 +164,12 @@ export async function compile(
   }
 
   const started = performance.now();
-  const tmp = join(opts.dataDir, "artifacts", `.build-${key}-${process.pid}-${Date.now()}`);
+  const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_COMPILE_TIMEOUT_MS);
+  const tmp = opts.buildDir ?? newBuildDir(opts.dataDir);
   mkdirSync(tmp, { recursive: true });
   const logs: string[] = [];
   const fail = (code: CompileErrorCode, message: string): never => {
-    const logPath = join(tmp, "build.log");
-    writeFileSync(logPath, logs.join("\n"));
-    throw new CompileError(code, message, { log: logs.join("\n").slice(-4000), logPath });
+    throw new CompileError(code, message, { log: logs.join("\n").slice(-4000) });
   };
   try {
     writeFileSync(join(tmp, "module.wasm"), bytes);
@@ -138,12 +177,12 @@ export async function compile(
     writeFileSync(join(tmp, "thaw_module.h"), thawModuleH);
 
     progress("validating");
-    const validated = await run([tools.wasmValidate.path, "module.wasm"], tmp);
+    const validated = await run([tools.wasmValidate.path, "module.wasm"], tmp, deadline);
     logs.push(validated.log);
     if (!validated.ok) fail("invalid_module", `invalid module: ${validated.log.split("\n").slice(1).join(" ").trim()}`);
 
     progress("translating to C (wasm2c)");
-    const translated = await run([tools.wasm2c.path, "-n", MODULE_NAME, "module.wasm", "-o", "fn.c"], tmp);
+    const translated = await run([tools.wasm2c.path, "-n", MODULE_NAME, "module.wasm", "-o", "fn.c"], tmp, deadline);
     logs.push(translated.log);
     if (!translated.ok) fail("compiler_failed", "wasm2c failed");
 
@@ -157,7 +196,7 @@ export async function compile(
     writeFileSync(join(tmp, "glue.c"), glue);
 
     progress("compiling native code (cc -O2)");
-    const built = await run([tools.cc.path, ...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], tmp);
+    const built = await run([tools.cc.path, ...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], tmp, deadline);
     logs.push(built.log);
     if (!built.ok) fail("compiler_failed", "C compiler failed");
 
@@ -193,12 +232,12 @@ export async function compile(
     try {
       renameSync(tmp, paths.dir);
     } catch {
-      rmSync(tmp, { recursive: true, force: true });
+      removeBuildDir(tmp);
       if (!existsSync(paths.metaPath)) throw new Error(`cannot store artifact in ${paths.dir}`);
     }
     return { ...paths, meta, cached: false };
   } catch (e) {
-    if (!(e instanceof CompileError)) rmSync(tmp, { recursive: true, force: true });
+    removeBuildDir(tmp);
     throw e;
   }
 }

@@ -2,6 +2,11 @@
 // the request or the node (unknown function, overload, limits); function
 // errors are about what the function did (trap, exit code, timeout). Both
 // reach clients as JSON: {"error": {"code", "message", ...}}.
+//
+// A 500 means a bug in thaw. A module the compiler cannot build (its tools
+// failed or were killed, or it hit a compile limit or the compile timeout)
+// is the deploy's problem and a 422, however hostile the module; a full
+// compile queue is the node being busy, a 503 with Retry-After.
 
 import type { CompileErrorCode } from "../compiler/compile.ts";
 
@@ -19,6 +24,7 @@ export type ErrorCode =
   | "memory_exhausted"
   | "cluster_unavailable"
   | "queue_unavailable"
+  | "compile_queue_full"
   | "job_not_found"
   | "function_exit"
   | "function_trap"
@@ -40,14 +46,17 @@ export const STATUS: Record<ErrorCode, number> = {
   memory_exhausted: 503,
   cluster_unavailable: 503,
   queue_unavailable: 503,
+  compile_queue_full: 503,
   job_not_found: 404,
   not_wasm: 422,
   invalid_module: 422,
   unsupported_imports: 422,
   unsupported_module: 422,
   toolchain_missing: 500,
-  compiler_failed: 500,
+  compiler_failed: 422,
   init_failed: 422,
+  module_limit: 422,
+  compile_timeout: 422,
   function_exit: 502,
   function_trap: 500,
   function_timeout: 504,
