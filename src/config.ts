@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { DEFAULT_COMPILE_TIMEOUT_MS } from "./compiler/compile.ts";
 
 export function defaultDataDir(): string {
   return process.env.THAW_DATA_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "thaw");
@@ -43,6 +44,12 @@ export interface ServerConfig {
   jobBackoff: number;
   /** How long finished jobs and their results are kept (ms). */
   jobRetention: number;
+  /** Wall clock for one compile; past it the compile child is killed (ms). */
+  compileTimeout: number;
+  /** Compiles this node runs at once. */
+  compileConcurrency: number;
+  /** Deploys that may wait for a compile slot; past that a deploy gets 503 compile_queue_full. */
+  compileQueue: number;
 }
 
 const SPEC = {
@@ -64,6 +71,10 @@ const SPEC = {
   "job-concurrency": { default: "16", number: true },
   "job-backoff": { default: "1000", number: true },
   "job-retention": { default: String(24 * 3600 * 1000), number: true },
+  "compile-timeout": { default: String(DEFAULT_COMPILE_TIMEOUT_MS), number: true },
+  // cc is single-threaded: one compile per core keeps a burst of deploys from starving calls.
+  "compile-concurrency": { default: String(navigator.hardwareConcurrency), number: true },
+  "compile-queue": { default: "64", number: true },
 } as const satisfies Record<string, { default?: string; env?: string; number?: boolean }>;
 
 const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_")}`;
@@ -147,5 +158,8 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     jobConcurrency: Math.max(1, num("job-concurrency")),
     jobBackoff: num("job-backoff"),
     jobRetention: num("job-retention"),
+    compileTimeout: Math.max(1, num("compile-timeout")),
+    compileConcurrency: Math.max(1, num("compile-concurrency")),
+    compileQueue: num("compile-queue"),
   };
 }

@@ -3,10 +3,29 @@
 // misbehaving toolchain take the server down. The server instead runs
 // `thaw compile --json` as a child process; the artifact it leaves in the
 // shared data directory is then loaded like any other.
+//
+// The child runs boxed too (sandbox.ts): no network (it runs the module's
+// start code), killed with the server (pdeathsig), no core dump, a cleared
+// environment but for what finding the tools needs (the server's tokens and
+// Redis URL stay out of a process that runs tenant code), and a wall-clock
+// timeout after which it is killed: `compile_timeout`. The child gets the
+// same timeout for its tools, so a slow C compiler is usually reported by
+// the child itself, naming the tool; the outer timeout catches the rest
+// (a start function that never returns, a hung child).
+//
+// The server names the child's build directory and removes it afterwards
+// whatever happened, since a killed child cleans nothing up. What the child
+// printed when it died without answering (Bun's crash banner: paths, kernel,
+// CPU) goes to the server's log only; the deploy error says what happened
+// in words that give nothing of the machine away.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Logger } from "../log.ts";
+import { newBuildDir, removeBuildDir } from "./builds.ts";
 import { type Artifact, type ArtifactMeta, artifactPaths, CompileError, type CompileErrorCode } from "./compile.ts";
+import { runBoxed } from "./sandbox.ts";
+import { ToolchainError } from "./toolchain.ts";
 
 /** argv that starts this same thaw: the compiled binary, or bun + cli.ts. */
 export function thawCommand(): string[] {
@@ -14,26 +33,61 @@ export function thawCommand(): string[] {
   return compiled ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
 }
 
-export async function compileInSubprocess(modulePath: string, dataDir: string): Promise<Artifact> {
-  const proc = Bun.spawn([...thawCommand(), "compile", "--json", "--data", dataDir, modulePath], {
-    stdout: "pipe",
-    stderr: "pipe",
-    env: process.env,
-  });
-  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-  await proc.exited;
-  const line = out.trim().split("\n").pop() ?? "";
-  let parsed: { error?: { code: CompileErrorCode; message: string; log?: string; imports?: { import: string; reason: string }[] }; key?: string };
+/** What the child needs of the server's environment: where the tools are and which C compiler. */
+function childEnv(): Record<string, string | undefined> {
+  const { PATH, HOME, TMPDIR, CC } = process.env;
+  return { PATH, HOME, TMPDIR, CC };
+}
+
+interface ChildAnswer {
+  error?: { code: CompileErrorCode; message: string; log?: string; imports?: { import: string; reason: string }[] };
+  key?: string;
+}
+
+export async function compileInSubprocess(
+  modulePath: string,
+  dataDir: string,
+  opts: { timeoutMs: number; log: Logger },
+): Promise<Artifact> {
+  const buildDir = newBuildDir(dataDir);
+  const argv = [
+    ...thawCommand(), "compile", "--json", "--data", dataDir,
+    "--timeout", String(opts.timeoutMs), "--build-dir", buildDir, modulePath,
+  ];
   try {
-    parsed = JSON.parse(line);
-  } catch {
-    throw new CompileError("compiler_failed", `compiler process failed: ${(err || out).trim().slice(-2000)}`);
+    const r = await runBoxed(argv, {
+      env: childEnv(),
+      timeoutMs: opts.timeoutMs,
+      pidNamespace: false,
+      keepBytes: 1 << 20,
+    }).catch((e: Error) => {
+      throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
+    });
+    if (r.timedOut)
+      throw new CompileError("compile_timeout", `compiling took longer than the ${opts.timeoutMs / 1000} s compile timeout`);
+    let answer: ChildAnswer | undefined;
+    if (!r.signal) {
+      try {
+        answer = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+      } catch {
+        // No answer: explained below from how the child ended.
+      }
+    }
+    if (!answer?.error && !answer?.key) {
+      opts.log.warn("compile child failed", { signal: r.signal, exitCode: r.exitCode, stderr: r.stderr.slice(-4000) });
+      throw new CompileError(
+        "compiler_failed",
+        r.signal ? `the compiler process was killed (${r.signal})` : `the compiler process failed (exit status ${r.exitCode})`,
+      );
+    }
+    if (answer.error) {
+      const { code, message, ...details } = answer.error;
+      throw new CompileError(code, message, details);
+    }
+    const paths = artifactPaths(dataDir, answer.key!);
+    const meta = JSON.parse(readFileSync(paths.metaPath, "utf8")) as ArtifactMeta;
+    return { ...paths, meta, cached: false };
+  } finally {
+    removeBuildDir(buildDir);
   }
-  if (parsed.error) {
-    const { code, message, ...details } = parsed.error;
-    throw new CompileError(code, message, details);
-  }
-  const paths = artifactPaths(dataDir, parsed.key!);
-  const meta = JSON.parse(readFileSync(paths.metaPath, "utf8")) as ArtifactMeta;
-  return { ...paths, meta, cached: false };
 }

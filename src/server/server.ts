@@ -93,7 +93,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         artifactTransferred: (direction) => metrics.clusterArtifacts.inc({ direction }),
       })
     : undefined;
-  const functions = new FunctionService(registry, engine, pools, metrics, log, config.dataDir, cluster);
+  const functions = new FunctionService(registry, engine, pools, metrics, log, config, cluster);
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
   const jobQueueOptions = { nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention };
   const runner = new JobRunner(invoke, metrics, log);

@@ -8,6 +8,13 @@
 // bytes and config again changes nothing; the same bytes with a new config
 // reuse the cached artifact.
 //
+// Compiles wait their turn in the node's compile queue (compiler/queue.ts):
+// a deploy takes its place before it is recorded, is refused with 503
+// compile_queue_full when the line is full, and stays `compiling` while it
+// waits. Each compile is a boxed child with a wall-clock timeout
+// (compiler/subprocess.ts). Build directories a crashed node left behind
+// are removed when the service starts.
+//
 // With a cluster (src/cluster) the registry is shared: a deploy or delete
 // is first published to the cluster (and refused while it is unreachable),
 // a finished build shares its artifact and outcome, and the cluster's sync
@@ -17,8 +24,12 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { LocalFunctions } from "../cluster/sync.ts";
+import { removeStaleBuilds } from "../compiler/builds.ts";
 import { type Artifact, artifactPaths, CompileError, inspect } from "../compiler/compile.ts";
+import { CompileQueue, type Ticket } from "../compiler/queue.ts";
+import { sandbox } from "../compiler/sandbox.ts";
 import { compileInSubprocess } from "../compiler/subprocess.ts";
+import type { ServerConfig } from "../config.ts";
 import { DEFAULT_LIMITS, type Engine, type LoadedModule } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -41,8 +52,12 @@ export function limitsOf(config: FunctionConfig, tenant = 0) {
   return { ...DEFAULT_LIMITS, memoryMiB: config.memoryMiB, timeoutMs: config.timeoutMs, tenant };
 }
 
+export type CompileSettings = Pick<ServerConfig, "dataDir" | "compileTimeout" | "compileConcurrency" | "compileQueue">;
+
 export class FunctionService implements LocalFunctions {
   private readonly builds = new Map<string, Promise<FunctionRecord>>();
+  private readonly dataDir: string;
+  private readonly compiles: CompileQueue;
 
   constructor(
     private readonly registry: Registry,
@@ -50,13 +65,26 @@ export class FunctionService implements LocalFunctions {
     private readonly pools: PoolManager,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    private readonly dataDir: string,
+    private readonly settings: CompileSettings,
     private readonly cluster?: Cluster,
-  ) {}
+  ) {
+    this.dataDir = settings.dataDir;
+    this.compiles = new CompileQueue(settings.compileConcurrency, settings.compileQueue);
+    // Before this node starts any build of its own, so only a dead process's are removed.
+    const stale = removeStaleBuilds(this.dataDir);
+    if (stale) log.info("removed build directories left by a stopped process", { count: stale });
+  }
 
   /** Bring every deployed function back after a restart, without recompiling. In a
    * cluster, what the local disk lacks is fetched or rebuilt by the sync instead. */
   async boot(): Promise<void> {
+    try {
+      const box = await sandbox();
+      if (box.mode === "none")
+        this.log.warn("compiler sandbox without namespaces: compilers run with rlimits and a timeout but keep network access and see other processes (allow unshare: run as root or enable unprivileged user namespaces)");
+    } catch (e) {
+      this.log.warn("compiler sandbox unavailable: every compile will fail", { error: (e as Error).message });
+    }
     const pending: Promise<unknown>[] = [];
     for (const rec of this.registry.list()) {
       const artifactReady = rec.active && existsSync(artifactPaths(this.dataDir, rec.active.artifactKey).metaPath);
@@ -101,10 +129,23 @@ export class FunctionService implements LocalFunctions {
         return { record: existing, changed: false, settled: this.settled(existing) };
       }
       const record = this.nextRecord(existing, tenant, name, full, moduleHash, bytes.length);
-      // A concurrent deploy of the same name on another node won: decide again against it.
-      if (this.cluster && !(await this.cluster.announce(existing, record, bytes))) continue;
-      this.registry.save(record);
-      return { record, changed: true, settled: this.startBuild(record) };
+      const ticket = this.compiles.enter();
+      if (!ticket)
+        throw new ThawError(
+          "compile_queue_full",
+          `this node has ${this.compiles.capacity} deploys waiting to compile: try again later`,
+          {},
+          this.compiles.retryAfterSeconds(),
+        );
+      let recorded = false;
+      try {
+        // A concurrent deploy of the same name on another node won: decide again against it.
+        recorded = !this.cluster || (await this.cluster.announce(existing, record, bytes));
+        if (recorded) this.registry.save(record);
+      } finally {
+        if (!recorded) ticket.cancel();
+      }
+      if (recorded) return { record, changed: true, settled: this.startBuild(record, ticket) };
     }
   }
 
@@ -183,38 +224,52 @@ export class FunctionService implements LocalFunctions {
     return this.startBuild(record);
   }
 
-  /** Compile module bytes kept under DATA/modules, in a child process, counted in the metrics. */
-  async compileModule(moduleHash: string): Promise<Artifact> {
-    const started = performance.now();
-    let result = "failed";
-    try {
-      const artifact = await compileInSubprocess(this.registry.modulePath(moduleHash), this.dataDir);
-      result = "ok";
-      return artifact;
-    } finally {
-      this.metrics.compiles.inc({ result });
-      this.metrics.compileSeconds.observe((performance.now() - started) / 1000);
-    }
+  /**
+   * Compile module bytes kept under DATA/modules, in a child process, counted in the metrics.
+   * Waits in the compile queue with `ticket` (a deploy's place), or else in a place it is never refused.
+   */
+  compileModule(moduleHash: string, ticket: Ticket = this.compiles.enter(true)!): Promise<Artifact> {
+    return ticket.run(async () => {
+      const started = performance.now();
+      let result = "failed";
+      try {
+        const artifact = await compileInSubprocess(this.registry.modulePath(moduleHash), this.dataDir, {
+          timeoutMs: this.settings.compileTimeout,
+          log: this.log,
+        });
+        result = "ok";
+        return artifact;
+      } finally {
+        this.metrics.compiles.inc({ result });
+        this.metrics.compileSeconds.observe((performance.now() - started) / 1000);
+      }
+    });
   }
 
-  private startBuild(record: FunctionRecord): Promise<FunctionRecord> {
+  private startBuild(record: FunctionRecord, ticket?: Ticket): Promise<FunctionRecord> {
     const key = `${record.tenant}/${record.name}`;
-    const build = this.build(record).finally(() => {
+    const build = this.build(record, ticket).finally(() => {
       if (this.builds.get(key) === build) this.builds.delete(key);
     });
     this.builds.set(key, build);
     return build;
   }
 
-  private async build(record: FunctionRecord): Promise<FunctionRecord> {
+  private async build(record: FunctionRecord, ticket?: Ticket): Promise<FunctionRecord> {
     let artifact: Artifact | undefined;
     let module: LoadedModule | undefined;
     let error: FunctionRecord["error"];
     try {
-      artifact = await this.compileModule(record.moduleHash);
+      artifact = await this.compileModule(record.moduleHash, ticket);
     } catch (e) {
-      const ce = e instanceof CompileError ? e : new CompileError("compiler_failed", String(e));
-      error = { code: ce.code, message: ce.message, log: ce.details.log };
+      // Anything but a CompileError is thaw's fault: its details are for the log, not the tenant.
+      if (!(e instanceof CompileError))
+        this.log.error("compile failed unexpectedly", { tenant: record.tenant, function: record.name, error: String(e) });
+      const ce = e instanceof CompileError ? e : new CompileError("compiler_failed", "the compiler failed unexpectedly");
+      // No `log: undefined`: the record is answered as it is kept in memory,
+      // and the response schema refuses an optional field that is present
+      // but undefined (GET and the list answered 400 until a restart).
+      error = { code: ce.code, message: ce.message, ...(ce.details.log ? { log: ce.details.log } : {}) };
     }
     const current = this.registry.get(record.tenant, record.name);
     if (!current || current.version !== record.version) return current ?? record;
