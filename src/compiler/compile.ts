@@ -1,5 +1,5 @@
-// wasm -> native artifact: validate, check imports, wasm2c, generate the
-// glue, build a shared object, make the snapshot.
+// wasm -> native artifact: check limits and imports, validate, wasm2c,
+// generate the glue, build a shared object, make the snapshot.
 //
 // Artifacts are content-addressed: the key hashes the module bytes, the
 // tool versions, the C flags and thaw's runtime headers, so a module is
@@ -22,10 +22,11 @@ import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
 import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
 import { newBuildDir, removeBuildDir } from "./builds.ts";
 import { generateGlue, GlueError, MODULE_NAME, parseHeader } from "./glue.ts";
+import { ModuleLimitError } from "./limits.ts";
 import { COMPILER_LIMITS, compilerBox, runBoxed } from "./sandbox.ts";
 import { ToolchainError, toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
-import { readModule } from "./wasm-module.ts";
+import { formatSignature, functionType, type ModuleInfo, readModule, WasmFormatError } from "./wasm-module.ts";
 
 // -O3: 10 % faster than -O2 on the compute kernel (scripts/bench/engine.ts);
 // no -march=native, so an artifact runs on every node of a cluster.
@@ -112,15 +113,24 @@ export function artifactPaths(dataDir: string, key: string) {
   return { dir, soPath: join(dir, "fn.so"), snapshotPath: join(dir, "fn.snap"), metaPath: join(dir, "artifact.json") };
 }
 
-/** Checks that need no tools: is it wasm, and can thaw link it? */
-export function inspect(bytes: Uint8Array) {
-  let info;
+/** Checks that need no tools: is it wasm, within MODULE_LIMITS, and can thaw link and run it? */
+export function inspect(bytes: Uint8Array): ModuleInfo {
+  let info: ModuleInfo;
   try {
     info = readModule(bytes);
   } catch (e) {
+    if (e instanceof ModuleLimitError) throw new CompileError("module_limit", e.message);
+    if (!(e instanceof WasmFormatError)) throw e;
     const code = bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 ? "invalid_module" : "not_wasm";
-    throw new CompileError(code, (e as Error).message);
+    throw new CompileError(code, e.message);
   }
+  const unsupported = (message: string): never => {
+    throw new CompileError("unsupported_module", message);
+  };
+  // libthaw gives each instance its own memory, tables and globals; it links nothing else.
+  const owned = info.imports.find((i) => i.kind !== "func");
+  if (owned)
+    unsupported(`module imports a ${owned.kind} (${owned.module}.${owned.name}); a function must define its own memory, tables and globals`);
   const bad = unsupportedImports(info.imports);
   if (bad.length)
     throw new CompileError(
@@ -128,10 +138,19 @@ export function inspect(bytes: Uint8Array) {
       `module imports what thaw does not provide: ${bad.map((b) => `${b.import} (${b.reason})`).join(", ")}`,
       { imports: bad },
     );
-  if (info.definedMemories !== 1)
-    throw new CompileError("unsupported_module", "a function must define exactly one linear memory");
+  if (info.memoryCount !== 1)
+    unsupported(`a function must define exactly one linear memory, this module defines ${info.memoryCount}`);
+  if (info.memory!.memory64) unsupported("64-bit memories (memory64) are not supported");
+  if (info.memory!.shared) unsupported("shared memories (threads) are not supported");
   if (!info.exports.some((e) => e.name === "_start" && e.kind === "func"))
-    throw new CompileError("unsupported_module", "module does not export _start (a WASI command is expected)");
+    unsupported("module does not export _start (a WASI command is expected)");
+  // libthaw calls the entry points as void f(instance).
+  for (const e of info.exports) {
+    if (e.kind !== "func" || (e.name !== "_start" && e.name !== "wizer.initialize")) continue;
+    const type = functionType(info, e.index)!;
+    if (type.params.length || type.results.length)
+      unsupported(`${e.name} must take no parameters and return nothing; it is ${formatSignature(type)}`);
+  }
   return info;
 }
 
