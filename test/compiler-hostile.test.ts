@@ -1,13 +1,22 @@
-// Hostile modules against the compiler itself: counts and sizes past
-// MODULE_LIMITS and module shapes thaw cannot run, refused before any tool
-// runs. Modules are assembled with the real wat2wasm, or, where WAT cannot
-// express them, with the byte helpers below.
+// Hostile modules against the compiler itself: names that try to become C,
+// forged comments, counts and sizes past MODULE_LIMITS, and module shapes
+// thaw cannot run. Everything goes
+// through the real wat2wasm, wasm2c, C compiler and libthaw; binary-level
+// oddities WAT cannot express are built with the byte helpers below.
 
 import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CompileError, compile, inspect } from "../src/compiler/compile.ts";
+import { checkHeader, generateGlue, GlueError, layoutOf, MODULE_NAME } from "../src/compiler/glue.ts";
 import { MODULE_LIMITS } from "../src/compiler/limits.ts";
-import { DATA_DIR, sharedEngine } from "./helpers.ts";
-import { wat } from "./wat.ts";
+import { sanitize } from "../src/compiler/sanitize.ts";
+import { readModule } from "../src/compiler/wasm-module.ts";
+import { DEFAULT_LIMITS } from "../src/engine/engine.ts";
+import { DATA_DIR, sharedEngine, text } from "./helpers.ts";
+import { command, wat } from "./wat.ts";
 
 // ---- bytes ----
 
@@ -30,8 +39,38 @@ const name = (s: string | Uint8Array) => {
   return [...leb(b.length), ...b];
 };
 const section = (id: number, content: number[] | Uint8Array) => [id, ...leb(content.length), ...content];
+const custom = (sectionName: string | Uint8Array, content: number[] | Uint8Array) =>
+  section(0, [...name(sectionName), ...content]);
 const HEADER = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
 const moduleOf = (...sections: number[][]) => new Uint8Array([...HEADER, ...sections.flat()]);
+
+/** A module's sections as [id, content], split without thaw's reader. */
+function sections(bytes: Uint8Array): [number, Uint8Array][] {
+  const out: [number, Uint8Array][] = [];
+  let pos = 8;
+  while (pos < bytes.length) {
+    const id = bytes[pos++]!;
+    let size = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[pos++]!;
+      size += (b & 0x7f) * 2 ** shift;
+      if (!(b & 0x80)) break;
+    }
+    out.push([id, bytes.subarray(pos, pos + size)]);
+    pos += size;
+  }
+  return out;
+}
+
+/** `bytes` with its export section replaced, `before` inserted ahead of it and `after` appended. */
+function rebuild(bytes: Uint8Array, exports: [string | Uint8Array, number, number][], before: number[][] = [], after: number[][] = []) {
+  const out: number[][] = [];
+  for (const [id, content] of sections(bytes)) {
+    if (id === 7) out.push(...before, section(7, vec(exports.map(([n, kind, index]) => [...name(n), kind, ...leb(index)]))));
+    else out.push(section(id, content));
+  }
+  return moduleOf(...out, ...after);
+}
 
 // ---- running ----
 
@@ -55,13 +94,211 @@ function inspectError(bytes: Uint8Array): CompileError {
   throw new Error("inspect accepted the module");
 }
 
-describe("module limits", () => {
+async function run(bytes: Uint8Array) {
+  const artifact = await compile(bytes, { dataDir: DATA_DIR, engine: sharedEngine() });
+  const mod = sharedEngine().load(artifact.soPath, artifact.snapshotPath, DEFAULT_LIMITS);
+  const inst = mod.restore();
+  try {
+    const result = await sharedEngine().call(inst, {});
+    return { artifact, result, stdout: text(result.stdout) };
+  } finally {
+    inst.free();
+    mod.release();
+  }
+}
+
+/** wasm2c on `bytes` in a fresh directory: the generated fn.c + fn.h. */
+function wasm2c(bytes: Uint8Array): string {
+  const dir = mkdtempSync(join(tmpdir(), "thaw-w2c-"));
+  try {
+    writeFileSync(join(dir, "m.wasm"), bytes);
+    const r = spawnSync("wasm2c", ["-n", MODULE_NAME, "m.wasm", "-o", "fn.c"], { cwd: dir, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`wasm2c failed: ${r.stderr}`);
+    return readFileSync(join(dir, "fn.c"), "latin1") + readFileSync(join(dir, "fn.h"), "latin1");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** WAT for "write these bytes to stdout", with memory [0, 8) as the iovec. */
+const print = (offset: number, len: number) => `
+  (i32.store (i32.const 0) (i32.const ${offset}))
+  (i32.store (i32.const 4) (i32.const ${len}))
+  (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))`;
+
+// A module whose _start prints "good" and whose other function prints
+// "evil"; the tests give the functions names.
+const goodEvil = wat(
+  command(
+    print(64, 4),
+    `(data (i32.const 64) "good") (data (i32.const 80) "evil")
+     (func $evil (local i32) ${print(80, 4)})
+     (func $init (i32.store8 (i32.const 64) (i32.const 71)))`,
+  ),
+);
+// Function indices in goodEvil: 0, 1 imports; 2 $evil; 3 $init; 4 _start.
+const EVIL = 2;
+const INIT = 3;
+const START = 4;
+const FUNC = 0;
+const MEMORY = 2;
+
+const MARK = "THAWMARK";
+
+describe("tenant names never become C", () => {
+  const payload =
+    `${MARK} */\n#include <stdlib.h>\n__attribute__((constructor)) static void pwn(void) { system("touch /tmp/${MARK}"); }\n/* `;
+  const names = [
+    payload,
+    `_start' */ /* export: '_start`,
+    `${MARK}\u0000nul`,
+    `${MARK} spaces "quotes" 'single' \\ backslash`,
+    `${MARK} ünïcödé ☃ 𝄞`,
+    MARK + "x".repeat(100_000),
+  ];
+  // The name section: a module name, every function named, a local named.
+  const nameSection = custom("name", [
+    ...section(0, name(`${MARK}module */`)),
+    ...section(1, vec([0, 1, 2, 3, 4].map((i) => [...leb(i), ...name(`${MARK}fn${i} */\n`)]))),
+    ...section(2, vec([[...leb(2), ...vec([[0, ...name(`${MARK}local`)]])]])),
+  ]);
+  const hostile = rebuild(
+    goodEvil,
+    [["_start", FUNC, START], ["wizer.initialize", FUNC, INIT], ["memory", MEMORY, 0], ...names.map((n): [string, number, number] => [n, FUNC, EVIL])],
+    [custom(`${MARK} custom */`, enc(`${MARK} content */`))],
+    [nameSection, custom(`${MARK} custom */`, enc(`${MARK} content */`)), custom("producers", new Uint8Array(1 << 20).fill(0x2a))],
+  );
+
+  test("the hostile module is valid, and unsanitized its names reach wasm2c's C", () => {
+    const dir = mkdtempSync(join(tmpdir(), "thaw-hostile-"));
+    writeFileSync(join(dir, "m.wasm"), hostile);
+    expect(spawnSync("wasm-validate", [join(dir, "m.wasm")]).status).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+    const c = wasm2c(hostile);
+    expect(c).toContain(`__attribute__((constructor)) static void pwn(void)`);
+    expect(c).toContain(MARK);
+  });
+
+  test("sanitized, no byte of any name or custom section reaches wasm2c's C", () => {
+    const clean = sanitize(hostile, readModule(hostile));
+    const c = wasm2c(clean);
+    expect(c).not.toContain(MARK);
+    expect(c).not.toContain("pwn");
+    expect(c).toContain(`void Z_${MODULE_NAME}Z__start(Z_${MODULE_NAME}_instance_t*);`);
+    expect(c).toContain(`void Z_${MODULE_NAME}Z_initialize(Z_${MODULE_NAME}_instance_t*);`);
+    // No custom section left; every other section byte for byte, in order.
+    const before = sections(hostile).filter(([id]) => id !== 0);
+    const after = sections(clean);
+    expect(after.map(([id]) => id)).toEqual(before.map(([id]) => id));
+    for (const [i, [id, content]] of after.entries()) if (id !== 7) expect(content).toEqual(before[i]![1]);
+    // Exports: the entry points under fixed names, the other function once under its index.
+    expect(readModule(clean).exports).toEqual([
+      { name: "_start", kind: "func", index: START },
+      { name: "initialize", kind: "func", index: INIT },
+      { name: `f${EVIL}`, kind: "func", index: EVIL },
+    ]);
+  });
+
+  test("an export name carrying C compiles to nothing, and the module runs its own _start", async () => {
+    rmSync(`/tmp/${MARK}`, { force: true });
+    const { artifact, result, stdout } = await run(hostile);
+    expect(result.status).toBe("ok");
+    // wizer.initialize ran at snapshot time and changed "good" to "Good".
+    expect(stdout).toBe("Good");
+    expect(artifact.meta.hasInitialize).toBe(true);
+    expect(existsSync(`/tmp/${MARK}`)).toBe(false);
+  });
+
+  test("an export forging wasm2c's export comment cannot replace _start", async () => {
+    const forged = rebuild(goodEvil, [
+      ["_start' */\nvoid Z_thawfnZ__start(Z_thawfn_instance_t*);\n/* export: '_start", FUNC, EVIL],
+      ["_start", FUNC, START],
+      ["_start' */ /* export: '_start", FUNC, EVIL],
+    ]);
+    const { stdout } = await run(forged);
+    expect(stdout).toBe("good");
+  });
+
+  test("modules differing only in names and custom sections share one artifact", async () => {
+    const a = rebuild(goodEvil, [["_start", FUNC, START], ["a", FUNC, EVIL]]);
+    const b = rebuild(goodEvil, [["zzz", FUNC, EVIL], ["_start", FUNC, START]], [custom("x", [1, 2, 3])]);
+    const first = await compile(a, { dataDir: DATA_DIR, engine: sharedEngine() });
+    const second = await compile(b, { dataDir: DATA_DIR, engine: sharedEngine() });
+    expect(second.meta.key).toBe(first.meta.key);
+  });
+
+  test("a function declared for ref.func only by its export still compiles", async () => {
+    const mod = wat(
+      command(
+        `(if (ref.is_null (ref.func $f)) (then unreachable)) ${print(64, 2)}`,
+        `(data (i32.const 64) "ok") (func $f (export "only-declaration") nop)`,
+      ),
+    );
+    expect((await run(mod)).stdout).toBe("ok");
+  });
+
+  test("malformed names and export sections are invalid modules", () => {
+    const badUtf8 = new Uint8Array([0x66, 0xff, 0xfe]);
+    const cases: [string, Uint8Array][] = [
+      ["export name", rebuild(goodEvil, [["_start", FUNC, START], [badUtf8, FUNC, EVIL]])],
+      ["custom section name", rebuild(goodEvil, [["_start", FUNC, START]], [custom(badUtf8, [])])],
+      ["duplicate export", rebuild(goodEvil, [["_start", FUNC, START], ["x", FUNC, EVIL], ["x", FUNC, INIT]])],
+      ["function index", rebuild(goodEvil, [["_start", FUNC, START], ["x", FUNC, 99]])],
+      ["memory index", rebuild(goodEvil, [["_start", FUNC, START], ["m", MEMORY, 1]])],
+    ];
+    for (const [what, bytes] of cases) {
+      const e = inspectError(bytes);
+      expect(`${what}: ${e.code}`).toBe(`${what}: invalid_module`);
+    }
+    expect(inspectError(rebuild(goodEvil, [["_start", FUNC, START], [badUtf8, FUNC, EVIL]])).message).toContain("UTF-8");
+  });
+});
+
+describe("glue from the module", () => {
+  test("tables of both kinds and no imports: the descriptor matches the instance", async () => {
+    // No WASI: _start proves it ran by its exit (a trap otherwise).
+    const mod = wat(`(module
+      (memory 1)
+      (table $a 1 funcref)
+      (table $x 2 externref)
+      (table $b 3 funcref)
+      (type $r (func (result i32)))
+      (elem (table $b) (i32.const 2) func $seven)
+      (func $seven (result i32) (i32.const 7))
+      (func (export "_start")
+        (if (i32.ne (call_indirect $b (type $r) (i32.const 2)) (i32.const 7)) (then unreachable))
+        (if (i32.eqz (ref.is_null (table.get $x (i32.const 1)))) (then unreachable))
+        (if (i32.ne (table.size $b) (i32.const 3)) (then unreachable))))`);
+    const layout = layoutOf(readModule(mod));
+    expect(layout).toEqual({ wasi: false, funcrefTables: ["w2c_T0", "w2c_T2"], externrefTables: ["w2c_T1"], start: "Z_thawfnZ__start" });
+    const { result } = await run(mod);
+    expect(result.status).toBe("ok");
+    expect(result.exitCode).toBe(0);
+  });
+
+  test("wasm2c's header is checked against the module, never searched", () => {
+    const info = readModule(goodEvil);
+    const header = wasm2c(sanitize(goodEvil, info));
+    const layout = layoutOf(info);
+    checkHeader(header, layout);
+    expect(generateGlue(layout, "fn.h")).toContain("offsetof(Z_thawfn_instance_t, Z_wasi_snapshot_preview1_instance)");
+    const mismatch = (l: typeof layout) => () => checkHeader(header, l);
+    expect(mismatch({ ...layout, funcrefTables: ["w2c_T0", "w2c_T1"] })).toThrow(GlueError);
+    expect(mismatch({ ...layout, wasi: false })).toThrow(GlueError);
+    expect(mismatch({ ...layout, initialize: "Z_thawfnZ_initialize" })).toThrow(GlueError);
+    const extraPointer = header.replace("wasm_rt_memory_t w2c_M0;", "wasm_rt_memory_t w2c_M0;\n  u8* w2c_extra;");
+    expect(() => checkHeader(extraPointer, layout)).toThrow(GlueError);
+  });
+
   test("entry points must be void functions of no arguments", () => {
     const startTakesArgs = wat(`(module (memory 1) (func (export "_start") (param i32)))`);
     expect(inspectError(startTakesArgs).message).toBe("_start must take no parameters and return nothing; it is (i32) -> ()");
     const initReturns = wat(`(module (memory 1) (func (export "_start")) (func (export "wizer.initialize") (result i32) (i32.const 0)))`);
     expect(inspectError(initReturns).code).toBe("unsupported_module");
   });
+});
+
+describe("module limits", () => {
   const L = MODULE_LIMITS;
   const i64 = 0x7e;
   const type = (params: number, results: number) => [0x60, ...leb(params), ...Array(params).fill(i64), ...leb(results), ...Array(results).fill(i64)];

@@ -1,7 +1,8 @@
-// wasm -> native artifact: check limits and imports, validate, wasm2c,
-// generate the glue, build a shared object, make the snapshot.
+// wasm -> native artifact: check limits and imports, sanitize the names
+// away (sanitize.ts), validate, wasm2c, generate the glue, build a shared
+// object, make the snapshot.
 //
-// Artifacts are content-addressed: the key hashes the module bytes, the
+// Artifacts are content-addressed: the key hashes the sanitized module, the
 // tool versions, the C flags and thaw's runtime headers, so a module is
 // compiled once per node and a toolchain upgrade recompiles instead of
 // loading stale code. A build happens in a private temporary directory that
@@ -21,8 +22,9 @@ import thawModuleH from "../../native/include/thaw_module.h" with { type: "text"
 import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
 import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
 import { newBuildDir, removeBuildDir } from "./builds.ts";
-import { generateGlue, GlueError, MODULE_NAME, parseHeader } from "./glue.ts";
+import { checkHeader, generateGlue, GlueError, layoutOf, MODULE_NAME } from "./glue.ts";
 import { ModuleLimitError } from "./limits.ts";
+import { SANITIZER_VERSION, sanitize } from "./sanitize.ts";
 import { COMPILER_LIMITS, compilerBox, runBoxed } from "./sandbox.ts";
 import { ToolchainError, toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
@@ -167,14 +169,24 @@ export async function compile(
   },
 ): Promise<Artifact> {
   const progress = opts.progress ?? (() => {});
-  inspect(bytes);
+  const info = inspect(bytes);
+  // wasm-validate, wasm2c and the C compiler only ever see the sanitized
+  // module, and the key is its hash: what was built is what was validated.
+  const sanitized = sanitize(bytes, info);
   const tools = await toolchain().catch((e: Error) => {
     throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
   });
   const toolVersions = { wasm2c: tools.wasm2c.version, cc: tools.cc.version };
   const moduleHash = sha256(bytes);
   const key = sha256(
-    [moduleHash, toolVersions.wasm2c, toolVersions.cc, CFLAGS.join(" "), sha256(wasmRtH + thawModuleH)].join("\n"),
+    [
+      sha256(sanitized),
+      `sanitizer ${SANITIZER_VERSION}`,
+      toolVersions.wasm2c,
+      toolVersions.cc,
+      CFLAGS.join(" "),
+      sha256(wasmRtH + thawModuleH),
+    ].join("\n"),
   ).slice(0, 32);
   const paths = artifactPaths(opts.dataDir, key);
   if (existsSync(paths.metaPath)) {
@@ -191,7 +203,7 @@ export async function compile(
     throw new CompileError(code, message, { log: logs.join("\n").slice(-4000) });
   };
   try {
-    writeFileSync(join(tmp, "module.wasm"), bytes);
+    writeFileSync(join(tmp, "module.wasm"), sanitized);
     writeFileSync(join(tmp, "wasm-rt.h"), wasmRtH);
     writeFileSync(join(tmp, "thaw_module.h"), thawModuleH);
 
@@ -205,14 +217,14 @@ export async function compile(
     logs.push(translated.log);
     if (!translated.ok) fail("compiler_failed", "wasm2c failed");
 
-    let glue: string;
+    const layout = layoutOf(info);
     try {
-      glue = generateGlue(parseHeader(readFileSync(join(tmp, "fn.h"), "utf8")), "fn.h");
+      checkHeader(readFileSync(join(tmp, "fn.h"), "utf8"), layout);
     } catch (e) {
-      if (e instanceof GlueError) fail("unsupported_module", e.message);
+      if (e instanceof GlueError) fail("compiler_failed", e.message);
       throw e;
     }
-    writeFileSync(join(tmp, "glue.c"), glue);
+    writeFileSync(join(tmp, "glue.c"), generateGlue(layout, "fn.h"));
 
     progress("compiling native code (cc -O2)");
     const built = await run([tools.cc.path, ...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], tmp, deadline);

@@ -1,88 +1,112 @@
 // Generates the C file that describes a wasm2c module to libthaw
-// (native/include/thaw_module.h). wasm2c lays out each module's instance
-// struct differently and names its symbols after the module, so the
-// compiler reads the generated header and writes down, in C, where the WASI
-// import pointer, the memory and the tables sit and which entry points exist;
-// the C compiler then computes the offsets.
+// (native/include/thaw_module.h): where the WASI import pointer, the memory
+// and the tables sit in the instance struct, and which entry points exist.
+// The C compiler computes the offsets.
+//
+// Everything here follows from thaw's own parse of the sanitized module
+// (sanitize.ts) and from wasm2c's deterministic naming of unnamed items,
+// never from text wasm2c copied out of the module: with no name section and
+// only generated export names, wasm2c names the memory `w2c_M0`, table i
+// `w2c_T<i>`, function i `w2c_f<i>` (or `w2c_<export name>` when exported),
+// an export `Z_<module>Z_<export name>`, and the WASI import pointer
+// `Z_wasi_snapshot_preview1_instance`. checkHeader() compares the header
+// wasm2c wrote against that, so a wabt release that names things
+// differently fails the build instead of producing a wrong descriptor.
+
+import { ENTRY_EXPORTS } from "./sanitize.ts";
+import { WASI_MODULE } from "./wasi.ts";
+import type { ModuleInfo, RefType } from "./wasm-module.ts";
 
 export const MODULE_NAME = "thawfn";
 const INSTANCE_T = `Z_${MODULE_NAME}_instance_t`;
+const WASI_INSTANCE_T = `struct Z_${WASI_MODULE}_instance_t`;
+const WASI_FIELD = `Z_${WASI_MODULE}_instance`;
+const MEMORY_FIELD = "w2c_M0";
+// The generated export names are lowercase letters, digits and `_`, which
+// wasm2c's mangling leaves as they are.
+const exportSymbol = (name: string) => `Z_${MODULE_NAME}Z_${name}`;
 
-export interface HeaderLayout {
-  wasiField?: string;
-  memoryField: string;
+export interface Layout {
+  /** The module imports WASI, so the instance holds a pointer to it and instantiate takes one. */
+  wasi: boolean;
   funcrefTables: string[];
   externrefTables: string[];
-  instantiateTakesWasi: boolean;
   start?: string;
   initialize?: string;
 }
 
+/** wasm2c's output does not match thaw's reading of the module: a toolchain problem, not the module's. */
 export class GlueError extends Error {}
 
-function exportSymbol(header: string, name: string): string | undefined {
-  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const re = new RegExp(
-    `/\\* export: '${escaped}' \\*/\\s*\\nvoid (\\w+)\\(${INSTANCE_T}\\*\\);`,
-  );
-  return re.exec(header)?.[1];
-}
-
-export function parseHeader(header: string): HeaderLayout {
-  const body = new RegExp(`typedef struct ${INSTANCE_T} \\{([\\s\\S]*?)\\} ${INSTANCE_T};`).exec(
-    header,
-  )?.[1];
-  if (body === undefined) throw new GlueError("wasm2c header has no instance struct");
-  const layout: HeaderLayout = {
-    memoryField: "",
-    funcrefTables: [],
-    externrefTables: [],
-    instantiateTakesWasi: header.includes(
-      `void Z_${MODULE_NAME}_instantiate(${INSTANCE_T}*, struct Z_wasi_snapshot_preview1_instance_t*);`,
-    ),
+export function layoutOf(info: ModuleInfo): Layout {
+  const tables = (type: RefType) => info.tables.flatMap((t, i) => (t.type === type ? [`w2c_T${i}`] : []));
+  const has = (tenantName: string) => info.exports.some((e) => e.name === tenantName && e.kind === "func");
+  return {
+    // inspect() admits WASI preview1 functions as the only imports.
+    wasi: info.imports.length > 0,
+    funcrefTables: tables("funcref"),
+    externrefTables: tables("externref"),
+    ...(has("_start") ? { start: exportSymbol(ENTRY_EXPORTS._start) } : {}),
+    ...(has("wizer.initialize") ? { initialize: exportSymbol(ENTRY_EXPORTS["wizer.initialize"]) } : {}),
   };
-  const memories: string[] = [];
-  for (const line of body.split("\n")) {
-    const m = /^\s*(.+?)\s*\b(\w+);\s*$/.exec(line);
-    if (!m) continue;
-    const [, type, field] = m as unknown as [string, string, string];
-    if (type === "struct Z_wasi_snapshot_preview1_instance_t*") layout.wasiField = field;
-    else if (type === "wasm_rt_memory_t") memories.push(field);
-    else if (type === "wasm_rt_funcref_table_t") layout.funcrefTables.push(field);
-    else if (type === "wasm_rt_externref_table_t") layout.externrefTables.push(field);
-    else if (type.endsWith("*")) throw new GlueError(`unsupported imported ${type} ${field}`);
-  }
-  if (memories.length !== 1)
-    throw new GlueError(`a function needs exactly one linear memory, this one has ${memories.length}`);
-  layout.memoryField = memories[0]!;
-  if (layout.funcrefTables.length > 8 || layout.externrefTables.length > 8)
-    throw new GlueError("more than 8 tables");
-  layout.start = exportSymbol(header, "_start");
-  layout.initialize = exportSymbol(header, "wizer.initialize");
-  return layout;
 }
 
-const offsets = (fields: string[]) =>
-  `{${fields.map((f) => `offsetof(${INSTANCE_T}, ${f})`).join(", ")}}`;
+/**
+ * Checks the instance struct and the entry point declarations in wasm2c's
+ * header against the layout: the same fields of each kind, in order, and
+ * nothing else that needs relocating (pointers), plus the expected
+ * prototypes. The header is only compared, never searched for names.
+ */
+export function checkHeader(header: string, layout: Layout): void {
+  const body = new RegExp(`typedef struct ${INSTANCE_T} \\{\\n([^}]*)\\} ${INSTANCE_T};`).exec(header)?.[1];
+  if (body === undefined) throw new GlueError("wasm2c header has no instance struct");
+  const found = { wasi: [] as string[], memory: [] as string[], funcref: [] as string[], externref: [] as string[] };
+  for (const line of body.split("\n")) {
+    if (!line.trim()) continue;
+    const m = /^\s*(.+?)\s*\b([A-Za-z_][A-Za-z0-9_]*);$/.exec(line);
+    if (!m) throw new GlueError(`unexpected line in wasm2c's instance struct: ${JSON.stringify(line)}`);
+    const [, type, field] = m as unknown as [string, string, string];
+    if (type === `${WASI_INSTANCE_T}*`) found.wasi.push(field);
+    else if (type === "wasm_rt_memory_t") found.memory.push(field);
+    else if (type === "wasm_rt_funcref_table_t") found.funcref.push(field);
+    else if (type === "wasm_rt_externref_table_t") found.externref.push(field);
+    else if (type.includes("*")) throw new GlueError(`unexpected pointer field in wasm2c's instance struct: ${type} ${field}`);
+  }
+  const expect = (what: string, actual: string[], wanted: string[]) => {
+    if (actual.join() !== wanted.join())
+      throw new GlueError(`wasm2c's instance struct has ${what} [${actual.join(", ")}], expected [${wanted.join(", ")}]`);
+  };
+  expect("WASI pointer", found.wasi, layout.wasi ? [WASI_FIELD] : []);
+  expect("memory", found.memory, [MEMORY_FIELD]);
+  expect("funcref tables", found.funcref, layout.funcrefTables);
+  expect("externref tables", found.externref, layout.externrefTables);
+  const prototypes = [
+    `void Z_${MODULE_NAME}_instantiate(${INSTANCE_T}*${layout.wasi ? `, ${WASI_INSTANCE_T}*` : ""});`,
+    ...[layout.start, layout.initialize].flatMap((sym) => (sym ? [`void ${sym}(${INSTANCE_T}*);`] : [])),
+  ];
+  for (const p of prototypes)
+    if (!header.includes(`\n${p}\n`)) throw new GlueError(`wasm2c header does not declare ${p}`);
+}
 
-export function generateGlue(layout: HeaderLayout, headerFile: string): string {
-  const entry = (name: string, sym: string | undefined) =>
-    sym ? `static void thaw_${name}(void* i) { ${sym}(i); }\n` : "";
+const offsets = (fields: string[]) => `{${fields.map((f) => `offsetof(${INSTANCE_T}, ${f})`).join(", ")}}`;
+
+export function generateGlue(layout: Layout, headerFile: string): string {
+  const entry = (name: string, sym: string | undefined) => (sym ? `static void thaw_${name}(void* i) { ${sym}(i); }\n` : "");
   return `/* Generated by thaw's compiler: describes this module to libthaw. */
 #include <stddef.h>
 #include "thaw_module.h"
 #include "${headerFile}"
 
 static void thaw_instantiate(void* i, void* w) {
-${layout.instantiateTakesWasi ? `  Z_${MODULE_NAME}_instantiate(i, w);` : `  (void)w;\n  Z_${MODULE_NAME}_instantiate(i);`}
+${layout.wasi ? `  Z_${MODULE_NAME}_instantiate(i, w);` : `  (void)w;\n  Z_${MODULE_NAME}_instantiate(i);`}
 }
 static void thaw_free(void* i) { Z_${MODULE_NAME}_free(i); }
 ${entry("start", layout.start)}${entry("initialize", layout.initialize)}
 __attribute__((visibility("default"))) const thaw_module_info thaw_function_info = {
   .abi = THAW_MODULE_ABI,
   .instance_size = sizeof(${INSTANCE_T}),
-  .wasi_offset = ${layout.wasiField ? `offsetof(${INSTANCE_T}, ${layout.wasiField})` : "-1"},
-  .memory_offset = offsetof(${INSTANCE_T}, ${layout.memoryField}),
+  .wasi_offset = ${layout.wasi ? `offsetof(${INSTANCE_T}, ${WASI_FIELD})` : "-1"},
+  .memory_offset = offsetof(${INSTANCE_T}, ${MEMORY_FIELD}),
   .n_funcref_tables = ${layout.funcrefTables.length},
   .n_externref_tables = ${layout.externrefTables.length},
   .funcref_table_offsets = ${offsets(layout.funcrefTables)},

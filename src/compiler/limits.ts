@@ -39,7 +39,7 @@ export const MODULE_LIMITS = {
   dataSegments: 100_000,
   /** Each is a C array and an initializer call. */
   elementSegments: 100_000,
-  /** Every export is read and checked. */
+  /** Every export is read and checked, though only function exports survive sanitizing. */
   exports: 100_000,
 } as const;
 
