@@ -1,17 +1,19 @@
 // Hostile modules against the compiler itself: names that try to become C,
-// forged comments, counts and sizes past MODULE_LIMITS, and module shapes
-// thaw cannot run. Everything goes
+// forged comments, counts and sizes past MODULE_LIMITS, module shapes thaw
+// cannot run, and native frames over THAW_MAX_FRAME_BYTES. Everything goes
 // through the real wat2wasm, wasm2c, C compiler and libthaw; binary-level
 // oddities WAT cannot express are built with the byte helpers below.
 
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CompileError, compile, inspect } from "../src/compiler/compile.ts";
-import { checkHeader, generateGlue, GlueError, layoutOf, MODULE_NAME } from "../src/compiler/glue.ts";
-import { MODULE_LIMITS } from "../src/compiler/limits.ts";
+import thawModuleH from "../native/include/thaw_module.h" with { type: "text" };
+import wasmRtH from "../native/include/wasm-rt.h" with { type: "text" };
+import { CFLAGS, CompileError, compile, inspect } from "../src/compiler/compile.ts";
+import { checkHeader, describeCFunction, generateGlue, GlueError, layoutOf, MODULE_NAME } from "../src/compiler/glue.ts";
+import { frameViolations, MODULE_LIMITS, parseStackUsage, THAW_MAX_FRAME_BYTES } from "../src/compiler/limits.ts";
 import { sanitize } from "../src/compiler/sanitize.ts";
 import { readModule } from "../src/compiler/wasm-module.ts";
 import { DEFAULT_LIMITS } from "../src/engine/engine.ts";
@@ -376,5 +378,76 @@ describe("module limits", () => {
       expect(`${what}: ${e.code}`).toBe(`${what}: unsupported_module`);
       expect(e.message).toContain(message);
     }
+  });
+});
+
+describe("native frame sizes", () => {
+  test("THAW_MAX_FRAME_BYTES agrees with native/include/thaw_module.h", () => {
+    const define = /#define THAW_MAX_FRAME_BYTES\s+(.+)/.exec(thawModuleH)?.[1]?.replace(/\/\*.*$/, "").trim();
+    expect(define).toBeDefined();
+    const expr = define!.replace(/(\d+)[uU]?[lL]*/g, "$1");
+    expect(expr).toMatch(/^[\d\s()<*]+$/);
+    expect(new Function(`return ${expr};`)()).toBe(THAW_MAX_FRAME_BYTES);
+  });
+
+  test("gcc's and clang's -fstack-usage lines parse; unbounded and oversized frames are refused", () => {
+    const frames = parseStackUsage(
+      [
+        "fn.c:598:12:w2c_f1\t40032\tstatic",
+        "fn.c:620:6:w2c_f7.isra.0\t300000\tstatic",
+        "fn.c:630:Z_thawfnZ__start\t8\tstatic",
+        "glue.c:9:13:thaw_start\t16\tdynamic",
+        "fn.c:700:6:w2c_f9.part.0\t262145\tdynamic,bounded",
+        "fn.c:701:6:w2c_f10\t262144\tdynamic,bounded",
+        "",
+      ].join("\n"),
+    );
+    expect(frames.map((f) => f.function)).toEqual(["w2c_f1", "w2c_f7", "Z_thawfnZ__start", "thaw_start", "w2c_f9", "w2c_f10"]);
+    const info = readModule(rebuild(goodEvil, [["_start", FUNC, START], ["wizer.initialize", FUNC, INIT]]));
+    expect(frameViolations(frames, (c) => describeCFunction(c, info))).toEqual([
+      "function 7 needs a 300000-byte native stack frame; the limit is 262144 bytes",
+      "C function thaw_start has a native stack frame of unbounded size",
+      "function 9 needs a 262145-byte native stack frame; the limit is 262144 bytes",
+    ]);
+    expect(describeCFunction("w2c__start", info)).toBe(`function ${START} (_start)`);
+    expect(describeCFunction("Z_thawfnZ_initialize", info)).toBe(`function ${INIT} (wizer.initialize)`);
+    expect(() => parseStackUsage("fn.c:1:1:f 12 static")).toThrow();
+  });
+
+  test("a real build's frames are measured and mapped to wasm functions", async () => {
+    // Function 2 keeps 1,000 loaded i64 values live across an opaque host
+    // call: ~8 KB of spills, under the limit, so compile() accepts it.
+    const n = 1000;
+    const loads = Array.from({ length: n }, (_, i) => `(i64.load offset=${8 * i} (i32.const 0))`).join("\n");
+    const mod = wat(`(module
+      (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory 1)
+      (func $spill (result i64) ${loads} (drop (call $yield)) ${"i64.add ".repeat(n - 1)})
+      (func (export "_start") (i64.store (i32.const 0) (i64.add (call $spill) (call $spill)))))`);
+    const info = readModule(mod);
+    const dir = mkdtempSync(join(tmpdir(), "thaw-frames-"));
+    try {
+      writeFileSync(join(dir, "m.wasm"), sanitize(mod, info));
+      writeFileSync(join(dir, "wasm-rt.h"), wasmRtH);
+      writeFileSync(join(dir, "thaw_module.h"), thawModuleH);
+      expect(spawnSync("wasm2c", ["-n", MODULE_NAME, "m.wasm", "-o", "fn.c"], { cwd: dir }).status).toBe(0);
+      writeFileSync(join(dir, "glue.c"), generateGlue(layoutOf(info), "fn.h"));
+      const cc = spawnSync(process.env.CC ?? "cc", [...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], { cwd: dir, encoding: "utf8" });
+      expect(cc.stderr).toBe("");
+      const reports = readdirSync(dir).filter((f) => f.endsWith(".su"));
+      expect(reports.length).toBeGreaterThan(0);
+      const frames = reports.flatMap((f) => parseStackUsage(readFileSync(join(dir, f), "utf8")));
+      const spill = frames.find((f) => f.function === "w2c_f2");
+      expect(spill?.bytes).toBeGreaterThan(8 * n * 0.9);
+      expect(spill!.bytes).toBeLessThan(THAW_MAX_FRAME_BYTES);
+      const label = (c: string) => describeCFunction(c, info);
+      expect(frameViolations(frames, label)).toEqual([]);
+      expect(frameViolations(frames, label, 4096)).toEqual([`function 2 needs a ${spill!.bytes}-byte native stack frame; the limit is 4096 bytes`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const { result } = await run(mod);
+    expect(result.status).toBe("ok");
   });
 });

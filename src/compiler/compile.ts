@@ -1,6 +1,6 @@
 // wasm -> native artifact: check limits and imports, sanitize the names
 // away (sanitize.ts), validate, wasm2c, generate the glue, build a shared
-// object, make the snapshot.
+// object, check its stack frames, make the snapshot.
 //
 // Artifacts are content-addressed: the key hashes the sanitized module, the
 // tool versions, the C flags and thaw's runtime headers, so a module is
@@ -16,14 +16,14 @@
 // travels in the error's details instead.
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import thawModuleH from "../../native/include/thaw_module.h" with { type: "text" };
 import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
 import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
 import { newBuildDir, removeBuildDir } from "./builds.ts";
-import { checkHeader, generateGlue, GlueError, layoutOf, MODULE_NAME } from "./glue.ts";
-import { ModuleLimitError } from "./limits.ts";
+import { checkHeader, describeCFunction, generateGlue, GlueError, layoutOf, MODULE_NAME } from "./glue.ts";
+import { frameViolations, ModuleLimitError, parseStackUsage } from "./limits.ts";
 import { SANITIZER_VERSION, sanitize } from "./sanitize.ts";
 import { COMPILER_LIMITS, compilerBox, runBoxed } from "./sandbox.ts";
 import { ToolchainError, toolchain } from "./toolchain.ts";
@@ -32,7 +32,8 @@ import { formatSignature, functionType, type ModuleInfo, readModule, WasmFormatE
 
 // -O3: 10 % faster than -O2 on the compute kernel (scripts/bench/engine.ts);
 // no -march=native, so an artifact runs on every node of a cluster.
-export const CFLAGS = ["-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-w"];
+// -fstack-usage: every function's frame size, for the frame check below.
+export const CFLAGS = ["-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-fstack-usage"];
 const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };
 /** Wall clock for a whole compile (`--compile-timeout` in the server). */
 export const DEFAULT_COMPILE_TIMEOUT_MS = 120_000;
@@ -156,6 +157,28 @@ export function inspect(bytes: Uint8Array): ModuleInfo {
   return info;
 }
 
+/**
+ * Refuses the build if any compiled function's frame is over
+ * THAW_MAX_FRAME_BYTES or of unbounded size, from the C compiler's
+ * -fstack-usage reports (gcc writes fn.so-fn.su, clang fn.su), which it
+ * then removes. No report at all is a failure: frames are measured, never
+ * assumed.
+ */
+function checkFrames(dir: string, info: ModuleInfo, fail: (code: CompileErrorCode, message: string) => never): void {
+  const reports = readdirSync(dir).filter((f) => f.endsWith(".su"));
+  if (!reports.length) fail("compiler_failed", "the C compiler wrote no -fstack-usage report");
+  let violations: string[] = [];
+  try {
+    const frames = reports.flatMap((f) => parseStackUsage(readFileSync(join(dir, f), "utf8")));
+    violations = frameViolations(frames, (c) => describeCFunction(c, info));
+  } catch (e) {
+    fail("compiler_failed", (e as Error).message);
+  }
+  for (const f of reports) rmSync(join(dir, f));
+  if (violations.length)
+    fail("module_limit", violations.slice(0, 3).join("; ") + (violations.length > 3 ? ` (and ${violations.length - 3} more)` : ""));
+}
+
 export async function compile(
   bytes: Uint8Array,
   opts: {
@@ -230,6 +253,7 @@ export async function compile(
     const built = await run([tools.cc.path, ...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], tmp, deadline);
     logs.push(built.log);
     if (!built.ok) fail("compiler_failed", "C compiler failed");
+    checkFrames(tmp, info, fail);
 
     progress("initializing and snapshotting");
     try {

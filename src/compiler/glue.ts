@@ -88,6 +88,21 @@ export function checkHeader(header: string, layout: Layout): void {
     if (!header.includes(`\n${p}\n`)) throw new GlueError(`wasm2c header does not declare ${p}`);
 }
 
+/**
+ * Names the wasm function behind a C function of the build, for messages
+ * about it (frame sizes): `function 12`, `function 3 (_start)`, or the C
+ * name for thaw's and wasm2c's own code.
+ */
+export function describeCFunction(cName: string, info: ModuleInfo): string {
+  const prefix = ["w2c_", exportSymbol("")].find((p) => cName.startsWith(p));
+  const name = prefix && cName.slice(prefix.length);
+  const index = name && /^f(\d+)$/.exec(name)?.[1];
+  if (index) return `function ${index}`;
+  const entry = Object.entries(ENTRY_EXPORTS).find(([, n]) => n === name)?.[0];
+  const e = entry && info.exports.find((x) => x.name === entry && x.kind === "func");
+  return e ? `function ${e.index} (${entry})` : `C function ${cName}`;
+}
+
 const offsets = (fields: string[]) => `{${fields.map((f) => `offsetof(${INSTANCE_T}, ${f})`).join(", ")}}`;
 
 export function generateGlue(layout: Layout, headerFile: string): string {

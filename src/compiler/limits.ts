@@ -1,4 +1,5 @@
-// How big a module thaw agrees to compile.
+// How big a module thaw agrees to compile, and how big a native stack frame
+// its compiled code may have.
 //
 // wasm-validate accepts anything the spec allows, and the spec allows
 // modules that are cheap to send and ruinous to build: 2^32 declared types,
@@ -11,6 +12,10 @@
 // the work each part of a module causes. They do not bound compile time on
 // their own: a 300 KB function of straight-line loads keeps cc busy for
 // minutes, and the compile timeout and the sandbox's limits stop that.
+//
+// Frames are different: no count in the module predicts the frame the C
+// compiler gives a function, so they are measured after the build
+// (-fstack-usage) and the artifact is refused if any frame is too big.
 
 export const MODULE_LIMITS = {
   /** 16 MiB: wasm2c writes ~20x as much C, all of which cc then compiles. */
@@ -45,6 +50,15 @@ export const MODULE_LIMITS = {
 
 export type ModuleLimit = keyof typeof MODULE_LIMITS;
 
+/**
+ * The largest native stack frame one compiled function may have. libthaw's
+ * stack check runs in a function's prologue, after the frame is allocated,
+ * so the guard below the checked stack limit must hold one whole frame.
+ * Must equal THAW_MAX_FRAME_BYTES in native/include/thaw_module.h (a test
+ * compares them).
+ */
+export const THAW_MAX_FRAME_BYTES = 256 * 1024;
+
 /** A module over one of MODULE_LIMITS; the message names the limit and the value. */
 export class ModuleLimitError extends Error {
   constructor(
@@ -59,4 +73,47 @@ export class ModuleLimitError extends Error {
 export function checkLimit(limit: ModuleLimit, value: number, what: (n: number) => string): void {
   const max = MODULE_LIMITS[limit];
   if (value > max) throw new ModuleLimitError(limit, `${what(value)}; the limit is ${max}`);
+}
+
+export interface StackFrame {
+  /** The C function, without gcc's clone suffixes (.isra.0, .part.0, ...). */
+  function: string;
+  bytes: number;
+  /** "static", "dynamic" (alloca/VLA of unknown size) or "dynamic,bounded". */
+  kind: string;
+}
+
+/**
+ * Parses the .su files of gcc and clang -fstack-usage:
+ * `file:line[:col]:function<TAB>bytes<TAB>static|dynamic|dynamic,bounded`.
+ * A line that does not parse is an error: an unreadable measurement must
+ * not pass as a small frame.
+ */
+export function parseStackUsage(text: string): StackFrame[] {
+  const frames: StackFrame[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    const m = /^.*:([A-Za-z_][\w.]*)\t(\d+)\t(static|dynamic|dynamic,bounded)$/.exec(line);
+    if (!m) throw new Error(`unreadable -fstack-usage line: ${JSON.stringify(line)}`);
+    frames.push({ function: m[1]!.split(".")[0]!, bytes: Number(m[2]), kind: m[3]! });
+  }
+  return frames;
+}
+
+/**
+ * The frames over THAW_MAX_FRAME_BYTES or of unbounded size, each described
+ * by `describe(cFunction)` (which names the wasm function where it can).
+ */
+export function frameViolations(
+  frames: StackFrame[],
+  describe: (cFunction: string) => string,
+  maxBytes: number = THAW_MAX_FRAME_BYTES,
+): string[] {
+  const bad: string[] = [];
+  for (const f of frames) {
+    if (f.kind === "dynamic") bad.push(`${describe(f.function)} has a native stack frame of unbounded size`);
+    else if (f.bytes > maxBytes)
+      bad.push(`${describe(f.function)} needs a ${f.bytes}-byte native stack frame; the limit is ${maxBytes} bytes`);
+  }
+  return bad;
 }
