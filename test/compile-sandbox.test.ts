@@ -147,6 +147,12 @@ describe("the compiler's box", () => {
     expect(r.signal).toBe("SIGXCPU");
   });
 
+  test("a timeout past setTimeout's 2^31-1 ms range does not fire at once", async () => {
+    const r = await runBoxed(["/bin/sh", "-c", "sleep 0.2; echo done"], compilerBox(scratch(), 3_000_000_000));
+    expect(r.timedOut).toBe(false);
+    expect(r.stdout).toBe("done\n");
+  });
+
   test("own PID namespace, and the timeout kills all of it, even what left the process group", async () => {
     const dir = scratch();
     expect((await runBoxed(["/bin/sh", "-c", "echo $$"], compilerBox(dir, 10_000))).stdout).toBe("2\n");

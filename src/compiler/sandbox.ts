@@ -189,7 +189,8 @@ export async function runBoxed(cmd: string[], opts: BoxOptions): Promise<BoxResu
       timedOut = true;
       killGroup(proc.pid);
     },
-    Math.max(0, opts.timeoutMs),
+    // setTimeout takes at most 2^31-1 ms and fires at once past it.
+    Math.min(Math.max(0, opts.timeoutMs), 2 ** 31 - 1),
   );
   // Once the command is gone, its output is read for at most a second more: a
   // descendant that escaped the group must not hold the compile open.
