@@ -24,16 +24,13 @@ export interface Ticket {
 export class CompileQueue {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  /** Decayed mean compile time; 10 s is a first guess until compiles are measured. */
   private meanMs = 10_000;
 
   constructor(
     readonly concurrency: number,
     readonly capacity: number,
   ) {}
-
-  get stats() {
-    return { running: this.running, waiting: this.waiting.length };
-  }
 
   /** Seconds until a place is likely to free up. */
   retryAfterSeconds(): number {

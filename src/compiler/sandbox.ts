@@ -152,7 +152,7 @@ export function sandbox(): Promise<Sandbox> {
 }
 
 /** The argv that runs `cmd` in the box. */
-export function boxCommand(box: Sandbox, cmd: string[], opts: Pick<BoxOptions, "pidNamespace" | "limits">): string[] {
+function boxCommand(box: Sandbox, cmd: string[], opts: Pick<BoxOptions, "pidNamespace" | "limits">): string[] {
   const l = opts.limits ?? {};
   const rlimits = [
     "--core=0",
@@ -217,7 +217,7 @@ export async function runBoxed(cmd: string[], opts: BoxOptions): Promise<BoxResu
 }
 
 /** SIGKILL to a process group and its leader; either may already be gone. */
-export function killGroup(pid: number): void {
+function killGroup(pid: number): void {
   for (const target of [-pid, pid]) {
     try {
       process.kill(target, "SIGKILL");
