@@ -82,7 +82,7 @@ static const wasm_rt_externref_t wasm_rt_externref_null_value = NULL;
 typedef struct {
   uint8_t* data;
   uint32_t pages, max_pages;
-  uint32_t size;
+  uint64_t size; /* bytes: 4 GiB, all of wasm32, does not fit in 32 bits */
 } wasm_rt_memory_t;
 
 typedef struct {

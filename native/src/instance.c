@@ -76,7 +76,7 @@ static int load_state(thaw_instance* inst) {
   mem->data = inst->region.base;
   mem->pages = m->mem_pages;
   mem->max_pages = m->max_pages;
-  mem->size = m->mem_pages * THAW_PAGE_SIZE;
+  mem->size = (uint64_t)m->mem_pages * THAW_PAGE_SIZE;
   int rc = 0;
   for (uint32_t t = 0; !rc && t < info->n_funcref_tables; t++)
     rc = restore_funcref_table(inst, t);

@@ -165,7 +165,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t* mem, uint32_t initial_pages,
   mem->data = r.base;
   mem->pages = initial_pages;
   mem->max_pages = max_pages;
-  mem->size = initial_pages * THAW_PAGE_SIZE;
+  mem->size = (uint64_t)initial_pages * THAW_PAGE_SIZE;
 }
 
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
@@ -175,7 +175,7 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
     return UINT32_MAX;
   }
   mem->pages = old + delta;
-  mem->size = mem->pages * THAW_PAGE_SIZE;
+  mem->size = (uint64_t)mem->pages * THAW_PAGE_SIZE;
   return old;
 }
 
