@@ -9,13 +9,25 @@ import { describe, expect, test } from "bun:test";
 import { compile } from "../src/compiler/compile.ts";
 import { DEFAULT_LIMITS, type Limits } from "../src/engine/engine.ts";
 import { DATA_DIR, sharedEngine, text } from "./helpers.ts";
-import { wat } from "./wat.ts";
+import { command, wat } from "./wat.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
 async function load(source: string, limits: Partial<Limits> = {}) {
   const a = await compile(wat(source), { dataDir: DATA_DIR, engine: sharedEngine() });
   return sharedEngine().load(a.soPath, a.snapshotPath, { ...DEFAULT_LIMITS, ...limits });
+}
+
+/** One call on a fresh instance of source. */
+async function callOnce(source: string, limits: Partial<Limits> = {}, stdin = "") {
+  const mod = await load(source, limits);
+  const inst = mod.restore();
+  try {
+    return await sharedEngine().call(inst, { stdin: enc(stdin) });
+  } finally {
+    inst.free();
+    mod.release();
+  }
 }
 
 /** `$print`: writes an i32 as unsigned decimal and a space to stdout, using
@@ -41,6 +53,69 @@ const READ_BYTE = `
   (i32.store (i32.const 60) (i32.const 1))
   (drop (call $fd_read (i32.const 0) (i32.const 56) (i32.const 1) (i32.const 52)))
   (i32.load8_u (i32.const 64))`;
+
+describe("function types are per module", () => {
+  // 100 parameters: past the old fixed 64-slot signature (which aborted the
+  // process). The two types differ only in the last parameter, so a
+  // truncated signature would also make them one type.
+  const params = (last: string) => `${"i64 ".repeat(99)}${last}`;
+  const wide = command(
+    `
+    (if (i32.eqz (global.get $calls))
+      (then (call $print (call_indirect (type $a) ${"(i64.const 1) ".repeat(100)} (i32.const 0))))
+      (else (call $print (call_indirect (type $b) ${"(i64.const 1) ".repeat(99)} (f64.const 1) (i32.const 0)))))
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))`,
+    `
+    (type $a (func (param ${params("i64")}) (result i32)))
+    (type $b (func (param ${params("f64")}) (result i32)))
+    (global $calls (mut i32) (i32.const 0))
+    (table 1 funcref)
+    (elem (i32.const 0) $seven)
+    (func $seven (type $a) (i32.const 7))
+    ${PRINT}`,
+  );
+
+  test("a 100-parameter type works through call_indirect; a type differing in its last parameter traps", async () => {
+    const mod = await load(wide);
+    const inst = mod.restore();
+    const engine = sharedEngine();
+    const right = await engine.call(inst, {});
+    expect(right.status).toBe("ok");
+    expect(text(right.stdout)).toBe("7 ");
+    // Same instance, not reset: the module now calls through the other type.
+    const wrong = await engine.call(inst, {});
+    expect(wrong.status).toBe("indirect_call");
+    expect(inst.reset()).toBe(true);
+    const again = await engine.call(inst, {});
+    expect(text(again.stdout)).toBe("7 ");
+    inst.free();
+    mod.release();
+  });
+
+  test("thousands of distinct types: ids saved in the snapshot match the ones the loaded code registers", async () => {
+    // 3,000 distinct unused types first, so the table's type gets id 3,001
+    // and the registry grows through several rehashes.
+    const vt = ["i32", "i64", "f32", "f64"];
+    const types = Array.from({ length: 3000 }, (_, i) =>
+      `(type (func (param ${Array.from({ length: 6 }, (_, d) => vt[Math.floor(i / 4 ** d) % 4]).join(" ")})))`,
+    ).join("\n");
+    const r = await callOnce(
+      command(
+        `(call $print (call_indirect (type $last) (i32.const 41) (i32.const 0)))
+         (call $print (call_indirect (type $other) (i64.const 41) (i32.const 0)))`,
+        `${types}
+         (type $last (func (param i32) (result i32)))
+         (type $other (func (param i64) (result i32)))
+         (table 1 funcref)
+         (elem (i32.const 0) $inc)
+         (func $inc (type $last) (i32.add (local.get 0) (i32.const 1)))
+         ${PRINT}`,
+      ),
+    );
+    expect(r.status).toBe("indirect_call");
+    expect(text(r.stdout)).toBe("42 ");
+  }, 60_000);
+});
 
 describe("a 4 GiB memory", () => {
   const fourGiB = `(module ${FD_WRITE} ${FD_READ}
@@ -74,5 +149,38 @@ describe("a 4 GiB memory", () => {
     inst.free();
     mod.release();
   });
+});
+
+describe("snapshots cost what initialization wrote", () => {
+  test("a large table is saved and loaded in bulk, and its entries survive", async () => {
+    // The compiler bounds initial tables, but wizer.initialize may grow one:
+    // here to 1M entries, the last one a function, the rest null.
+    const source = command(
+      `(call $print (call_indirect (type $t) (i32.const 999999)))
+       (call $print (table.size 0))
+       (drop (call_indirect (type $t) (i32.const 5)))`,
+      `(type $t (func (result i32)))
+       (table 1 funcref)
+       (elem (i32.const 0) $f)
+       (func $f (type $t) (i32.const 9))
+       (func (export "wizer.initialize")
+         (drop (table.grow 0 (ref.null func) (i32.const 999999)))
+         (table.copy (i32.const 999999) (i32.const 0) (i32.const 1))
+         (table.set 0 (i32.const 0) (ref.null func)))
+       ${PRINT}`,
+    );
+    const a = await compile(wat(source), { dataDir: DATA_DIR, engine: sharedEngine() });
+    const t0 = performance.now();
+    const mod = sharedEngine().load(a.soPath, a.snapshotPath, DEFAULT_LIMITS);
+    const loadMs = performance.now() - t0;
+    // Entry by entry, this was a read() each: a second on the event loop.
+    expect(loadMs).toBeLessThan(250);
+    const inst = mod.restore();
+    const r = await sharedEngine().call(inst, {});
+    expect(text(r.stdout)).toBe("9 1000000 ");
+    expect(r.status).toBe("indirect_call");
+    inst.free();
+    mod.release();
+  }, 60_000);
 });
 

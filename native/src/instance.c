@@ -30,8 +30,7 @@ static int restore_funcref_table(thaw_instance* inst, uint32_t t) {
   if (!data) return THAW_ENOMEM;
   memcpy(data, tt->entries, bytes);
   for (uint32_t i = 0; i < tt->size; i++)
-    if (tt->instance_offsets[i] >= 0)
-      data[i].module_instance = inst->wasm + tt->instance_offsets[i];
+    if (data[i].func) data[i].module_instance = inst->wasm;
   tab->data = data;
   tab->size = tt->size;
   tab->max_size = tt->max_size;

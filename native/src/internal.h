@@ -127,23 +127,17 @@ int thaw_region_restore(thaw_region* r, size_t len, const uint8_t* image,
                         size_t image_len);
 void thaw_region_release(thaw_region* r);
 
-/* Function-type registry (rt.c): ids are process-wide, types interned. */
-typedef struct thaw_func_sig {
-  uint32_t params;
-  uint32_t results;
-  uint8_t types[64];
-} thaw_func_sig;
-int thaw_func_sig_get(uint32_t id, thaw_func_sig* out);
-uint32_t thaw_func_sig_intern(const thaw_func_sig* sig);
+/* Run a fn.so's init_module(), which registers its function types: ids
+ * 1..n, per module (rt.c). Returns n, or THAW_ENOMEM. */
+int64_t thaw_init_module(void (*init_module)(void));
 
 /* A funcref table as saved in a snapshot, relocated into this process:
- * func and func_type are ready to use; module_instance is stored as an
- * offset from the instance (-1: none) and fixed up per instance. */
+ * func and func_type are ready to use; module_instance is NULL and set to
+ * the instance for every non-null entry (funcrefs never cross modules). */
 typedef struct thaw_table_template {
   uint32_t size;
   uint32_t max_size;
   wasm_rt_funcref_t* entries;
-  int64_t* instance_offsets;
 } thaw_table_template;
 
 struct thaw_module {

@@ -64,54 +64,140 @@ const char* thaw_status_name(int64_t status) {
 
 int thaw_abi_version(void) { return THAW_ABI_VERSION; }
 
-/* ---- function types -------------------------------------------------------
- * Ids are indices+1 into an append-only table of interned signatures, so two
- * modules with the same signature share an id and an id never changes once
- * handed out. Registration happens at module load only; a lock is enough. */
+/* ---- function types ---------------------------------------------------------
+ * call_indirect compares a table entry's type id with the id its module
+ * registered for the expected type (wasm2c keeps those in a static
+ * func_types[] inside fn.so). Funcrefs never cross modules in thaw, so an id
+ * only has to be unique within one module: thaw_init_module() runs the
+ * module's init_module() -- wasm2c's only caller of
+ * wasm_rt_register_func_type -- against a registry that lives for that call
+ * alone, and a type's id is 1 + the index of its structurally distinct
+ * signature in registration order. That is deterministic for a given fn.so,
+ * which is what lets a snapshot store ids as they are; and nothing outlives
+ * the load, so no number of deploys can fill anything up.
+ *
+ * Signatures are stored back to back in one growing buffer as params,
+ * results (u32 each) and one byte per value type (wasm-rt's type codes are
+ * below 256), so any arity wasm allows fits; an open-addressing table of
+ * type indices, at most half full, finds equal ones. All of it is bounded
+ * by the module's type section, where the signatures come from.
+ *
+ * Out of memory, registration cannot fail (wasm2c ignores the result), so
+ * the registry hands out poison ids instead: fresh ones at POISON and above,
+ * never equal to a real id nor to each other. The load then fails; until
+ * then, call_indirect with such an id can only trap, never mistake one type
+ * for another. */
 
-#define MAX_FUNC_SIGS 65536
-static thaw_func_sig* g_sigs;
-static uint32_t g_nsigs;
-static pthread_mutex_t g_sig_lock = PTHREAD_MUTEX_INITIALIZER;
+#define POISON 0x80000000u
 
-static int sig_equal(const thaw_func_sig* a, const thaw_func_sig* b) {
-  uint32_t n = a->params + a->results;
-  return a->params == b->params && a->results == b->results &&
-         memcmp(a->types, b->types, n) == 0;
+typedef struct type_registry {
+  uint8_t* sigs; /* signatures back to back */
+  size_t len, alloc;
+  size_t* start; /* start[i]: offset in sigs of type i's signature */
+  size_t start_alloc;
+  uint32_t n;
+  uint32_t* slots; /* type index + 1, 0 when empty */
+  size_t n_slots;  /* a power of two, more than twice n */
+  int failed;
+} type_registry;
+
+static __thread type_registry* t_types;
+static _Atomic uint32_t g_poison;
+/* Loads of one fn.so share its func_types[] (dlopen hands out one handle),
+ * so two of them never register at the same time. */
+static pthread_mutex_t g_types_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t sig_hash(const uint8_t* s, size_t len) {
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < len; i++) h = (h ^ s[i]) * 1099511628211ull;
+  return h;
 }
 
-uint32_t thaw_func_sig_intern(const thaw_func_sig* sig) {
-  uint32_t id = 0;
-  pthread_mutex_lock(&g_sig_lock);
-  for (uint32_t i = 0; i < g_nsigs; i++)
-    if (sig_equal(&g_sigs[i], sig)) { id = i + 1; break; }
-  if (!id) {
-    if (!g_sigs) g_sigs = calloc(MAX_FUNC_SIGS, sizeof *g_sigs);
-    if (!g_sigs || g_nsigs == MAX_FUNC_SIGS) abort();
-    g_sigs[g_nsigs++] = *sig;
-    id = g_nsigs;
+static size_t sig_len(const uint8_t* s) {
+  uint32_t params, results;
+  memcpy(&params, s, 4);
+  memcpy(&results, s + 4, 4);
+  return 8 + (size_t)params + results;
+}
+
+/* Returns buf grown to hold `need` elements (capacity in *alloc), or NULL. */
+static void* grow(void* buf, size_t* alloc, size_t need, size_t elem) {
+  if (need <= *alloc) return buf;
+  size_t n = *alloc ? *alloc : 64;
+  while (n < need) n *= 2;
+  void* p = realloc(buf, n * elem);
+  if (p) *alloc = n;
+  return p;
+}
+
+static int rehash(type_registry* r) {
+  size_t n_slots = r->n_slots ? r->n_slots * 2 : 64;
+  uint32_t* slots = calloc(n_slots, sizeof *slots);
+  if (!slots) return -1;
+  for (uint32_t i = 0; i < r->n; i++) {
+    const uint8_t* s = r->sigs + r->start[i];
+    size_t h = sig_hash(s, sig_len(s)) & (n_slots - 1);
+    while (slots[h]) h = (h + 1) & (n_slots - 1);
+    slots[h] = i + 1;
   }
-  pthread_mutex_unlock(&g_sig_lock);
-  return id;
+  free(r->slots);
+  r->slots = slots;
+  r->n_slots = n_slots;
+  return 0;
 }
 
-int thaw_func_sig_get(uint32_t id, thaw_func_sig* out) {
-  int ok = 0;
-  pthread_mutex_lock(&g_sig_lock);
-  if (id >= 1 && id <= g_nsigs) { *out = g_sigs[id - 1]; ok = 1; }
-  pthread_mutex_unlock(&g_sig_lock);
-  return ok ? 0 : THAW_EINVAL;
+/* Room for one more type whose signature takes len bytes. */
+static int make_room(type_registry* r, size_t len) {
+  if (r->failed || r->n == POISON - 1) return -1;
+  size_t* start = grow(r->start, &r->start_alloc, (size_t)r->n + 1, sizeof *start);
+  if (!start) return -1;
+  r->start = start;
+  uint8_t* sigs = grow(r->sigs, &r->alloc, r->len + len, 1);
+  if (!sigs) return -1;
+  r->sigs = sigs;
+  return (size_t)r->n + 1 > r->n_slots / 2 ? rehash(r) : 0;
+}
+
+static uint32_t poison(type_registry* r) {
+  if (r) r->failed = 1;
+  return POISON | (atomic_fetch_add(&g_poison, 1) & (POISON - 1));
 }
 
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...) {
-  thaw_func_sig sig = {.params = params, .results = results};
-  if (params + results > sizeof sig.types) abort();
+  type_registry* r = t_types;
+  size_t len = 8 + (size_t)params + results;
+  if (!r || make_room(r, len) != 0) return poison(r);
+  /* The candidate is written where it would be stored; it stays if new. */
+  uint8_t* s = r->sigs + r->len;
+  memcpy(s, &params, 4);
+  memcpy(s + 4, &results, 4);
   va_list ap;
   va_start(ap, results);
-  for (uint32_t i = 0; i < params + results; i++)
-    sig.types[i] = (uint8_t)va_arg(ap, int);
+  for (size_t i = 8; i < len; i++) s[i] = (uint8_t)va_arg(ap, int);
   va_end(ap);
-  return thaw_func_sig_intern(&sig);
+  size_t mask = r->n_slots - 1;
+  size_t h = sig_hash(s, len) & mask;
+  for (; r->slots[h]; h = (h + 1) & mask) {
+    const uint8_t* old = r->sigs + r->start[r->slots[h] - 1];
+    if (sig_len(old) == len && memcmp(old, s, len) == 0) return r->slots[h];
+  }
+  r->start[r->n] = r->len;
+  r->len += len;
+  r->slots[h] = ++r->n;
+  return r->n;
+}
+
+int64_t thaw_init_module(void (*init_module)(void)) {
+  type_registry r = {0};
+  pthread_mutex_lock(&g_types_lock);
+  t_types = &r;
+  init_module();
+  t_types = NULL;
+  pthread_mutex_unlock(&g_types_lock);
+  free(r.sigs);
+  free(r.start);
+  free(r.slots);
+  return r.failed ? THAW_ENOMEM : (int64_t)r.n;
 }
 
 /* ---- exceptions (the proposal wasm2c supports behind a flag) -------------- */

@@ -4,15 +4,18 @@
  * (data segments copied, tables filled), its `wizer.initialize` export runs
  * if it has one, and the result is written to a file:
  *
- *   header | instance struct bytes | function types | tables | pad | image
+ *   header | instance struct bytes | tables | pad | image
  *
  * The image (linear memory) starts on a page boundary so instances can map
  * it directly; all-zero pages are left as holes, so the file costs only the
  * data the function initialized. Pointers inside the instance bytes are
- * meaningless in another process and are overwritten on restore; table
- * entries are saved as (function type, offset of the function in the shared
- * object, offset of its instance) so that a snapshot survives a restart, ASLR
- * and a different order of type registration.
+ * meaningless in another
+ * process and are overwritten on restore. A table entry is saved as its
+ * function type id and the offset of the function in the shared object:
+ * type ids are per module and deterministic for a given fn.so (rt.c), and
+ * a snapshot only ever goes with the fn.so it was made from (the artifact
+ * key covers both), so ids are stored as they are and only checked against
+ * the module's type count on load. Tables are read and written in bulk.
  *
  * Loading a module reads everything but the image into memory once; the
  * image stays in the page cache and is shared by all instances.
@@ -28,8 +31,11 @@
 
 #include "internal.h"
 
-#define SNAP_MAGIC "THAWSNP1"
-#define NULL_TYPE UINT32_MAX
+#define SNAP_MAGIC "THAWSNP2"
+/* Table entries go through a buffer of this many at a time. */
+#define TABLE_IO_ENTRIES 65536u
+/* wasm32's largest memory, in pages. */
+#define MAX_WASM_PAGES 65536u
 
 typedef struct snap_header {
   char magic[8];
@@ -46,10 +52,9 @@ typedef struct snap_header {
 } snap_header;
 
 typedef struct snap_entry {
-  uint32_t type_index;
+  uint32_t func_type; /* 0: a null entry */
   uint32_t reserved;
-  uint64_t func_offset;
-  int64_t instance_offset;
+  uint64_t func_offset; /* from the shared object's base */
 } snap_entry;
 
 typedef struct snap_table {
@@ -77,7 +82,7 @@ static void make_symbols_global(void) {
 }
 
 static int open_code(const char* so_path, void** dl, const thaw_module_info** info,
-                     char* err, size_t err_len) {
+                     uint32_t* n_types, char* err, size_t err_len) {
   pthread_once(&g_global_once, make_symbols_global);
   *dl = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
   if (!*dl) return fail(err, err_len, THAW_ELOAD, "%s", dlerror());
@@ -93,35 +98,46 @@ static int open_code(const char* so_path, void** dl, const thaw_module_info** in
     return fail(err, err_len, THAW_EABI, "%s: artifact built for another ABI",
                 so_path);
   }
-  (*info)->init_module();
+  int64_t n = thaw_init_module((*info)->init_module);
+  if (n < 0) {
+    dlclose(*dl);
+    return fail(err, err_len, THAW_ENOMEM, "%s: out of memory registering function types",
+                so_path);
+  }
+  *n_types = (uint32_t)n;
   return 0;
 }
 
-static uintptr_t code_base(const thaw_module_info* info) {
-  Dl_info d;
-  if (!dladdr(info, &d)) return 0;
-  return (uintptr_t)d.dli_fbase;
-}
-
-struct text_size_query {
+/* Where the shared object's code is: table entries must point into it. */
+typedef struct code_range {
   uintptr_t base;
-  uint64_t bytes;
-};
+  uint64_t lo, hi; /* offsets from base spanning the executable segments */
+  uint64_t bytes;  /* their total size */
+} code_range;
 
-static int sum_text(struct dl_phdr_info* pi, size_t size, void* data) {
+static int find_text(struct dl_phdr_info* pi, size_t size, void* data) {
   (void)size;
-  struct text_size_query* q = data;
-  if (pi->dlpi_addr != q->base) return 0;
-  for (int i = 0; i < pi->dlpi_phnum; i++)
-    if (pi->dlpi_phdr[i].p_type == PT_LOAD && (pi->dlpi_phdr[i].p_flags & PF_X))
-      q->bytes += pi->dlpi_phdr[i].p_memsz;
+  code_range* c = data;
+  if (pi->dlpi_addr != c->base) return 0;
+  c->lo = UINT64_MAX;
+  for (int i = 0; i < pi->dlpi_phnum; i++) {
+    const ElfW(Phdr)* ph = &pi->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    if (ph->p_vaddr < c->lo) c->lo = ph->p_vaddr;
+    if (ph->p_vaddr + ph->p_memsz > c->hi) c->hi = ph->p_vaddr + ph->p_memsz;
+    c->bytes += ph->p_memsz;
+  }
+  if (c->lo > c->hi) c->lo = c->hi;
   return 1;
 }
 
-static uint64_t code_bytes(const thaw_module_info* info) {
-  struct text_size_query q = {code_base(info), 0};
-  dl_iterate_phdr(sum_text, &q);
-  return q.bytes;
+static code_range code_of(const thaw_module_info* info) {
+  code_range c = {0};
+  Dl_info d;
+  if (!dladdr(info, &d)) return c;
+  c.base = (uintptr_t)d.dli_fbase;
+  dl_iterate_phdr(find_text, &c);
+  return c;
 }
 
 /* ---- making a snapshot --------------------------------------------------------- */
@@ -205,74 +221,55 @@ static int write_image(int fd, const uint8_t* data, uint64_t len, uint64_t off) 
   return ftruncate(fd, (off_t)(off + len)) == 0 ? 0 : THAW_EIO;
 }
 
-/* Collect the distinct function types used by tables, in first-seen order. */
-static uint32_t type_index(uint32_t* ids, uint32_t* n, uint32_t id) {
-  for (uint32_t i = 0; i < *n; i++)
-    if (ids[i] == id) return i;
-  ids[*n] = id;
-  return (*n)++;
-}
-
-static int write_tables(int fd, const struct fresh* f, uintptr_t base,
-                        uint32_t* type_ids, uint32_t* n_types, char* err,
-                        size_t err_len) {
+static int write_tables(int fd, const struct fresh* f, const code_range* code,
+                        char* err, size_t err_len) {
   const thaw_module_info* info = f->info;
-  for (uint32_t t = 0; t < info->n_funcref_tables; t++) {
+  snap_entry* buf = malloc(TABLE_IO_ENTRIES * sizeof *buf);
+  if (!buf) return THAW_ENOMEM;
+  int rc = 0;
+  for (uint32_t t = 0; !rc && t < info->n_funcref_tables; t++) {
     const wasm_rt_funcref_table_t* tab =
         (void*)(f->wasm + info->funcref_table_offsets[t]);
     snap_table h = {tab->size, tab->max_size};
-    if (write_all(fd, &h, sizeof h)) return THAW_EIO;
-    for (uint32_t i = 0; i < tab->size; i++) {
-      const wasm_rt_funcref_t* e = &tab->data[i];
-      snap_entry s = {NULL_TYPE, 0, 0, -1};
-      if (e->func) {
-        Dl_info d;
-        if (!dladdr((void*)e->func, &d) || (uintptr_t)d.dli_fbase != base)
-          return fail(err, err_len, THAW_ESNAPSHOT,
-                      "a table refers to an imported function%s", NULL);
-        s.type_index = type_index(type_ids, n_types, e->func_type);
-        s.func_offset = (uintptr_t)e->func - base;
-        intptr_t off = (uint8_t*)e->module_instance - f->wasm;
-        if (off >= 0 && off < (intptr_t)info->instance_size)
-          s.instance_offset = off;
+    rc = write_all(fd, &h, sizeof h);
+    for (uint32_t at = 0; !rc && at < tab->size;) {
+      uint32_t n = tab->size - at < TABLE_IO_ENTRIES ? tab->size - at : TABLE_IO_ENTRIES;
+      for (uint32_t i = 0; !rc && i < n; i++) {
+        const wasm_rt_funcref_t* e = &tab->data[at + i];
+        buf[i] = (snap_entry){0, 0, 0};
+        if (!e->func) continue;
+        uint64_t off = (uintptr_t)e->func - code->base;
+        if ((uintptr_t)e->func < code->base || off < code->lo || off >= code->hi)
+          rc = fail(err, err_len, THAW_ESNAPSHOT,
+                    "a table refers to an imported function%s", NULL);
+        else if (e->module_instance != f->wasm)
+          rc = fail(err, err_len, THAW_ESNAPSHOT,
+                    "a table refers to another instance%s", NULL);
+        buf[i] = (snap_entry){e->func_type, 0, off};
       }
-      if (write_all(fd, &s, sizeof s)) return THAW_EIO;
+      if (!rc) rc = write_all(fd, buf, n * sizeof *buf);
+      at += n;
     }
   }
-  for (uint32_t t = 0; t < info->n_externref_tables; t++) {
+  free(buf);
+  for (uint32_t t = 0; !rc && t < info->n_externref_tables; t++) {
     const wasm_rt_externref_table_t* tab =
         (void*)(f->wasm + info->externref_table_offsets[t]);
     snap_table h = {tab->size, tab->max_size};
-    if (write_all(fd, &h, sizeof h)) return THAW_EIO;
+    rc = write_all(fd, &h, sizeof h);
   }
-  return 0;
+  return rc;
 }
 
-static uint32_t count_table_types(const struct fresh* f, uint32_t* ids) {
-  uint32_t n = 0;
-  for (uint32_t t = 0; t < f->info->n_funcref_tables; t++) {
-    const wasm_rt_funcref_table_t* tab =
-        (void*)(f->wasm + f->info->funcref_table_offsets[t]);
-    for (uint32_t i = 0; i < tab->size; i++)
-      if (tab->data[i].func) type_index(ids, &n, tab->data[i].func_type);
-  }
-  return n;
-}
-
-static int write_snapshot(const char* path, const struct fresh* f, uintptr_t base,
+static int write_snapshot(const char* path, const struct fresh* f, uint32_t n_types,
                           char* err, size_t err_len) {
   const thaw_module_info* info = f->info;
   const wasm_rt_memory_t* mem = (void*)(f->wasm + info->memory_offset);
-  uint32_t* type_ids = calloc(65536, sizeof *type_ids);
-  if (!type_ids) return THAW_ENOMEM;
-  uint32_t n_types = count_table_types(f, type_ids);
+  code_range code = code_of(info);
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    free(type_ids);
-    return fail(err, err_len, THAW_EIO, "cannot write snapshot %s", tmp);
-  }
+  if (fd < 0) return fail(err, err_len, THAW_EIO, "cannot write snapshot %s", tmp);
   snap_header h = {.abi = THAW_MODULE_ABI,
                    .instance_size = info->instance_size,
                    .mem_pages = mem->pages,
@@ -284,13 +281,7 @@ static int write_snapshot(const char* path, const struct fresh* f, uintptr_t bas
   memcpy(h.magic, SNAP_MAGIC, 8);
   int rc = write_all(fd, &h, sizeof h);
   if (!rc) rc = write_all(fd, f->wasm, info->instance_size);
-  for (uint32_t i = 0; !rc && i < n_types; i++) {
-    thaw_func_sig sig;
-    rc = thaw_func_sig_get(type_ids[i], &sig);
-    if (!rc) rc = write_all(fd, &sig, sizeof sig);
-  }
-  uint32_t n_known = n_types;
-  if (!rc) rc = write_tables(fd, f, base, type_ids, &n_known, err, err_len);
+  if (!rc) rc = write_tables(fd, f, &code, err, err_len);
   if (!rc) {
     off_t end = lseek(fd, 0, SEEK_CUR);
     h.image_offset = ((uint64_t)end + THAW_OS_PAGE - 1) & ~(uint64_t)(THAW_OS_PAGE - 1);
@@ -299,7 +290,6 @@ static int write_snapshot(const char* path, const struct fresh* f, uintptr_t bas
   if (!rc && pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) rc = THAW_EIO;
   if (!rc && fsync(fd) != 0) rc = THAW_EIO;
   close(fd);
-  free(type_ids);
   if (!rc && rename(tmp, path) != 0) rc = THAW_EIO;
   if (rc) {
     unlink(tmp);
@@ -323,7 +313,8 @@ static void* create_on_thread(void* arg) {
   struct create_job* j = arg;
   void* dl;
   const thaw_module_info* info;
-  j->rc = open_code(j->so_path, &dl, &info, j->err, j->err_len);
+  uint32_t n_types;
+  j->rc = open_code(j->so_path, &dl, &info, &n_types, j->err, j->err_len);
   if (j->rc) return NULL;
   struct fresh f;
   uint64_t t0 = thaw_now_ns();
@@ -338,8 +329,7 @@ static void* create_on_thread(void* arg) {
                rc == THAW_ENOMEM ? "out of memory" : thaw_status_name(rc));
     j->rc = THAW_EINIT;
   } else {
-    j->rc = write_snapshot(j->snapshot_path, &f, code_base(info), j->err,
-                           j->err_len);
+    j->rc = write_snapshot(j->snapshot_path, &f, n_types, j->err, j->err_len);
   }
   fresh_free(&f);
   dlclose(dl);
@@ -369,66 +359,82 @@ static int read_exact(int fd, void* p, size_t n) {
   return 0;
 }
 
-static int read_tables(thaw_module* m, int fd, const snap_header* h,
-                       const uint32_t* type_ids, uintptr_t base) {
-  for (uint32_t t = 0; t < h->n_ftables; t++) {
-    snap_table st;
-    if (read_exact(fd, &st, sizeof st) || st.size > (1u << 24)) return THAW_ESNAPSHOT;
-    thaw_table_template* tt = &m->ftables[t];
-    tt->size = st.size;
-    tt->max_size = st.max_size;
-    tt->entries = calloc(st.size ? st.size : 1, sizeof *tt->entries);
-    tt->instance_offsets = calloc(st.size ? st.size : 1, sizeof *tt->instance_offsets);
-    if (!tt->entries || !tt->instance_offsets) return THAW_ENOMEM;
-    for (uint32_t i = 0; i < st.size; i++) {
-      snap_entry s;
-      if (read_exact(fd, &s, sizeof s)) return THAW_ESNAPSHOT;
-      tt->instance_offsets[i] = s.instance_offset;
-      if (s.type_index == NULL_TYPE) continue;
-      if (s.type_index >= h->n_types) return THAW_ESNAPSHOT;
-      tt->entries[i].func_type = type_ids[s.type_index];
-      tt->entries[i].func = (wasm_rt_function_ptr_t)(base + s.func_offset);
+static int read_entries(thaw_table_template* tt, int fd, snap_entry* buf,
+                        uint32_t n_types, const code_range* code) {
+  for (uint32_t at = 0; at < tt->size;) {
+    uint32_t n = tt->size - at < TABLE_IO_ENTRIES ? tt->size - at : TABLE_IO_ENTRIES;
+    if (read_exact(fd, buf, n * sizeof *buf)) return THAW_ESNAPSHOT;
+    for (uint32_t i = 0; i < n; i++) {
+      const snap_entry* s = &buf[i];
+      if (!s->func_type) continue;
+      if (s->func_type > n_types || s->func_offset < code->lo || s->func_offset >= code->hi)
+        return THAW_ESNAPSHOT;
+      tt->entries[at + i].func_type = s->func_type;
+      tt->entries[at + i].func = (wasm_rt_function_ptr_t)(code->base + s->func_offset);
     }
-  }
-  for (uint32_t t = 0; t < h->n_etables; t++) {
-    snap_table st;
-    if (read_exact(fd, &st, sizeof st)) return THAW_ESNAPSHOT;
-    m->etable_size[t] = st.size;
-    m->etable_max[t] = st.max_size;
+    at += n;
   }
   return 0;
 }
 
-static int read_snapshot(thaw_module* m, int fd, char* err, size_t err_len) {
+static int read_tables(thaw_module* m, int fd, const snap_header* h, uint32_t n_types,
+                       char* err, size_t err_len) {
+  code_range code = code_of(m->info);
+  snap_table st;
+  snap_entry* buf = malloc(TABLE_IO_ENTRIES * sizeof *buf);
+  int rc = buf ? 0 : THAW_ENOMEM;
+  for (uint32_t t = 0; !rc && t < h->n_ftables; t++) {
+    thaw_table_template* tt = &m->ftables[t];
+    if (read_exact(fd, &st, sizeof st)) {
+      rc = THAW_ESNAPSHOT;
+    } else if (st.size > (1u << 24)) {
+      rc = THAW_ESNAPSHOT;
+    } else {
+      tt->size = st.size;
+      tt->max_size = st.max_size;
+      tt->entries = calloc(tt->size ? tt->size : 1, sizeof *tt->entries);
+      rc = tt->entries ? read_entries(tt, fd, buf, n_types, &code) : THAW_ENOMEM;
+    }
+  }
+  free(buf);
+  for (uint32_t t = 0; !rc && t < h->n_etables; t++) {
+    if (read_exact(fd, &st, sizeof st)) {
+      rc = THAW_ESNAPSHOT;
+    } else {
+      m->etable_size[t] = st.size;
+      m->etable_max[t] = st.max_size;
+    }
+  }
+  if (rc == THAW_ENOMEM) return fail(err, err_len, rc, "out of memory%s", NULL);
+  if (rc) return fail(err, err_len, rc, "snapshot is truncated or corrupt%s", NULL);
+  return 0;
+}
+
+static int read_snapshot(thaw_module* m, int fd, uint32_t n_types, char* err,
+                         size_t err_len) {
   snap_header h;
   const thaw_module_info* info = m->info;
   if (read_exact(fd, &h, sizeof h) || memcmp(h.magic, SNAP_MAGIC, 8) != 0)
     return fail(err, err_len, THAW_ESNAPSHOT, "not a thaw snapshot%s", NULL);
   if (h.abi != THAW_MODULE_ABI || h.instance_size != info->instance_size ||
       h.n_ftables != info->n_funcref_tables ||
-      h.n_etables != info->n_externref_tables || h.n_types > 65536 ||
+      h.n_etables != info->n_externref_tables || h.n_types != n_types ||
+      h.mem_pages > h.mem_max_pages || h.mem_max_pages > MAX_WASM_PAGES ||
       h.image_len != (uint64_t)h.mem_pages * THAW_PAGE_SIZE)
     return fail(err, err_len, THAW_ESNAPSHOT,
                 "snapshot does not match the compiled code%s", NULL);
-  m->instance_bytes = malloc(h.instance_size);
-  uint32_t* type_ids = calloc(h.n_types ? h.n_types : 1, sizeof *type_ids);
-  int rc = (!m->instance_bytes || !type_ids) ? THAW_ENOMEM : 0;
-  if (!rc) rc = read_exact(fd, m->instance_bytes, h.instance_size);
-  for (uint32_t i = 0; !rc && i < h.n_types; i++) {
-    thaw_func_sig sig;
-    rc = read_exact(fd, &sig, sizeof sig);
-    if (!rc && sig.params + sig.results > sizeof sig.types) rc = THAW_ESNAPSHOT;
-    if (!rc) type_ids[i] = thaw_func_sig_intern(&sig);
-  }
-  if (!rc) rc = read_tables(m, fd, &h, type_ids, code_base(info));
-  free(type_ids);
-  if (rc) return fail(err, err_len, rc, "snapshot is truncated or corrupt%s", NULL);
   uint32_t max = h.mem_max_pages;
   if (m->limits.max_memory_pages && max > m->limits.max_memory_pages)
     max = (uint32_t)m->limits.max_memory_pages;
   if (h.mem_pages > max)
     return fail(err, err_len, THAW_ENOMEM,
                 "snapshot memory exceeds the memory limit%s", NULL);
+  m->instance_bytes = malloc(h.instance_size);
+  if (!m->instance_bytes) return fail(err, err_len, THAW_ENOMEM, "out of memory%s", NULL);
+  if (read_exact(fd, m->instance_bytes, h.instance_size))
+    return fail(err, err_len, THAW_ESNAPSHOT, "snapshot is truncated or corrupt%s", NULL);
+  int rc = read_tables(m, fd, &h, n_types, err, err_len);
+  if (rc) return rc;
   m->mem_pages = h.mem_pages;
   m->max_pages = max;
   m->image_offset = h.image_offset;
@@ -439,7 +445,6 @@ static int read_snapshot(thaw_module* m, int fd, char* err, size_t err_len) {
 static void module_free(thaw_module* m) {
   for (uint32_t t = 0; t < THAW_MAX_TABLES; t++) {
     free(m->ftables[t].entries);
-    free(m->ftables[t].instance_offsets);
   }
   free(m->instance_bytes);
   if (m->image_view) munmap((void*)m->image_view, m->image_len);
@@ -457,7 +462,8 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
   if (!m) return NULL;
   m->image_fd = -1;
   m->limits = *limits;
-  if (open_code(so_path, &m->dl, &m->info, err, err_len)) {
+  uint32_t n_types;
+  if (open_code(so_path, &m->dl, &m->info, &n_types, err, err_len)) {
     m->dl = NULL;
     module_free(m);
     return NULL;
@@ -468,7 +474,7 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
     module_free(m);
     return NULL;
   }
-  if (read_snapshot(m, m->image_fd, err, err_len)) {
+  if (read_snapshot(m, m->image_fd, n_types, err, err_len)) {
     module_free(m);
     return NULL;
   }
@@ -481,7 +487,7 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
     }
     m->image_view = view;
   }
-  m->code_bytes = code_bytes(m->info);
+  m->code_bytes = code_of(m->info).bytes;
   atomic_store(&m->refs, 1);
   return m;
 }
