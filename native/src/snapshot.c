@@ -7,9 +7,10 @@
  *   header | instance struct bytes | tables | pad | image
  *
  * The image (linear memory) starts on a page boundary so instances can map
- * it directly; all-zero pages are left as holes, so the file costs only the
- * data the function initialized. Pointers inside the instance bytes are
- * meaningless in another
+ * it directly. Only pages the initialization gave memory to (present or
+ * swapped out, by /proc/self/pagemap) are read, and all-zero ones are left
+ * as holes: a 4 GiB memory the module never wrote costs nothing to scan or
+ * store. Pointers inside the instance bytes are meaningless in another
  * process and are overwritten on restore. A table entry is saved as its
  * function type id and the offset of the function in the shared object:
  * type ids are per module and deterministic for a given fn.so (rt.c), and
@@ -32,6 +33,8 @@
 #include "internal.h"
 
 #define SNAP_MAGIC "THAWSNP2"
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
 /* Table entries go through a buffer of this many at a time. */
 #define TABLE_IO_ENTRIES 65536u
 /* wasm32's largest memory, in pages. */
@@ -212,12 +215,38 @@ static int page_is_zero(const uint8_t* p) {
   return memcmp(p, zero, THAW_OS_PAGE) == 0;
 }
 
+static int write_page(int fd, const uint8_t* p, uint64_t off) {
+  if (page_is_zero(p)) return 0;
+  if (lseek(fd, (off_t)off, SEEK_SET) < 0) return THAW_EIO;
+  return write_all(fd, p, THAW_OS_PAGE);
+}
+
+/* Pages the process never gave memory to read as zero and are skipped
+ * without being touched: reading one would fault it in (a huge page, in a
+ * MADV_HUGEPAGE region), so scanning a large untouched memory would cost
+ * that much RSS. Without pagemap every page is read. */
 static int write_image(int fd, const uint8_t* data, uint64_t len, uint64_t off) {
-  for (uint64_t at = 0; at < len; at += THAW_OS_PAGE) {
-    if (page_is_zero(data + at)) continue;
-    if (lseek(fd, (off_t)(off + at), SEEK_SET) < 0) return THAW_EIO;
-    if (write_all(fd, data + at, THAW_OS_PAGE)) return THAW_EIO;
+  uint64_t pages = len / THAW_OS_PAGE;
+  int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  uint64_t entries[512];
+  int rc = 0;
+  for (uint64_t done = 0; !rc && done < pages;) {
+    uint64_t batch = pages - done < 512 ? pages - done : 512;
+    uint64_t first = (uintptr_t)(data + done * THAW_OS_PAGE) / THAW_OS_PAGE;
+    ssize_t got = pagemap < 0 ? -1 : pread(pagemap, entries, batch * 8, (off_t)(first * 8));
+    if (got < 8) {
+      for (uint64_t i = 0; !rc && i < batch; i++)
+        rc = write_page(fd, data + (done + i) * THAW_OS_PAGE, off + (done + i) * THAW_OS_PAGE);
+      done += batch;
+      continue;
+    }
+    for (uint64_t i = 0; !rc && i < (uint64_t)got / 8; i++)
+      if (entries[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED))
+        rc = write_page(fd, data + (done + i) * THAW_OS_PAGE, off + (done + i) * THAW_OS_PAGE);
+    done += (uint64_t)got / 8;
   }
+  if (pagemap >= 0) close(pagemap);
+  if (rc) return rc;
   return ftruncate(fd, (off_t)(off + len)) == 0 ? 0 : THAW_EIO;
 }
 
