@@ -9,12 +9,21 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compile } from "../src/compiler/compile.ts";
+import { CompileError, compile } from "../src/compiler/compile.ts";
 import { DEFAULT_LIMITS, type Engine, type Limits } from "../src/engine/engine.ts";
 import { DATA_DIR, sharedEngine, text } from "./helpers.ts";
 import { command, wat } from "./wat.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
+
+/** The engine, with some limits of the snapshot's initialization replaced. */
+function engineWithInitLimits(init: Partial<Limits>): Engine {
+  const engine = sharedEngine();
+  return {
+    createSnapshot: (so: string, snap: string, limits: Limits) => engine.createSnapshot(so, snap, { ...limits, ...init }),
+    load: (so: string, snap: string, limits: Limits) => engine.load(so, snap, limits),
+  } as unknown as Engine;
+}
 
 async function load(source: string, limits: Partial<Limits> = {}) {
   const a = await compile(wat(source), { dataDir: DATA_DIR, engine: sharedEngine() });
@@ -30,6 +39,17 @@ async function compileUncached(source: string, engine: Engine = sharedEngine()) 
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** Compiles a module whose initialization must fail; returns the error. */
+async function initFailure(source: string, init: Partial<Limits> = {}) {
+  const err = await compileUncached(source, engineWithInitLimits(init)).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CompileError);
+  expect((err as CompileError).code).toBe("init_failed");
+  return err as CompileError;
 }
 
 /** One call on a fresh instance of source. */
@@ -244,5 +264,68 @@ describe("snapshots cost what initialization wrote", () => {
     inst.free();
     mod.release();
   }, 60_000);
+});
+
+describe("the wasm start function", () => {
+  test("may call WASI while the snapshot is made; what it wrote is in the snapshot", async () => {
+    const r = await callOnce(`(module ${FD_WRITE}
+      (memory 1)
+      (func $init
+        (i32.store8 (i32.const 100) (i32.const 83))
+        (i32.store (i32.const 0) (i32.const 100))
+        (i32.store (i32.const 4) (i32.const 1))
+        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+      (start $init)
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 100))
+        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`);
+    expect(r.status).toBe("ok");
+    expect(text(r.stdout)).toBe("S");
+  });
+
+  test("an infinite loop in it stops at the initialization deadline", async () => {
+    const t0 = performance.now();
+    const err = await initFailure(
+      `(module (memory 1) (func $spin (loop $l (br $l))) (start $spin) (func (export "_start")))`,
+      { timeoutMs: 300 },
+    );
+    expect(err.message).toContain("initialization timed out");
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    // The process is fine and compiles the next module.
+    expect((await callOnce(command(`(call $print (i32.const 5))`, PRINT))).stdout).toEqual(enc("5 "));
+  });
+
+  test("start and wizer.initialize share one deadline", async () => {
+    // Each half spins ~200 ms, within a 300 ms deadline on its own, not together.
+    const spin = `(local $t0 i64)
+      (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 0)))
+      (local.set $t0 (i64.load (i32.const 0)))
+      (loop $l
+        (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 0)))
+        (br_if $l (i64.lt_u (i64.sub (i64.load (i32.const 0)) (local.get $t0)) (i64.const 200000000))))`;
+    const source = (init: boolean) => `(module
+      (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+      (memory 1)
+      (func $start ${spin})
+      (start $start)
+      ${init ? `(func (export "wizer.initialize") ${spin})` : ""}
+      (func (export "_start")))`;
+    const err = await initFailure(source(true), { timeoutMs: 300 });
+    expect(err.message).toContain("initialization timed out");
+    // The start function alone fits: the deadline is not simply too short.
+    const a = await compileUncached(source(false), engineWithInitLimits({ timeoutMs: 300 }));
+    expect(a.meta.hasInitialize).toBe(false);
+  });
+
+  test("runs under the memory cap and the call-depth limit", async () => {
+    const grows = await initFailure(
+      `(module (memory 1) (func $g (if (i32.eq (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable)))
+        (start $g) (func (export "_start")))`,
+      { memoryMiB: 4 },
+    );
+    expect(grows.message).toContain("memory_limit");
+    const deep = await initFailure(`(module (memory 1) (func $r (call $r)) (start $r) (func (export "_start")))`);
+    expect(deep.message).toContain("stack_exhaustion");
+  });
 });
 

@@ -1,10 +1,13 @@
 /* rt.c -- libthaw's implementation of the wasm-rt API (see wasm-rt.h).
  *
  * wasm2c output calls these for traps, function types, memories and tables.
- * They run in two situations only: while a call runs on an executor thread
- * (thaw_current is set, traps unwind to call.c), and while the snapshot is
- * being made (the same call machinery is used). A trap outside a call is a
- * bug in libthaw and aborts.
+ * Function types are registered while a module loads (thaw_init_module, see
+ * below); that cannot trap. Everything else runs only inside
+ * thaw_guarded_run -- a call (_start) or the fresh instantiation that makes
+ * a snapshot (instantiate, which runs the wasm start function, and
+ * wizer.initialize) -- so thaw_current is set and a trap unwinds to call.c.
+ * A trap outside of one would be a bug in libthaw, not something a module
+ * can cause, and aborts.
  *
  * Memories are reserved at their capped maximum up front (memory.c) so that
  * memory.grow never moves them: growing only raises `size`, which is what the
@@ -25,7 +28,7 @@ __thread thaw_call_state* thaw_current
 
 void thaw_unwind(int status) {
   thaw_call_state* c = thaw_current;
-  if (!c || !c->active) {
+  if (!c || !c->active) { /* unreachable: see the top of this file */
     fprintf(stderr, "libthaw: trap %d outside of a call\n", status);
     abort();
   }
@@ -236,32 +239,41 @@ void* wasm_rt_exception(void) { return t_exc_data; }
 
 /* ---- memories ---------------------------------------------------------------
  * Only a fresh instantiation (while making a snapshot) allocates through
- * here; restored instances get their region from instance.c. */
+ * here; restored instances get their region from instance.c. Allocation is
+ * bracketed as host code: a timeout must not unwind out of the pool while
+ * it holds a lock. */
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t* mem, uint32_t initial_pages,
                              uint32_t max_pages) {
-  uint32_t cap = thaw_current ? thaw_current->max_pages : max_pages;
-  if (max_pages > cap) max_pages = cap;
+  thaw_call_state* c = thaw_current;
+  if (max_pages > c->max_pages) max_pages = c->max_pages;
   if (initial_pages > max_pages) {
-    thaw_current->grow_refused = 1;
+    c->grow_refused = 1;
     thaw_unwind(THAW_TRAP_MEMORY_LIMIT);
   }
   thaw_region r;
-  if (thaw_region_reserve(&r, max_pages, 0) != 0) thaw_unwind(THAW_TRAP_HOST);
-  mem->data = r.base;
-  mem->pages = initial_pages;
-  mem->max_pages = max_pages;
-  mem->size = (uint64_t)initial_pages * THAW_PAGE_SIZE;
+  thaw_host_enter();
+  int rc = thaw_region_reserve(&r, max_pages, 0);
+  if (rc == 0) {
+    mem->data = r.base;
+    mem->pages = initial_pages;
+    mem->max_pages = max_pages;
+    mem->size = (uint64_t)initial_pages * THAW_PAGE_SIZE;
+  }
+  thaw_host_leave();
+  if (rc) thaw_unwind(THAW_TRAP_HOST);
 }
 
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
+  thaw_call_state* c = thaw_current;
   uint32_t old = mem->pages;
-  if ((uint64_t)old + delta > mem->max_pages) {
-    if (thaw_current) thaw_current->grow_refused = 1;
+  uint64_t pages = (uint64_t)old + delta;
+  if (pages > mem->max_pages) {
+    c->grow_refused = 1;
     return UINT32_MAX;
   }
-  mem->pages = old + delta;
-  mem->size = (uint64_t)mem->pages * THAW_PAGE_SIZE;
+  mem->pages = (uint32_t)pages;
+  mem->size = pages * THAW_PAGE_SIZE;
   return old;
 }
 
@@ -272,15 +284,19 @@ void wasm_rt_free_memory(wasm_rt_memory_t* mem) {
 }
 
 /* ---- tables -----------------------------------------------------------------
- * Table storage is malloc'd; a grow may reallocate, so it is marked as host
- * code: a timeout must not unwind out of realloc while it holds a lock. */
+ * Table storage is malloc'd; allocating or growing it is marked as host
+ * code: a timeout must not unwind out of malloc while it holds a lock. */
 
 #define DEFINE_TABLE_OPS(kind, elem_t)                                         \
   void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t* t,            \
                                        uint32_t elements, uint32_t max) {      \
-    t->size = elements;                                                        \
-    t->max_size = max;                                                         \
+    thaw_host_enter();                                                         \
     t->data = calloc(elements ? elements : 1, sizeof(elem_t));                 \
+    if (t->data) {                                                             \
+      t->size = elements;                                                      \
+      t->max_size = max;                                                       \
+    }                                                                          \
+    thaw_host_leave();                                                         \
     if (!t->data) thaw_unwind(THAW_TRAP_HOST);                                 \
   }                                                                            \
   void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t* t) {              \

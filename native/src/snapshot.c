@@ -1,10 +1,15 @@
 /* snapshot.c -- the initialized state of a function, on disk and in memory.
  *
  * A snapshot is made once per artifact: the function is instantiated fresh
- * (data segments copied, tables filled), its `wizer.initialize` export runs
- * if it has one, and the result is written to a file:
+ * (data segments copied, tables filled, the wasm start function run), its
+ * `wizer.initialize` export runs if it has one, and the result is written
+ * to a file:
  *
  *   header | instance struct bytes | tables | pad | image
+ *
+ * Instantiation and initialization are module code like any call: they run
+ * under one deadline (the limits' timeout), the memory cap and the call
+ * depth limit, and a trap, a timeout or proc_exit fails the snapshot.
  *
  * The image (linear memory) starts on a page boundary so instances can map
  * it directly. Only pages the initialization gave memory to (present or
@@ -156,7 +161,8 @@ struct create_job {
 };
 
 /* An instance built the way a runtime without snapshots builds one:
- * instantiate (data segments, tables), then wizer.initialize if exported. */
+ * instantiate (data segments, tables, start function), then
+ * wizer.initialize if exported. */
 struct fresh {
   const thaw_module_info* info;
   uint8_t* wasm;
@@ -174,22 +180,31 @@ static void run_initialize(void* arg) {
   f->info->initialize(f->wasm);
 }
 
-/* Returns 0, THAW_ENOMEM, or the unwind status of the step that failed. */
+/* A memory limit in pages, as a wasm32 memory can use it. */
+static uint32_t cap_pages(uint64_t pages) {
+  return pages < MAX_WASM_PAGES ? (uint32_t)pages : MAX_WASM_PAGES;
+}
+
+/* Returns 0, THAW_ENOMEM, or the unwind status of the step that failed.
+ * The WASI context points at the instance's memory struct from the start:
+ * its fields are zero until instantiate allocates the memory, so a host
+ * call before that sees an empty memory, and the start function, which
+ * runs after, sees the real one. */
 static int fresh_build(struct fresh* f, const thaw_module_info* info,
                        const thaw_limits* limits, uint32_t max_pages) {
+  memset(f, 0, sizeof *f);
   f->info = info;
   f->wasm = calloc(1, info->instance_size);
-  thaw_wasi_init(&f->wasi, NULL, limits->stdout_cap, limits->stderr_cap);
+  wasm_rt_memory_t* mem = f->wasm ? (void*)(f->wasm + info->memory_offset) : NULL;
+  thaw_wasi_init(&f->wasi, mem, limits->stdout_cap, limits->stderr_cap);
   if (!f->wasm) return THAW_ENOMEM;
   f->st.max_pages = max_pages;
-  thaw_wasi_begin_call(&f->wasi, NULL, 0);
+  uint64_t deadline = limits->timeout_ms ? thaw_now_ns() + limits->timeout_ms * 1000000u : 0;
+  thaw_wasi_begin_call(&f->wasi, NULL, deadline);
   uint32_t depth = (uint32_t)limits->max_call_depth;
-  int rc = thaw_guarded_run(&f->st, run_instantiate, f, 0, depth);
-  f->wasi.memory = (wasm_rt_memory_t*)(f->wasm + info->memory_offset);
-  if (rc == 0 && info->initialize) {
-    uint64_t deadline = limits->timeout_ms ? thaw_now_ns() + limits->timeout_ms * 1000000u : 0;
+  int rc = thaw_guarded_run(&f->st, run_instantiate, f, deadline, depth);
+  if (rc == 0 && info->initialize)
     rc = thaw_guarded_run(&f->st, run_initialize, f, deadline, depth);
-  }
   return rc;
 }
 
@@ -327,15 +342,24 @@ static int write_snapshot(const char* path, const struct fresh* f, uint32_t n_ty
   return rc;
 }
 
+/* A trap after a refused grow is the memory limit, as for a call (call.c). */
+static int init_status(int rc, const thaw_call_state* st) {
+  if (rc == THAW_UNWIND_EXIT) return THAW_OK;
+  if (st->grow_refused && (rc == THAW_TRAP_UNREACHABLE || rc == THAW_TRAP_OOB))
+    return THAW_TRAP_MEMORY_LIMIT;
+  return rc;
+}
+
 static void fill_init_result(thaw_result* res, int rc, const thaw_call_state* st,
                              const thaw_wasi* w, uint64_t t0) {
   if (!res) return;
   memset(res, 0, sizeof *res);
-  res->status = (rc == 0 || rc == THAW_UNWIND_EXIT) ? THAW_OK : rc;
+  res->status = init_status(rc, st);
   res->exit_code = rc == THAW_UNWIND_EXIT ? st->exit_code : 0;
   res->duration_ns = thaw_now_ns() - t0;
   res->stdout_len = w->out.len;
   res->stderr_len = w->err.len;
+  if (st->grow_refused) res->flags |= THAW_RESULT_GROW_REFUSED;
 }
 
 static void* create_on_thread(void* arg) {
@@ -347,16 +371,16 @@ static void* create_on_thread(void* arg) {
   if (j->rc) return NULL;
   struct fresh f;
   uint64_t t0 = thaw_now_ns();
-  int rc = fresh_build(&f, info, j->limits, (uint32_t)j->limits->max_memory_pages);
+  int rc = fresh_build(&f, info, j->limits, cap_pages(j->limits->max_memory_pages));
   fill_init_result(j->result, rc, &f.st, &f.wasi, t0);
   if (rc == THAW_UNWIND_EXIT) {
     j->rc = fail(j->err, j->err_len, THAW_EINIT,
                  "initialization called proc_exit%s", NULL);
+  } else if (rc == THAW_TRAP_TIMEOUT) {
+    j->rc = fail(j->err, j->err_len, THAW_EINIT, "initialization timed out%s", NULL);
   } else if (rc) {
-    if (j->err && j->err_len)
-      snprintf(j->err, j->err_len, "initialization failed: %s",
-               rc == THAW_ENOMEM ? "out of memory" : thaw_status_name(rc));
-    j->rc = THAW_EINIT;
+    j->rc = fail(j->err, j->err_len, THAW_EINIT, "initialization failed: %s",
+                 rc == THAW_ENOMEM ? "out of memory" : thaw_status_name(init_status(rc, &f.st)));
   } else {
     j->rc = write_snapshot(j->snapshot_path, &f, n_types, j->err, j->err_len);
   }
