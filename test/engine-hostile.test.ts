@@ -329,3 +329,73 @@ describe("the wasm start function", () => {
   });
 });
 
+describe("tables count against the memory limit", () => {
+  // memoryMiB 4: a budget of 4 MiB for linear memory (1 page here) and all
+  // tables together; a funcref is 24 bytes, an externref 8.
+  const tables = `(module ${FD_WRITE} ${FD_READ}
+    (memory 1)
+    (table $f 1 funcref)
+    (table $e 0 externref)
+    (func (export "_start")
+      (call $print (table.grow $f (ref.null func) (i32.const 100000)))
+      (call $print (table.grow $e (ref.null extern) (i32.const 100000)))
+      (call $print (table.grow $f (ref.null func) (i32.const 50000)))
+      (call $print (memory.grow (i32.const 20)))
+      (call $print (table.size $f))
+      ;; stdin "t": trap right after a refused grow
+      (if (i32.eq ${READ_BYTE} (i32.const 116)) (then unreachable)))
+    ${PRINT})`;
+
+  test("table.grow and memory.grow return -1 once memory plus tables would pass the limit", async () => {
+    const mod = await load(tables, { memoryMiB: 4 });
+    const inst = mod.restore();
+    const engine = sharedEngine();
+    const r = await engine.call(inst, {});
+    expect(r.status).toBe("ok");
+    // 1 + 2.4 MB of funcrefs fit; 0.8 MB of externrefs fit; 1.2 MB more
+    // funcrefs would pass 4 MiB; so would 20 more pages of memory.
+    expect(text(r.stdout)).toBe("1 0 4294967295 4294967295 100001 ");
+    expect(r.growRefused).toBe(true);
+    // Not reset: the grown tables are still there and still count.
+    const again = await engine.call(inst, {});
+    // (only the externref grow still fits next to them)
+    expect(text(again.stdout)).toBe("4294967295 100000 4294967295 4294967295 100001 ");
+    // Reset: tables are back to their snapshot sizes, and a trap after a
+    // refused grow is reported as the memory limit.
+    expect(inst.reset()).toBe(true);
+    const trap = await engine.call(inst, { stdin: enc("t") });
+    expect(trap.status).toBe("memory_limit");
+    expect(text(trap.stdout)).toBe("1 0 4294967295 4294967295 100001 ");
+    inst.free();
+    mod.release();
+  });
+
+  test("eight tables grown by 16M entries each are refused, not allocated", async () => {
+    const grows = Array.from({ length: 8 }, (_, t) => `(call $print (table.grow $t${t} (ref.null func) (i32.const 16000000)))`).join("\n");
+    const decls = Array.from({ length: 8 }, (_, t) => `(table $t${t} 1 funcref)`).join(" ");
+    let r: Awaited<ReturnType<typeof callOnce>> | undefined;
+    const mod = await load(command(grows, `${decls} ${PRINT}`));
+    const growth = await peakRssGrowth(async () => {
+      const inst = mod.restore();
+      r = await sharedEngine().call(inst, {});
+      inst.free();
+    });
+    mod.release();
+    expect(r!.status).toBe("ok");
+    expect(text(r!.stdout)).toBe("4294967295 ".repeat(8));
+    expect(growth).toBeLessThan(64 << 20);
+  });
+
+  test("instantiation and loading apply the same limit", async () => {
+    // 100,000 funcrefs are 2.4 MB: over a 2 MiB limit at initialization...
+    const big = command("", "(table 100000 funcref)");
+    const err = await initFailure(big, { memoryMiB: 2 });
+    expect(err.message).toContain("memory_limit");
+    // ...and a snapshot made under a larger limit does not load under it.
+    const a = await compile(wat(big), { dataDir: DATA_DIR, engine: sharedEngine() });
+    expect(() => sharedEngine().load(a.soPath, a.snapshotPath, { ...DEFAULT_LIMITS, memoryMiB: 2 })).toThrow(
+      /exceed the memory limit/,
+    );
+    sharedEngine().load(a.soPath, a.snapshotPath, { ...DEFAULT_LIMITS, memoryMiB: 3 }).release();
+  });
+});

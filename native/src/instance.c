@@ -12,6 +12,11 @@
  * output stays readable after a reset done on the executor thread.
  * Invariant: an instance handed to a call is byte-for-byte its snapshot, so
  * no call can observe another call's data.
+ *
+ * Tables are charged to the memory limit together with linear memory (see
+ * rt.c): a module whose snapshot does not fit does not load, so restoring
+ * one never allocates past it, and each call starts counting from the
+ * tables the instance holds (thaw_instance_prepare_call).
  */
 #include <stdlib.h>
 
@@ -82,6 +87,23 @@ static int load_state(thaw_instance* inst) {
   for (uint32_t t = 0; !rc && t < info->n_externref_tables; t++)
     rc = restore_externref_table(inst, t);
   return rc;
+}
+
+/* Tables are reset with the rest of the instance, but a call on an instance
+ * that was not reset starts with whatever the previous call grew them to. */
+void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st) {
+  const thaw_module_info* info = inst->module->info;
+  st->max_pages = inst->module->max_pages;
+  st->memory = thaw_instance_memory(inst);
+  st->table_bytes = 0;
+  for (uint32_t t = 0; t < info->n_funcref_tables; t++) {
+    const wasm_rt_funcref_table_t* tab = (void*)(inst->wasm + info->funcref_table_offsets[t]);
+    st->table_bytes += (uint64_t)tab->size * sizeof(wasm_rt_funcref_t);
+  }
+  for (uint32_t t = 0; t < info->n_externref_tables; t++) {
+    const wasm_rt_externref_table_t* tab = (void*)(inst->wasm + info->externref_table_offsets[t]);
+    st->table_bytes += (uint64_t)tab->size * sizeof(wasm_rt_externref_t);
+  }
 }
 
 thaw_instance* thaw_instance_restore(thaw_module* m) {

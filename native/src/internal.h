@@ -65,6 +65,9 @@ typedef struct thaw_call_state {
   volatile sig_atomic_t active;          /* unwind target is valid */
   int grow_refused;
   uint32_t max_pages; /* cap applied by wasm_rt_allocate_memory */
+  /* Linear memory and tables share one budget (rt.c). */
+  wasm_rt_memory_t* memory; /* the instance's memory */
+  uint64_t table_bytes;     /* its tables' elements, all tables */
   /* Watchdog bookkeeping (call.c), guarded by its lock. */
   uint64_t deadline_ns;
   uint64_t last_signal_ns;
@@ -169,6 +172,8 @@ struct thaw_instance {
 };
 
 wasm_rt_memory_t* thaw_instance_memory(thaw_instance* inst);
+/* Fill st's limits (memory cap, memory, table bytes) for a call on inst. */
+void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st);
 void thaw_module_unref(thaw_module* m);
 /* Pages in [base, base+len) that are private to this process (pagemap). */
 uint64_t thaw_private_pages(const uint8_t* base, size_t len);

@@ -237,11 +237,31 @@ uint32_t wasm_rt_exception_tag(void) { return t_exc_tag; }
 uint32_t wasm_rt_exception_size(void) { return t_exc_size; }
 void* wasm_rt_exception(void) { return t_exc_data; }
 
-/* ---- memories ---------------------------------------------------------------
+/* ---- memories and tables ---------------------------------------------------
+ * An instance's linear memory and its tables share one budget: the bytes of
+ * its memory region (max_pages * 64 KiB, the capped maximum). memory.grow
+ * and table.grow return -1, and instantiation traps with memory_limit, when
+ * linear-memory bytes plus table bytes (elements * element size, all tables)
+ * would pass it, and set grow_refused so that a trap the module then runs
+ * into is reported as memory_limit too. The memory pool charges the
+ * tenant's partition the whole region for every instance, so tables, which
+ * live in malloc'd memory outside the pool, are always within what the
+ * tenant is charged. The running table bytes are in the call state
+ * (thaw_call_state.table_bytes), counted from the instance's tables when
+ * the call starts.
+ *
  * Only a fresh instantiation (while making a snapshot) allocates through
- * here; restored instances get their region from instance.c. Allocation is
- * bracketed as host code: a timeout must not unwind out of the pool while
- * it holds a lock. */
+ * here; restored instances get their region and tables from instance.c.
+ * Allocations are bracketed as host code: a timeout must not unwind out of
+ * malloc or the pool while they hold a lock. */
+
+static uint64_t budget(const wasm_rt_memory_t* mem) {
+  return thaw_region_size(mem->max_pages);
+}
+
+static int tables_may_grow(const thaw_call_state* c, uint64_t bytes) {
+  return c->memory->size + c->table_bytes + bytes <= budget(c->memory);
+}
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t* mem, uint32_t initial_pages,
                              uint32_t max_pages) {
@@ -268,7 +288,8 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
   thaw_call_state* c = thaw_current;
   uint32_t old = mem->pages;
   uint64_t pages = (uint64_t)old + delta;
-  if (pages > mem->max_pages) {
+  if (pages > mem->max_pages ||
+      pages * THAW_PAGE_SIZE + c->table_bytes > budget(mem)) {
     c->grow_refused = 1;
     return UINT32_MAX;
   }
@@ -283,18 +304,23 @@ void wasm_rt_free_memory(wasm_rt_memory_t* mem) {
   mem->data = NULL;
 }
 
-/* ---- tables -----------------------------------------------------------------
- * Table storage is malloc'd; allocating or growing it is marked as host
- * code: a timeout must not unwind out of malloc while it holds a lock. */
-
+/* Sizes are u32 element counts, so every byte count below fits in 64 bits
+ * and the budget (at most 4 GiB) is the only bound needed. */
 #define DEFINE_TABLE_OPS(kind, elem_t)                                         \
   void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t* t,            \
                                        uint32_t elements, uint32_t max) {      \
+    thaw_call_state* c = thaw_current;                                         \
+    uint64_t bytes = (uint64_t)elements * sizeof(elem_t);                      \
+    if (!tables_may_grow(c, bytes)) {                                          \
+      c->grow_refused = 1;                                                     \
+      thaw_unwind(THAW_TRAP_MEMORY_LIMIT);                                     \
+    }                                                                          \
     thaw_host_enter();                                                         \
     t->data = calloc(elements ? elements : 1, sizeof(elem_t));                 \
     if (t->data) {                                                             \
       t->size = elements;                                                      \
       t->max_size = max;                                                       \
+      c->table_bytes += bytes;                                                 \
     }                                                                          \
     thaw_host_leave();                                                         \
     if (!t->data) thaw_unwind(THAW_TRAP_HOST);                                 \
@@ -305,15 +331,22 @@ void wasm_rt_free_memory(wasm_rt_memory_t* mem) {
   }                                                                            \
   uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t* t,            \
                                        uint32_t delta, elem_t init) {          \
+    thaw_call_state* c = thaw_current;                                         \
     uint32_t old = t->size;                                                    \
     uint64_t n = (uint64_t)old + delta;                                        \
-    if (n > t->max_size || n > (1u << 24)) return UINT32_MAX;                  \
+    uint64_t bytes = (uint64_t)delta * sizeof(elem_t);                         \
+    if (n > t->max_size) return UINT32_MAX;                                    \
+    if (!tables_may_grow(c, bytes)) {                                          \
+      c->grow_refused = 1;                                                     \
+      return UINT32_MAX;                                                       \
+    }                                                                          \
     thaw_host_enter();                                                         \
     elem_t* data = realloc(t->data, (n ? n : 1) * sizeof(elem_t));             \
     if (data) {                                                                \
       for (uint64_t i = old; i < n; i++) data[i] = init;                       \
       t->data = data;                                                          \
       t->size = (uint32_t)n;                                                   \
+      c->table_bytes += bytes;                                                 \
     }                                                                          \
     thaw_host_leave();                                                         \
     return data ? old : UINT32_MAX;                                            \

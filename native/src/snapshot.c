@@ -24,7 +24,9 @@
  * the module's type count on load. Tables are read and written in bulk.
  *
  * Loading a module reads everything but the image into memory once; the
- * image stays in the page cache and is shared by all instances.
+ * image stays in the page cache and is shared by all instances. A module
+ * whose snapshot's memory and tables together exceed the memory limit it is
+ * loaded with does not load (see the budget in rt.c).
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -199,6 +201,7 @@ static int fresh_build(struct fresh* f, const thaw_module_info* info,
   thaw_wasi_init(&f->wasi, mem, limits->stdout_cap, limits->stderr_cap);
   if (!f->wasm) return THAW_ENOMEM;
   f->st.max_pages = max_pages;
+  f->st.memory = mem;
   uint64_t deadline = limits->timeout_ms ? thaw_now_ns() + limits->timeout_ms * 1000000u : 0;
   thaw_wasi_begin_call(&f->wasi, NULL, deadline);
   uint32_t depth = (uint32_t)limits->max_call_depth;
@@ -430,9 +433,13 @@ static int read_entries(thaw_table_template* tt, int fd, snap_entry* buf,
   return 0;
 }
 
+/* The memory budget (rt.c) is checked before each table is allocated, so
+ * a snapshot cannot make a load allocate more than its instances may hold. */
+#define OVER_BUDGET 1
 static int read_tables(thaw_module* m, int fd, const snap_header* h, uint32_t n_types,
-                       char* err, size_t err_len) {
+                       uint64_t budget, char* err, size_t err_len) {
   code_range code = code_of(m->info);
+  uint64_t bytes = (uint64_t)h->mem_pages * THAW_PAGE_SIZE;
   snap_table st;
   snap_entry* buf = malloc(TABLE_IO_ENTRIES * sizeof *buf);
   int rc = buf ? 0 : THAW_ENOMEM;
@@ -440,8 +447,8 @@ static int read_tables(thaw_module* m, int fd, const snap_header* h, uint32_t n_
     thaw_table_template* tt = &m->ftables[t];
     if (read_exact(fd, &st, sizeof st)) {
       rc = THAW_ESNAPSHOT;
-    } else if (st.size > (1u << 24)) {
-      rc = THAW_ESNAPSHOT;
+    } else if ((bytes += (uint64_t)st.size * sizeof(wasm_rt_funcref_t)) > budget) {
+      rc = OVER_BUDGET;
     } else {
       tt->size = st.size;
       tt->max_size = st.max_size;
@@ -453,11 +460,16 @@ static int read_tables(thaw_module* m, int fd, const snap_header* h, uint32_t n_
   for (uint32_t t = 0; !rc && t < h->n_etables; t++) {
     if (read_exact(fd, &st, sizeof st)) {
       rc = THAW_ESNAPSHOT;
+    } else if ((bytes += (uint64_t)st.size * sizeof(wasm_rt_externref_t)) > budget) {
+      rc = OVER_BUDGET;
     } else {
       m->etable_size[t] = st.size;
       m->etable_max[t] = st.max_size;
     }
   }
+  if (rc == OVER_BUDGET)
+    return fail(err, err_len, THAW_ENOMEM,
+                "snapshot memory and tables exceed the memory limit%s", NULL);
   if (rc == THAW_ENOMEM) return fail(err, err_len, rc, "out of memory%s", NULL);
   if (rc) return fail(err, err_len, rc, "snapshot is truncated or corrupt%s", NULL);
   return 0;
@@ -486,7 +498,7 @@ static int read_snapshot(thaw_module* m, int fd, uint32_t n_types, char* err,
   if (!m->instance_bytes) return fail(err, err_len, THAW_ENOMEM, "out of memory%s", NULL);
   if (read_exact(fd, m->instance_bytes, h.instance_size))
     return fail(err, err_len, THAW_ESNAPSHOT, "snapshot is truncated or corrupt%s", NULL);
-  int rc = read_tables(m, fd, &h, n_types, err, err_len);
+  int rc = read_tables(m, fd, &h, n_types, thaw_region_size(max), err, err_len);
   if (rc) return rc;
   m->mem_pages = h.mem_pages;
   m->max_pages = max;

@@ -99,7 +99,57 @@ static void test_registration_outside_a_load(void) {
   CHECKF(a >= 0x80000000u && b >= 0x80000000u && a != b, "ids %u %u", a, b);
 }
 
-/* ---- memories ---------------------------------------------------------------- */
+/* ---- the memory budget --------------------------------------------------------
+ * Linear memory plus tables may not pass the memory region (max_pages *
+ * 64 KiB). These run the wasm-rt calls as a call would, with thaw_current
+ * set, on a memory whose data is never touched. */
+
+static void test_tables_share_the_memory_budget(void) {
+  wasm_rt_memory_t mem = {.pages = 1, .max_pages = 4, .size = THAW_PAGE_SIZE};
+  thaw_call_state st = {0};
+  st.max_pages = 4;
+  st.memory = &mem;
+  thaw_current = &st;
+  const uint64_t budget = 4 * THAW_PAGE_SIZE;
+
+  wasm_rt_funcref_table_t f = {0};
+  wasm_rt_externref_table_t e = {0};
+  /* No unwind target is set (active is 0): a trap would abort the test. */
+  wasm_rt_allocate_funcref_table(&f, 1000, UINT32_MAX);
+  wasm_rt_allocate_externref_table(&e, 1000, UINT32_MAX);
+  uint64_t tables = 1000 * sizeof(wasm_rt_funcref_t) + 1000 * sizeof(wasm_rt_externref_t);
+  CHECKF(st.table_bytes == tables, "table bytes %llu", (unsigned long long)st.table_bytes);
+
+  /* What is left after the memory and both tables, in externref slots. */
+  uint64_t room = (budget - mem.size - tables) / sizeof(wasm_rt_externref_t);
+  CHECK(wasm_rt_grow_externref_table(&e, (uint32_t)room + 1, NULL) == UINT32_MAX);
+  CHECK(st.grow_refused == 1 && e.size == 1000);
+  st.grow_refused = 0;
+  CHECK(wasm_rt_grow_externref_table(&e, (uint32_t)room, NULL) == 1000);
+  CHECK(e.size == 1000 + room && st.grow_refused == 0);
+  CHECK(mem.size + st.table_bytes <= budget);
+
+  /* The tables now hold what memory.grow would need. */
+  CHECK(wasm_rt_grow_memory(&mem, 1) == UINT32_MAX && st.grow_refused == 1);
+  CHECK(mem.pages == 1 && mem.size == THAW_PAGE_SIZE);
+  CHECK(wasm_rt_grow_funcref_table(&f, 1, wasm_rt_funcref_null_value) == UINT32_MAX);
+  /* A table's own maximum is the module's business, not a memory limit. */
+  st.grow_refused = 0;
+  wasm_rt_funcref_table_t small = {0};
+  wasm_rt_allocate_funcref_table(&small, 0, 0);
+  CHECK(wasm_rt_grow_funcref_table(&small, 1, wasm_rt_funcref_null_value) == UINT32_MAX);
+  CHECK(st.grow_refused == 0);
+
+  /* Counts near 2^32 must not wrap any byte count into "fits". */
+  CHECK(wasm_rt_grow_externref_table(&e, UINT32_MAX - e.size, NULL) == UINT32_MAX);
+  CHECK(wasm_rt_grow_funcref_table(&f, UINT32_MAX - f.size, wasm_rt_funcref_null_value) ==
+        UINT32_MAX);
+
+  wasm_rt_free_funcref_table(&f);
+  wasm_rt_free_funcref_table(&small);
+  wasm_rt_free_externref_table(&e);
+  thaw_current = NULL;
+}
 
 /* 65,536 pages is 4 GiB: the size must not wrap to 0 (every access would
  * trap and a reset would restore nothing). */
@@ -107,6 +157,7 @@ static void test_full_wasm32_memory(void) {
   wasm_rt_memory_t mem = {.pages = 1, .max_pages = 65536, .size = THAW_PAGE_SIZE};
   thaw_call_state st = {0};
   st.max_pages = 65536;
+  st.memory = &mem;
   thaw_current = &st;
   CHECK(wasm_rt_grow_memory(&mem, 65535) == 1);
   CHECKF(mem.pages == 65536 && mem.size == (1ull << 32), "size %llu",
@@ -120,6 +171,7 @@ int main(void) {
   test_equal_types_share_an_id();
   test_wide_signatures();
   test_registration_outside_a_load();
+  test_tables_share_the_memory_budget();
   test_full_wasm32_memory();
   return check_summary();
 }
