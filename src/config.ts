@@ -44,6 +44,19 @@ export interface ServerConfig {
   jobBackoff: number;
   /** How long finished jobs and their results are kept (ms). */
   jobRetention: number;
+  /** Where callbacks may go besides public addresses: CIDR ranges, addresses and host names. */
+  callbackAllow: string[];
+  /** Callback deliveries in flight on this node, and per tenant. */
+  callbackConcurrency: number;
+  callbackTenantConcurrency: number;
+  /** One callback delivery attempt (ms). */
+  callbackTimeout: number;
+  /** Attempts per callback delivery. */
+  callbackAttempts: number;
+  /** Backoff before a callback's second attempt (ms); it doubles after every attempt. */
+  callbackBackoff: number;
+  /** The node-wide secret callbacks are signed from; generated and kept if unset. */
+  callbackSecret?: string;
   /** Wall clock for one compile; past it the compile child is killed (ms). */
   compileTimeout: number;
   /** Compiles this node runs at once. */
@@ -71,6 +84,13 @@ const SPEC = {
   "job-concurrency": { default: "16", number: true },
   "job-backoff": { default: "1000", number: true },
   "job-retention": { default: String(24 * 3600 * 1000), number: true },
+  "callback-allow": { default: "" },
+  "callback-concurrency": { default: "8", number: true },
+  "callback-tenant-concurrency": { default: "2", number: true },
+  "callback-timeout": { default: "5000", number: true },
+  "callback-attempts": { default: "3", number: true },
+  "callback-backoff": { default: "1000", number: true },
+  "callback-secret": {},
   "compile-timeout": { default: String(DEFAULT_COMPILE_TIMEOUT_MS), number: true },
   // cc is single-threaded: one compile per core keeps a burst of deploys from starving calls.
   "compile-concurrency": { default: String(navigator.hardwareConcurrency), number: true },
@@ -158,6 +178,13 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     jobConcurrency: Math.max(1, num("job-concurrency")),
     jobBackoff: num("job-backoff"),
     jobRetention: num("job-retention"),
+    callbackAllow: (get("callback-allow") ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+    callbackConcurrency: Math.max(1, num("callback-concurrency")),
+    callbackTenantConcurrency: Math.max(1, num("callback-tenant-concurrency")),
+    callbackTimeout: Math.max(1, num("callback-timeout")),
+    callbackAttempts: Math.max(1, num("callback-attempts")),
+    callbackBackoff: num("callback-backoff"),
+    callbackSecret: get("callback-secret") || undefined,
     compileTimeout: Math.max(1, num("compile-timeout")),
     compileConcurrency: Math.max(1, num("compile-concurrency")),
     compileQueue: num("compile-queue"),

@@ -19,6 +19,9 @@ const SERVER_ENV = {
   THAW_TOKENS: "alpha-token:alpha,beta-token:beta",
   THAW_TENANT_MEMORY: `beta:0:${1 << 20}`,
   THAW_JOB_BACKOFF: "20",
+  // The tests' receivers listen on loopback, which callbacks may not reach unless the operator allows it.
+  THAW_CALLBACK_ALLOW: "127.0.0.1",
+  THAW_CALLBACK_BACKOFF: "20",
 };
 
 async function deploy(s: ServerProcess, name: string, module: string, headers: Headers, query = "") {
@@ -134,8 +137,43 @@ describe.each(backends)("%s queue", (_backend, setup) => {
     await bad("/v1/functions/wordcount/jobs?attempts=0", "invalid_request", 400);
     await bad("/v1/functions/wordcount/jobs?callback=ftp://x", "invalid_request", 400);
     await bad("/v1/functions/wordcount/jobs", "payload_too_large", 413, "x".repeat((6 << 20) + 1));
-    expect((await fetch(`${s.url}/v1/jobs/does-not-exist`, { headers: ALPHA })).status).toBe(404);
     expect((await fetch(`${s.url}/v1/jobs/${job.id}`)).status).toBe(401);
+  });
+
+  test("job ids: a well-formed unknown one is 404 job_not_found, a malformed one a 400 that says what an id is", async () => {
+    const answer = async (path: string, method = "GET") => {
+      const res = await fetch(`${s.url}${path}`, { method, headers: ALPHA });
+      expect(res.headers.get("content-type")).toContain("application/json");
+      return { status: res.status, error: ((await res.json()) as Json).error };
+    };
+    for (const path of ["/v1/jobs/does-not-exist", `/v1/jobs/${crypto.randomUUID()}`, `/v1/jobs/${crypto.randomUUID()}/result`]) {
+      const a = await answer(path);
+      expect(a.status).toBe(404);
+      expect(a.error.code).toBe("job_not_found");
+      expect(a.error.message).toMatch(/no job/);
+    }
+    expect((await answer(`/v1/jobs/${crypto.randomUUID()}/retry`, "POST")).error.code).toBe("job_not_found");
+    for (const [path, method] of [
+      ["/v1/jobs/%7B", "GET"],
+      ["/v1/jobs/a%20b", "GET"],
+      ["/v1/jobs/%22%3E%3Cscript%3E", "GET"],
+      [`/v1/jobs/${"x".repeat(129)}`, "GET"],
+      ["/v1/jobs/%7B/result", "GET"],
+      ["/v1/jobs/%7B%7D/retry", "POST"],
+    ]) {
+      const a = await answer(path!, method);
+      expect(a.status).toBe(400);
+      expect(a.error.code).toBe("invalid_request");
+      expect(a.error.message).toMatch(/must be a job id: 1 to 128 of A-Z, a-z, 0-9/);
+    }
+  });
+
+  test("a job submitted while its function compiles waits for the build and runs once", async () => {
+    const deploy = await putModule(s, "wc-late", "wordcount", "", ALPHA);
+    expect(deploy.status).toBe(202);
+    const job = await submit(s, "wc-late", "one two");
+    const done = await waitForJob(s, job.id, ["succeeded", "failed", "dead"], 60_000);
+    expect(done).toMatchObject({ status: "succeeded", attempts: 1, result: { exitCode: 0 } });
   });
 
   test("the finished job is POSTed to its callback; a failing receiver is retried and recorded", async () => {
@@ -157,7 +195,7 @@ describe.each(backends)("%s queue", (_backend, setup) => {
       const callback = encodeURIComponent(`http://127.0.0.1:${receiver.port}/hook`);
       const job = await submit(s, "wordcount", "a b a", ALPHA, `callback=${callback}`);
       const done = await waitForJob(s, job.id, ["succeeded", "failed", "dead"]);
-      for (let i = 0; i < 100 && !(await getJob(s, job.id)).callback; i++) await Bun.sleep(20);
+      for (let i = 0; i < 100 && (await getJob(s, job.id)).callback?.state !== "delivered"; i++) await Bun.sleep(20);
       expect((await getJob(s, job.id)).callback).toMatchObject({ state: "delivered", attempts: 1 });
       expect(received).toHaveLength(1);
       expect(received[0].id).toBe(job.id);
@@ -170,12 +208,11 @@ describe.each(backends)("%s queue", (_backend, setup) => {
       let view: Json;
       for (let i = 0; i < 200; i++) {
         view = await getJob(s, job2.id);
-        // Redis: the callback's fate is stored just before BullMQ marks the job completed.
-        if (view.callback && view.status !== "running") break;
+        if (view.callback?.state === "failed") break;
         await Bun.sleep(20);
       }
       expect(view.status).toBe("succeeded");
-      expect(view.callback).toMatchObject({ state: "failed", attempts: 3, lastError: "HTTP 500" });
+      expect(view.callback).toMatchObject({ state: "failed", attempts: 3, lastError: "callback delivery failed: HTTP 500" });
       expect(failures).toBe(3);
     } finally {
       receiver.stop(true);
@@ -203,6 +240,20 @@ test("embedded queue: jobs accepted before a kill -9 all finish after the restar
     expect(again.logs.some((l) => l.msg === "jobs requeued after restart")).toBe(true);
   } finally {
     await again.stop();
+  }
+});
+
+test("a job submitted while its function compiles ends dead with the build's error when the build fails", async () => {
+  // Every compile on this server runs out of time.
+  const s = await startServer({ env: { THAW_COMPILE_TIMEOUT: "1" } });
+  try {
+    expect((await putModule(s, "doomed", "wordcount", "")).status).toBe(202);
+    const job = await submit(s, "doomed", "x", {});
+    const dead = await waitForJob(s, job.id, ["succeeded", "failed", "dead"], 60_000, {});
+    expect(dead).toMatchObject({ status: "dead", attempts: 1, error: { code: "function_failed" } });
+    expect(dead.error.message).toMatch(/failed to deploy/);
+  } finally {
+    await s.stop();
   }
 });
 

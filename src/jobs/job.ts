@@ -52,12 +52,16 @@ export interface JobResult {
   version: number;
 }
 
+/** The delivery of a job's final outcome to its callback URL (callback.ts). */
 export interface CallbackStatus {
   url: string;
   state: "pending" | "delivered" | "failed";
+  /** Delivery attempts made. */
   attempts: number;
-  /** HTTP status of the last delivery, or the network error. */
+  /** Coarse on purpose: "callback delivery failed: HTTP 503", "... could not connect", "callback address not allowed". */
   lastError?: string;
+  /** The delivery's Idempotency-Key, kept with the job (not shown in the API). */
+  key?: string;
 }
 
 /** A job as clients see it (GET /v1/jobs/{id}). */
@@ -143,7 +147,7 @@ export function viewOf(s: JobState): JobView {
       durationMs: r.durationMs,
       url: `/v1/jobs/${encodeURIComponent(s.id)}/result`,
     },
-    callback: s.callback && compact({ ...s.callback }),
+    callback: s.callback && compact({ url: s.callback.url, state: s.callback.state, attempts: s.callback.attempts, lastError: s.callback.lastError }),
   });
 }
 

@@ -12,6 +12,12 @@
 // queue on the next start (its attempt counted), or to dead if that was its
 // last attempt -- at least once, like BullMQ's stalled-job recovery.
 //
+// A job's final status, result and -- if it has a callback -- its pending
+// delivery are one UPDATE; the delivery is handed to the dispatcher only
+// after it, so the callback reports what GET /v1/jobs/{id} shows. A
+// delivery still pending when the process stops is picked up at the next
+// start.
+//
 // The trade-off: SQLite writes run on the event loop. Each costs one fsync
 // of the WAL, tens of microseconds on a local SSD; a node that needs more
 // than a few thousand jobs a second wants the Redis queue anyway.
@@ -24,8 +30,10 @@ import {
   backoffMs, type CallbackStatus, decode, decodePayload, encode, encodePayload, type JobResult, type JobSpec,
   type JobState, type JobStatus, PayloadError,
 } from "./job.ts";
+import { callbackBody, CallbackDispatcher, type Delivery, deliveryKey, pendingStatus } from "./callback.ts";
 import type { JobQueue, QueueOptions } from "./queue.ts";
 import type { AttemptOutcome, JobRunner } from "./runner.ts";
+import { fileSecret } from "./secret.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -44,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   node TEXT,
   error TEXT,
   result BLOB,
-  callback TEXT
+  callback TEXT,
+  retries INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, run_at);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
@@ -65,13 +74,25 @@ interface Row {
   error: string | null;
   result: Uint8Array | null;
   callback: string | null;
+  retries: number;
 }
 
-const COLUMNS = "id, tenant, function, callback_url, status, attempts, max_attempts, created_at, started_at, finished_at, node, error, result, callback";
+const COLUMNS =
+  "id, tenant, function, callback_url, status, attempts, max_attempts, created_at, started_at, finished_at, node, error, result, callback, retries";
 /** How often finished jobs past their retention are deleted. */
 const SWEEP_MS = 60_000;
 /** The longest the queue sleeps with nothing due, so a clock jump cannot strand a job. */
 const MAX_IDLE_MS = 1000;
+
+interface Claimed {
+  id: string;
+  payload: Uint8Array;
+  attempts: number;
+  max_attempts: number;
+  created_at: number;
+  retries: number;
+  callback_url: string | null;
+}
 
 function stateOf(r: Row): JobState {
   return {
@@ -92,6 +113,7 @@ function stateOf(r: Row): JobState {
 
 export class LocalJobQueue implements JobQueue {
   readonly backend = "embedded";
+  readonly callbacks: CallbackDispatcher;
   /** State changes and reads: synchronous=NORMAL. */
   private readonly db: Database;
   /** Accepting jobs: synchronous=FULL. */
@@ -113,7 +135,11 @@ export class LocalJobQueue implements JobQueue {
     this.db = new Database(path, { create: true, strict: true });
     this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
     this.db.exec(SCHEMA);
+    // A database from before `retries` (the rounds of POST /retry, part of a callback's Idempotency-Key).
+    const columns = this.db.query("SELECT name FROM pragma_table_info('jobs')").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "retries")) this.db.exec("ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0");
     this.durable = new Database(path, { strict: true });
+    this.callbacks = new CallbackDispatcher(options.callbacks, fileSecret(dataDir), log);
     this.durable.exec("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
     this.recoverInterrupted();
   }
@@ -154,7 +180,10 @@ export class LocalJobQueue implements JobQueue {
 
   async retry(id: string): Promise<JobState | undefined> {
     const changed = this.db
-      .query("UPDATE jobs SET status = 'queued', attempts = 0, run_at = $now, finished_at = NULL, callback = NULL WHERE id = $id AND status = 'dead'")
+      .query(
+        `UPDATE jobs SET status = 'queued', attempts = 0, run_at = $now, finished_at = NULL, callback = NULL, retries = retries + 1
+         WHERE id = $id AND status = 'dead'`,
+      )
       .run({ id, now: Date.now() });
     if (changed.changes > 0) this.pump();
     return this.get(id);
@@ -164,7 +193,36 @@ export class LocalJobQueue implements JobQueue {
     this.started = true;
     this.sweep();
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.resumeDeliveries();
     this.pump();
+  }
+
+  /** Callbacks recorded as pending by the last process, not delivered before it stopped. */
+  private resumeDeliveries(): void {
+    const ids = this.db
+      .query("SELECT id FROM jobs WHERE finished_at IS NOT NULL AND json_extract(callback, '$.state') = 'pending'")
+      .all() as { id: string }[];
+    for (const { id } of ids) {
+      const state = this.load(id);
+      if (state) this.deliver(state);
+    }
+    if (ids.length > 0) this.log.info("callback deliveries resumed after restart", { deliveries: ids.length });
+  }
+
+  /** Hand a recorded final outcome's pending delivery to the dispatcher. */
+  private deliver(state: JobState): void {
+    const cb = state.callback;
+    if (!cb?.key || cb.state !== "pending" || !state.spec.callbackUrl) return;
+    const key = cb.key;
+    const delivery: Delivery = { jobId: state.id, tenant: state.spec.tenant, url: state.spec.callbackUrl, key, status: state.status, body: callbackBody(state) };
+    this.callbacks.enqueue(
+      delivery,
+      (status) => {
+        this.update(state.id, "callback = $callback", { callback: JSON.stringify(status) }, "AND json_extract(callback, '$.key') = $key", { key });
+      },
+      () => true,
+      cb,
+    );
   }
 
   async close(deadline: number): Promise<void> {
@@ -173,6 +231,7 @@ export class LocalJobQueue implements JobQueue {
     clearInterval(this.sweeper);
     while (this.active.size > 0 && Date.now() < deadline)
       await Promise.race([Promise.all(this.active), Bun.sleep(Math.max(1, deadline - Date.now()))]);
+    await this.callbacks.close(deadline);
     this.closed = true;
     this.durable.close(false);
     this.db.close(false);
@@ -194,7 +253,7 @@ export class LocalJobQueue implements JobQueue {
     while (this.active.size < this.options.concurrency) {
       const claimed = this.claim();
       if (!claimed) break;
-      const run = this.process(claimed.id, claimed.payload, claimed.attempts, claimed.max_attempts)
+      const run = this.process(claimed)
         .catch((e) => this.log.error("job processing failed", { job: claimed.id, error: String(e) }))
         .finally(() => {
           this.active.delete(run);
@@ -213,20 +272,26 @@ export class LocalJobQueue implements JobQueue {
       .query(
         `UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = $now, node = $node
          WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $now ORDER BY run_at, rowid LIMIT 1)
-         RETURNING id, payload, attempts, max_attempts`,
+         RETURNING id, payload, attempts, max_attempts, created_at, retries, callback_url`,
       )
-      .get({ now, node: this.options.nodeId }) as { id: string; payload: Uint8Array; attempts: number; max_attempts: number } | null;
+      .get({ now, node: this.options.nodeId }) as Claimed | null;
   }
 
-  private async process(id: string, payload: Uint8Array, attempts: number, maxAttempts: number): Promise<void> {
+  private async process(job: Claimed): Promise<void> {
+    const { id, attempts, max_attempts: maxAttempts } = job;
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.runner.attempt(decodePayload(payload));
+      outcome = await this.runner.attempt(decodePayload(job.payload), job.created_at);
     } catch (e) {
       if (!(e instanceof PayloadError)) throw e;
       outcome = { kind: "dead", error: { code: "invalid_payload", message: e.message } };
     }
     const now = Date.now();
+    if (outcome.kind === "wait") {
+      // The function is still compiling: back in the queue, this attempt not counted.
+      this.update(id, "status = 'queued', attempts = attempts - 1, run_at = $runAt", { runAt: now + outcome.delayMs });
+      return;
+    }
     const result = "result" in outcome && outcome.result ? encode(outcome.result) : null;
     const error = outcome.kind === "finished" ? null : JSON.stringify(outcome.error);
     if (outcome.kind === "retry" && attempts < maxAttempts) {
@@ -236,15 +301,18 @@ export class LocalJobQueue implements JobQueue {
       return;
     }
     const status: JobStatus = outcome.kind === "finished" ? outcome.status : "dead";
-    this.update(id, "status = $status, finished_at = $now, error = $error, result = $result", { status, now, error, result });
-    if (this.closed) return;
-    const callback = await this.runner.finish(this.load(id)!);
-    if (callback) this.update(id, "callback = $callback", { callback: JSON.stringify(callback) });
+    // The outcome and its pending delivery in one commit; the delivery starts only after it.
+    const callback = job.callback_url ? JSON.stringify(pendingStatus(job.callback_url, deliveryKey(id, attempts, job.retries))) : null;
+    if (!this.update(id, "status = $status, finished_at = $now, error = $error, result = $result, callback = $callback", { status, now, error, result, callback }))
+      return;
+    const state = this.load(id)!;
+    this.runner.finished(state);
+    this.deliver(state);
   }
 
   /** A write after close (a job outlived the shutdown deadline) is dropped: the job reruns on restart. */
-  private update(id: string, assignments: string, values: Record<string, SQLQueryBindings>): void {
-    if (this.closed) return;
-    this.db.query(`UPDATE jobs SET ${assignments} WHERE id = $id`).run({ id, ...values });
+  private update(id: string, assignments: string, values: Record<string, SQLQueryBindings>, where = "", extra: Record<string, SQLQueryBindings> = {}): boolean {
+    if (this.closed) return false;
+    return this.db.query(`UPDATE jobs SET ${assignments} WHERE id = $id ${where}`).run({ id, ...values, ...extra }).changes > 0;
   }
 }

@@ -2,9 +2,11 @@
 // embedded one on SQLite in the data directory (local.ts), for a node with
 // no Redis, and BullMQ on Redis (redis.ts), shared by every node of a
 // cluster. Both persist a job before submit() returns, run it at least once
-// (an attempt cut short by a crash is run again), and keep finished jobs
-// for `retentionMs`.
+// (an attempt cut short by a crash is run again), keep finished jobs for
+// `retentionMs`, and deliver a job's callback only once its final outcome
+// is recorded -- one delivery per recorded outcome (callback.ts).
 
+import type { CallbackDispatcher, CallbackSettings } from "./callback.ts";
 import type { JobSpec, JobState } from "./job.ts";
 
 export interface QueueOptions {
@@ -16,10 +18,14 @@ export interface QueueOptions {
   backoffMs: number;
   /** How long a finished job (and its result) can be read. */
   retentionMs: number;
+  /** Callback delivery: where to, how many at once, how hard to try. */
+  callbacks: CallbackSettings;
 }
 
 export interface JobQueue {
   readonly backend: "embedded" | "redis";
+  /** Delivers this queue's callbacks once their outcome is recorded; checks callback URLs and signs. */
+  readonly callbacks: CallbackDispatcher;
   /** Persist a job; it is accepted once this resolves. Throws queue_unavailable when it cannot be stored. */
   submit(spec: JobSpec, maxAttempts: number): Promise<JobState>;
   /** The job with its result, or undefined if there is none (or it expired). */

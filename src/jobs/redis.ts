@@ -21,17 +21,34 @@
 // Redis down: submits and reads fail at once with queue_unavailable (the
 // producer connection has no offline queue), the worker's connection keeps
 // retrying, and both reconnect by themselves.
+//
+// Callbacks: an attempt's outcome is written only while this worker still
+// holds the job's BullMQ lock (one Lua script: a node whose lock expired
+// during an outage cannot overwrite the outcome of the node that took the
+// job over), and a final one is written together with its pending
+// delivery in thaw:callbacks:pending. The delivery starts only after
+// BullMQ has completed (or failed) the job -- its 'completed'/'failed'
+// event -- so an outcome that could not be recorded, because Redis was
+// down, is never called back: the job runs again, and the outcome
+// recorded then is the one delivered. The pending entry's score is a
+// lease: the node delivering renews it; should that node die, another
+// takes the delivery over once the lease runs out (DELIVERY_LEASE_MS),
+// after checking that the entry is still the job's recorded outcome.
+// Delivery progress is kept in thaw:job-callback:<id>, one field per
+// delivery (its Idempotency-Key).
 
-import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
+import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from "bullmq";
 import type Redis from "ioredis";
 import type { Logger } from "../log.ts";
 import { ThawError } from "../service/errors.ts";
+import { callbackBody, CallbackDispatcher, deliveryKey, pendingStatus } from "./callback.ts";
 import {
   type CallbackStatus, decode, decodePayload, encode, encodePayload, type JobResult, type JobSpec, type JobState,
   type JobStatus, PayloadError,
 } from "./job.ts";
 import type { JobQueue, QueueOptions } from "./queue.ts";
 import type { JobRunner } from "./runner.ts";
+import { redisSecret } from "./secret.ts";
 
 export const QUEUE_NAME = "jobs";
 export const QUEUE_PREFIX = "thaw";
@@ -40,9 +57,19 @@ const LOCK_MS = 5000;
 const STALLED_CHECK_MS = 2500;
 /** After its last attempt returns, how long a closing worker gets to record it in Redis. */
 const RECORD_GRACE_MS = 500;
+/** A pending delivery's owner renews its lease this often; past the lease another node takes it over. */
+const DELIVERY_LEASE_MS = 30_000;
+const LEASE_RENEW_MS = 10_000;
+/** How often a node looks for deliveries whose owner is gone. */
+const DELIVERY_SWEEP_MS = 5000;
+const PENDING_KEY = "thaw:callbacks:pending";
 
 interface JobData {
   payload: string;
+  /** Rounds of POST /v1/jobs/{id}/retry: part of a callback's Idempotency-Key. */
+  retries?: number;
+  /** Starts that found the function still compiling: not attempts. */
+  deferred?: number;
 }
 
 /** Kept next to the job: what BullMQ's job hash does not hold. */
@@ -50,7 +77,32 @@ interface Outcome {
   node: string;
   error?: { code: string; message: string };
   result?: JobResult;
-  callback?: CallbackStatus;
+  /** The attempt that produced it. */
+  attempt?: number;
+  /** A final outcome of a job with a callback: its delivery's Idempotency-Key. */
+  callbackKey?: string;
+}
+
+/** Write an attempt's outcome (and a final one's pending delivery) only while holding the job's lock. */
+const SAVE_OUTCOME = `
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
+if ARGV[5] ~= "" then redis.call("ZADD", KEYS[3], ARGV[4], ARGV[5]) end
+return 1`;
+
+/** Move a pending delivery's lease from `expected` to `next`, if nobody moved it since. */
+const MOVE_LEASE = `
+local s = redis.call("ZSCORE", KEYS[1], ARGV[1])
+if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end
+redis.call("ZADD", KEYS[1], ARGV[3], ARGV[1])
+return 1`;
+
+/** What the queue knows of a final attempt until BullMQ has recorded it. */
+interface Finishing {
+  spec: JobSpec;
+  outcome: Outcome;
+  /** The pending delivery's member and lease, if the job has a callback. */
+  pending?: { member: string; lease: number };
 }
 
 const unavailable = (e?: unknown) =>
@@ -58,7 +110,14 @@ const unavailable = (e?: unknown) =>
 
 export class RedisJobQueue implements JobQueue {
   readonly backend = "redis";
+  readonly callbacks: CallbackDispatcher;
   private readonly queue: Queue<JobData>;
+  /** Final attempts whose outcome is written, waiting for BullMQ to complete or fail the job. */
+  private readonly finishing = new WeakMap<Job<JobData>, Finishing>();
+  /** Pending deliveries this node owns: member -> the lease it last set. */
+  private readonly owned = new Map<string, number>();
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private closing = false;
   private worker?: Worker<JobData>;
   /** The worker's own connection: it blocks waiting for jobs, so it cannot be shared. */
   private workerConnection?: Redis;
@@ -77,6 +136,7 @@ export class RedisJobQueue implements JobQueue {
   ) {
     this.queue = new Queue<JobData>(QUEUE_NAME, { connection: this.client, prefix: QUEUE_PREFIX });
     this.queue.on("error", () => {});
+    this.callbacks = new CallbackDispatcher(options.callbacks, redisSecret(client), log);
   }
 
   private get retentionSeconds() {
@@ -85,6 +145,14 @@ export class RedisJobQueue implements JobQueue {
 
   private outcomeKey(id: string) {
     return `${QUEUE_PREFIX}:job-result:${id}`;
+  }
+
+  private callbackKey(id: string) {
+    return `${QUEUE_PREFIX}:job-callback:${id}`;
+  }
+
+  private get keepMs() {
+    return this.options.retentionMs + LOCK_MS * 2;
   }
 
   async submit(spec: JobSpec, maxAttempts: number): Promise<JobState> {
@@ -114,10 +182,14 @@ export class RedisJobQueue implements JobQueue {
       // State first, then the job: read the other way round, a job that
       // finishes in between would show as completed without its return value.
       const state = await this.queue.getJobState(id);
-      const [job, outcome] = await Promise.all([this.queue.getJob(id), this.client.getBuffer(this.outcomeKey(id))]);
+      const [job, outcome, deliveries] = await Promise.all([
+        this.queue.getJob(id),
+        this.client.getBuffer(this.outcomeKey(id)),
+        this.client.hgetall(this.callbackKey(id)),
+      ]);
       if (!job) return undefined;
       if (job.finishedOn && job.finishedOn + this.options.retentionMs < Date.now()) return undefined;
-      return this.stateOf(job, state, outcome ? decode<Outcome>(outcome) : undefined);
+      return this.stateOf(job, state, outcome ? decode<Outcome>(outcome) : undefined, undefined, deliveries);
     } catch (e) {
       throw unavailable(e);
     }
@@ -128,7 +200,14 @@ export class RedisJobQueue implements JobQueue {
       throw unavailable(e);
     });
     if (!job) return undefined;
-    if ((await job.getState()) === "failed") await job.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
+    try {
+      if ((await job.getState()) === "failed") {
+        await job.updateData({ ...job.data, retries: (job.data.retries ?? 0) + 1, deferred: 0 });
+        await job.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
+      }
+    } catch (e) {
+      throw unavailable(e);
+    }
     return this.get(id);
   }
 
@@ -137,7 +216,7 @@ export class RedisJobQueue implements JobQueue {
     // forever: no per-request retry limit, no command timeout.
     this.workerConnection = this.client.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined });
     this.workerConnection.on("error", () => {});
-    this.worker = new Worker<JobData>(QUEUE_NAME, (job) => this.track(job), {
+    this.worker = new Worker<JobData>(QUEUE_NAME, (job, token) => this.track(job, token), {
       connection: this.workerConnection,
       prefix: QUEUE_PREFIX,
       name: this.options.nodeId,
@@ -153,9 +232,18 @@ export class RedisJobQueue implements JobQueue {
       reported = true;
     });
     this.worker.on("ready", () => (reported = false));
+    // Only now is a final outcome recorded: BullMQ emits these after it completed or failed the job.
+    this.worker.on("completed", (job) => this.recorded(job, "completed"));
+    this.worker.on("failed", (job) => job && this.recorded(job, "failed"));
+    this.timers = [
+      setInterval(() => void this.renewLeases(), LEASE_RENEW_MS),
+      setInterval(() => void this.sweepDeliveries(), DELIVERY_SWEEP_MS),
+    ];
   }
 
   async close(deadline: number): Promise<void> {
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
     // worker.close() stops taking jobs and waits for the running ones. After
@@ -171,55 +259,187 @@ export class RedisJobQueue implements JobQueue {
     await Promise.race([this.worker?.close().then(() => this.queue.close()), attemptsDone, timeUp]).catch(() => undefined);
     clearTimeout(timer);
     this.workerConnection?.disconnect();
+    await this.callbacks.close(deadline);
+    // Deliveries not done: let the other nodes take them now rather than when the lease runs out.
+    const now = Date.now();
+    await Promise.allSettled([...this.owned].map(([member, lease]) => this.moveLease(member, lease, now)));
+    this.owned.clear();
   }
 
   /** One attempt, tracked so that close() knows when this node's attempts are over. */
-  private track(job: Job<JobData>): Promise<{ status: JobStatus }> {
-    const attempt = this.process(job);
+  private track(job: Job<JobData>, token?: string): Promise<{ status: JobStatus }> {
+    const attempt = this.process(job, token);
     this.running.add(attempt);
     return attempt.finally(() => this.running.delete(attempt));
   }
 
-  /** One attempt. Returns for a finished call; throws to make BullMQ retry or fail (dead) the job. */
-  private async process(job: Job<JobData>): Promise<{ status: JobStatus }> {
+  /** One attempt. Returns for a finished call; throws to make BullMQ retry, delay or fail (dead) the job. */
+  private async process(job: Job<JobData>, token?: string): Promise<{ status: JobStatus }> {
     let spec: JobSpec;
     try {
       spec = decodePayload(Buffer.from(job.data.payload ?? "", "base64"));
     } catch (e) {
       if (!(e instanceof PayloadError)) throw e;
       const error = { code: "invalid_payload", message: e.message };
-      await this.saveOutcome(job.id!, { node: this.options.nodeId, error });
+      await this.saveOutcome(job, token, { node: this.options.nodeId, error });
       throw new UnrecoverableError(JSON.stringify(error));
     }
-    const attempt = await this.runner.attempt(spec);
+    const attempt = await this.runner.attempt(spec, job.timestamp);
+    if (attempt.kind === "wait") {
+      // The function is still compiling: later, without counting an attempt or holding a slot meanwhile.
+      await job.updateData({ ...job.data, deferred: (job.data.deferred ?? 0) + 1 });
+      await job.moveToDelayed(Date.now() + attempt.delayMs, token);
+      throw new DelayedError();
+    }
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    const outcome: Outcome = { node: this.options.nodeId, result: "result" in attempt ? attempt.result : undefined };
+    const outcome: Outcome = {
+      node: this.options.nodeId,
+      result: "result" in attempt ? attempt.result : undefined,
+      attempt: attemptsOf(job),
+    };
     if (attempt.kind !== "finished") outcome.error = attempt.error;
     const final = attempt.kind === "finished" || attempt.kind === "dead" || lastAttempt;
     const status: JobStatus = attempt.kind === "finished" ? attempt.status : final ? "dead" : "queued";
-    if (final) {
-      const state = this.stateOf(job, status === "dead" ? "failed" : "completed", outcome, spec);
-      state.finishedAt = Date.now();
-      outcome.callback = await this.runner.finish(state);
+    let pending: Finishing["pending"];
+    if (final && spec.callbackUrl) {
+      outcome.callbackKey = deliveryKey(job.id!, outcome.attempt!, job.data.retries ?? 0);
+      pending = { member: JSON.stringify([job.id, outcome.callbackKey]), lease: Date.now() + DELIVERY_LEASE_MS };
     }
-    await this.saveOutcome(job.id!, outcome);
+    await this.saveOutcome(job, token, outcome, pending);
+    if (final) this.finishing.set(job, { spec, outcome, pending });
     if (attempt.kind === "finished") return { status };
     const reason = JSON.stringify(attempt.error);
     throw attempt.kind === "dead" ? new UnrecoverableError(reason) : new Error(reason);
   }
 
-  private async saveOutcome(id: string, outcome: Outcome): Promise<void> {
-    await this.client.set(this.outcomeKey(id), Buffer.from(encode(outcome)), "PX", this.options.retentionMs + LOCK_MS * 2);
+  /** The outcome of this worker's attempt, written only while it holds the job's lock; throws otherwise. */
+  private async saveOutcome(job: Job<JobData>, token: string | undefined, outcome: Outcome, pending?: Finishing["pending"]): Promise<void> {
+    const id = job.id!;
+    const saved = await this.client.eval(
+      SAVE_OUTCOME,
+      3,
+      `${QUEUE_PREFIX}:${QUEUE_NAME}:${id}:lock`,
+      this.outcomeKey(id),
+      PENDING_KEY,
+      token ?? "",
+      Buffer.from(encode(outcome)),
+      String(this.keepMs),
+      String(pending?.lease ?? 0),
+      pending?.member ?? "",
+    );
+    if (saved !== 1) throw new Error(`job ${id}: this worker no longer holds its lock; the outcome is not recorded`);
   }
 
-  private stateOf(job: Job<JobData>, bullState: string, outcome: Outcome | undefined, spec?: JobSpec): JobState {
+  /** BullMQ completed or failed a job: if that was a final attempt of ours, it is recorded now. */
+  private recorded(job: Job<JobData>, bullState: "completed" | "failed"): void {
+    const f = this.finishing.get(job);
+    if (!f) return;
+    this.finishing.delete(job);
+    if (bullState === "failed" && !job.finishedOn) return;
+    const state = this.stateOf(job, bullState, f.outcome, f.spec);
+    this.runner.finished(state);
+    if (f.pending) void this.takeDelivery(f.pending.member, f.pending.lease, state);
+  }
+
+  /** Deliver a pending callback if this node can take its lease from `lease`. */
+  private async takeDelivery(member: string, lease: number, state: JobState, progress?: CallbackStatus): Promise<void> {
+    const next = Date.now() + DELIVERY_LEASE_MS;
+    if (this.closing || !(await this.moveLease(member, lease, next).catch(() => false))) return;
+    this.owned.set(member, next);
+    const key = state.callback?.key ?? (JSON.parse(member) as [string, string])[1];
+    this.callbacks.enqueue(
+      { jobId: state.id, tenant: state.spec.tenant, url: state.spec.callbackUrl!, key, status: state.status, body: callbackBody(state) },
+      (status, final) => this.recordDelivery(state.id, member, status, final),
+      () => this.owned.has(member),
+      progress,
+    );
+  }
+
+  private async recordDelivery(id: string, member: string, status: CallbackStatus, final: boolean): Promise<void> {
+    await this.client
+      .multi()
+      .hset(this.callbackKey(id), status.key!, JSON.stringify(status))
+      .pexpire(this.callbackKey(id), this.keepMs)
+      .exec();
+    if (!final) return;
+    this.owned.delete(member);
+    await this.client.zrem(PENDING_KEY, member);
+  }
+
+  private async moveLease(member: string, expected: number, next: number): Promise<boolean> {
+    return (await this.client.eval(MOVE_LEASE, 1, PENDING_KEY, member, String(expected), String(next))) === 1;
+  }
+
+  /** Keep the deliveries this node holds; one another node took over is dropped. */
+  private async renewLeases(): Promise<void> {
+    if (this.client.status !== "ready") return;
+    for (const [member, lease] of this.owned) {
+      const next = Date.now() + DELIVERY_LEASE_MS;
+      try {
+        if (await this.moveLease(member, lease, next)) {
+          if (this.owned.has(member)) this.owned.set(member, next);
+        } else this.owned.delete(member);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /** Deliveries whose lease ran out (their node stopped): take them over, or drop those no longer the job's outcome. */
+  private async sweepDeliveries(): Promise<void> {
+    if (this.closing || this.client.status !== "ready") return;
+    await this.callbacks.secrets.sync();
+    try {
+      const due = await this.client.zrangebyscore(PENDING_KEY, "-inf", Date.now(), "WITHSCORES", "LIMIT", 0, 100);
+      for (let i = 0; i < due.length; i += 2) {
+        const member = due[i]!;
+        const lease = Number(due[i + 1]);
+        if (this.owned.has(member)) continue;
+        const [id, key] = JSON.parse(member) as [string, string];
+        const [job, bullState, raw, progress] = await Promise.all([
+          this.queue.getJob(id),
+          this.queue.getJobState(id),
+          this.client.getBuffer(this.outcomeKey(id)),
+          this.client.hget(this.callbackKey(id), key),
+        ]);
+        const outcome = raw ? decode<Outcome>(raw) : undefined;
+        const done = progress ? (JSON.parse(progress) as CallbackStatus).state !== "pending" : false;
+        // Gone, superseded by a later outcome (the attempt was run again), or already delivered.
+        if (!job || outcome?.callbackKey !== key || done) {
+          await this.client.zrem(PENDING_KEY, member);
+          continue;
+        }
+        // Written, but BullMQ has not recorded it (yet): look again after another lease.
+        if (bullState !== "completed" && bullState !== "failed") {
+          await this.moveLease(member, lease, Date.now() + DELIVERY_LEASE_MS);
+          continue;
+        }
+        const state = this.stateOf(job, bullState, outcome);
+        this.log.info("taking over a callback delivery", { job: id });
+        await this.takeDelivery(member, lease, state, progress ? (JSON.parse(progress) as CallbackStatus) : undefined);
+      }
+    } catch (e) {
+      this.log.warn("callback delivery sweep failed", { error: String(e) });
+    }
+  }
+
+  private stateOf(
+    job: Job<JobData>,
+    bullState: string,
+    outcome: Outcome | undefined,
+    spec?: JobSpec,
+    deliveries: Record<string, string> = {},
+  ): JobState {
     spec ??= this.specOf(job);
     const finished = bullState === "completed" || bullState === "failed";
+    const key = outcome?.callbackKey;
+    const delivery = key && deliveries[key];
+    const callback = key && spec.callbackUrl ? (delivery ? (JSON.parse(delivery) as CallbackStatus) : pendingStatus(spec.callbackUrl, key)) : undefined;
     return {
       id: job.id!,
       spec: { tenant: spec.tenant, function: spec.function, callbackUrl: spec.callbackUrl },
       status: statusOf(bullState, job),
-      attempts: Math.max(job.attemptsMade, job.attemptsStarted ?? 0),
+      attempts: Math.max(job.attemptsMade, attemptsOf(job)),
       maxAttempts: job.opts.attempts ?? 1,
       createdAt: job.timestamp,
       startedAt: job.processedOn,
@@ -227,7 +447,7 @@ export class RedisJobQueue implements JobQueue {
       node: outcome?.node ?? job.processedBy,
       error: outcome?.error ?? (bullState === "failed" ? parseReason(job.failedReason) : undefined),
       result: outcome?.result,
-      callback: outcome?.callback,
+      callback,
     };
   }
 
@@ -240,6 +460,11 @@ export class RedisJobQueue implements JobQueue {
       return { tenant, function: fn, body: new Uint8Array() };
     }
   }
+}
+
+/** Attempts started, less the starts that found the function still compiling. */
+function attemptsOf(job: Job<JobData>): number {
+  return Math.max(0, (job.attemptsStarted ?? 0) - (job.data.deferred ?? 0));
 }
 
 function statusOf(bullState: string, job: Job<JobData>): JobStatus {

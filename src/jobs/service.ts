@@ -1,13 +1,13 @@
 // Async jobs as the API offers them: submit a call, read its state and
 // result, put a dead one back. Checks what can be checked at submit time
-// (the function exists, the callback URL, the attempts), so a client learns
-// about a typo from the 4xx, not from a dead job later.
+// (the function exists, the callback URL -- destination.ts -- and the
+// attempts), so a client learns about a typo from the 4xx, not from a dead
+// job later.
 
 import type { Registry } from "../registry/registry.ts";
 import { ThawError } from "../service/errors.ts";
 import { DEFAULT_ATTEMPTS, type JobResult, type JobState, type JobView, MAX_ATTEMPTS, viewOf } from "./job.ts";
 import type { JobQueue } from "./queue.ts";
-import { checkCallbackUrl } from "./runner.ts";
 
 export interface SubmitRequest {
   body: Uint8Array;
@@ -27,7 +27,7 @@ export class JobService {
     const attempts = req.attempts ?? DEFAULT_ATTEMPTS;
     if (!Number.isInteger(attempts) || attempts < 1 || attempts > MAX_ATTEMPTS)
       throw new ThawError("invalid_request", `attempts must be a whole number from 1 to ${MAX_ATTEMPTS}`);
-    const callbackUrl = req.callbackUrl === undefined ? undefined : checkCallbackUrl(req.callbackUrl);
+    const callbackUrl = req.callbackUrl === undefined ? undefined : await this.queue.callbacks.policy.check(req.callbackUrl);
     const state = await this.queue.submit(
       { tenant, function: name, body: req.body, callbackUrl, retryFunctionErrors: req.retryFunctionErrors },
       attempts,
@@ -52,6 +52,15 @@ export class JobService {
     const again = await this.queue.retry(id);
     if (!again) throw new ThawError("job_not_found", `no job "${id}"`);
     return viewOf(again);
+  }
+
+  /** The key the tenant's callbacks are signed with (secret.ts). */
+  async callbackSecret(tenant: string): Promise<string> {
+    try {
+      return await this.queue.callbacks.secrets.forTenant(tenant);
+    } catch {
+      throw new ThawError("queue_unavailable", "the callback secret cannot be read now (the queue's Redis is unreachable)", {}, 1);
+    }
   }
 
   /** A job of the tenant; another tenant's job is as absent as a missing one. */

@@ -21,6 +21,7 @@ import { Registry } from "../registry/registry.ts";
 import { ThawError } from "../service/errors.ts";
 import { FunctionService } from "../service/functions.ts";
 import { InvokeService } from "../service/invoke.ts";
+import { callbackSettings } from "../jobs/callback.ts";
 import { LocalJobQueue } from "../jobs/local.ts";
 import { RedisJobQueue } from "../jobs/redis.ts";
 import { JobRunner } from "../jobs/runner.ts";
@@ -95,7 +96,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     : undefined;
   const functions = new FunctionService(registry, engine, pools, metrics, log, config, cluster);
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
-  const jobQueueOptions = { nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention };
+  const jobQueueOptions = {
+    nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention, callbacks: callbackSettings(config),
+  };
   const runner = new JobRunner(invoke, metrics, log);
   const jobQueue = redis
     ? new RedisJobQueue(redis, runner, jobQueueOptions, log)

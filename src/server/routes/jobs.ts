@@ -1,6 +1,8 @@
 // Async calls: POST /v1/functions/{name}/jobs accepts a call (202 with the
 // job and its Location), /v1/jobs/{id} tells how it went, /result gives the
 // function's stdout, /retry puts a dead job back in the queue.
+// GET /v1/callback-secret gives a tenant the key its callbacks are signed
+// with.
 
 import { type } from "arktype";
 import { Elysia } from "elysia";
@@ -8,6 +10,8 @@ import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
 import { json, queryFlag, readBody } from "../http.ts";
 import { ErrorBody, FunctionName, JobId, JobQuery, JobView } from "../schemas.ts";
+
+const CallbackSecret = type({ tenant: "string", secret: "string", algorithm: "string", header: "string", signedPayload: "string" });
 
 export const jobRoutes = (ctx: AppContext) =>
   new Elysia({ name: "jobs" })
@@ -32,10 +36,10 @@ export const jobRoutes = (ctx: AppContext) =>
         detail: {
           summary: "Call a function asynchronously",
           description:
-            "Queues a call (the request body is its stdin) and answers 202 with the job and a Location once the job is stored. Platform failures (overloaded, out of memory, node lost) are retried with exponential backoff up to `attempts` (default 3); function errors are the result unless `retryFunctionErrors=true`. After the last attempt a job is `dead`. With `callback=URL`, the finished job is POSTed there as JSON with the body in base64. 503 queue_unavailable when the queue's store (Redis) is unreachable.",
+            "Queues a call (the request body is its stdin) and answers 202 with the job and a Location once the job is stored. Platform failures (overloaded, out of memory, node lost) are retried with exponential backoff up to `attempts` (default 3); function errors are the result unless `retryFunctionErrors=true`. After the last attempt a job is `dead`. With `callback=URL` (http or https, no credentials, a public address unless the operator allows it: 400 invalid_request otherwise), the finished job is POSTed there once its outcome is recorded, as JSON with the body in base64, signed (X-Thaw-Signature; see GET /v1/callback-secret), with X-Thaw-Job-Id, X-Thaw-Job-Status, X-Thaw-Delivery-Attempt and Idempotency-Key. 503 queue_unavailable when the queue's store (Redis) is unreachable.",
           requestBody: { content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
           parameters: [
-            { name: "callback", in: "query", schema: { type: "string", format: "uri" }, description: "POST the finished job here" },
+            { name: "callback", in: "query", schema: { type: "string", format: "uri" }, description: "POST the finished job here (http/https, public address)" },
             { name: "attempts", in: "query", schema: { type: "integer", minimum: 1, maximum: 20 } },
             { name: "retryFunctionErrors", in: "query", schema: { type: "boolean" } },
           ],
@@ -74,4 +78,22 @@ export const jobRoutes = (ctx: AppContext) =>
       params: JobId,
       detail: { summary: "Put a dead job back in the queue with a fresh set of attempts" },
       response: { 202: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
-    });
+    })
+    .get(
+      "/v1/callback-secret",
+      async ({ principal: { tenant } }) => ({
+        tenant,
+        secret: await ctx.jobs.callbackSecret(tenant),
+        algorithm: "HMAC-SHA256",
+        header: "X-Thaw-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, signedPayload)>",
+        signedPayload: "<t>.<request body>",
+      }),
+      {
+        detail: {
+          summary: "The key this tenant's callbacks are signed with",
+          description:
+            "Every callback carries X-Thaw-Signature: t=<unix seconds>,v1=<hex>, where hex is HMAC-SHA256 keyed with this secret over `${t}.${body}`. Recompute it, compare in constant time, and refuse a t more than a few minutes old. The secret is per tenant, derived from the node's (--callback-secret).",
+        },
+        response: { 200: CallbackSecret, 401: ErrorBody, 503: ErrorBody },
+      },
+    );
