@@ -192,11 +192,15 @@ export async function runBoxed(cmd: string[], opts: BoxOptions): Promise<BoxResu
     // setTimeout takes at most 2^31-1 ms and fires at once past it.
     Math.min(Math.max(0, opts.timeoutMs), 2 ** 31 - 1),
   );
-  // Once the command is gone, its output is read for at most a second more: a
-  // descendant that escaped the group must not hold the compile open.
+  // Once the command is gone (and reaped: its pid may be reused, so no more
+  // kills), its output is read for at most a second more: a descendant that
+  // escaped the group must not hold the compile open.
   let outputDeadline: ReturnType<typeof setTimeout> | undefined;
   const stopReading = new Promise<void>((resolve) =>
-    proc.exited.then(() => (outputDeadline = setTimeout(resolve, 1000).unref())),
+    proc.exited.then(() => {
+      clearTimeout(timer);
+      outputDeadline = setTimeout(resolve, 1000).unref();
+    }),
   );
   const keep = opts.keepBytes ?? 64 * 1024;
   const [stdout, stderr] = await Promise.all([
@@ -204,7 +208,6 @@ export async function runBoxed(cmd: string[], opts: BoxOptions): Promise<BoxResu
     readTail(proc.stderr, keep, stopReading),
     proc.exited,
   ]);
-  clearTimeout(timer);
   clearTimeout(outputDeadline);
   const code = proc.signalCode;
   let signal: string | null = timedOut ? "SIGKILL" : typeof code === "number" ? (SIGNAL_NAMES.get(code) ?? null) : code;
