@@ -240,9 +240,10 @@ static int write_page(int fd, const uint8_t* p, uint64_t off) {
 }
 
 /* Pages the process never gave memory to read as zero and are skipped
- * without being touched: reading one would fault it in (a huge page, in a
- * MADV_HUGEPAGE region), so scanning a large untouched memory would cost
- * that much RSS. Without pagemap every page is read. */
+ * without being touched. Reading one faults it in: the shared (huge) zero
+ * page where the kernel maps one, else a freshly allocated page, so a scan
+ * of a large untouched memory cost page faults at best and up to its whole
+ * size in RSS. Without pagemap every page is read. */
 static int write_image(int fd, const uint8_t* data, uint64_t len, uint64_t off) {
   uint64_t pages = len / THAW_OS_PAGE;
   int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
