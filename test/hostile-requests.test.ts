@@ -75,7 +75,7 @@ describe("WAGI output is untrusted", () => {
 
 describe("bad deploy input is a clear 400", () => {
   let s: ServerProcess;
-  const put = (name: string, query: string, body: BodyInit = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), headers: Record<string, string> = { "content-type": "application/wasm" }) =>
+  const put = (name: string, query: string, body: string | Uint8Array | FormData = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), headers: Record<string, string> = { "content-type": "application/wasm" }) =>
     fetch(`${s.url}/v1/functions/${name}?${query}`, { method: "PUT", body, headers });
 
   beforeAll(async () => {
@@ -134,7 +134,7 @@ describe("authentication", () => {
   });
 
   test("401 says how to authenticate", async () => {
-    for (const headers of [{}, { authorization: "Bearer wrong" }]) {
+    for (const headers of [{}, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
       const res = await fetch(`${s.url}/v1/functions`, { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);

@@ -24,7 +24,9 @@ export function createApp(ctx: AppContext) {
   return new Elysia()
     .onError(({ error, code }) => {
       if (error instanceof ThawError) return errorResponse(error);
-      if (code === "VALIDATION") return errorResponse(new ThawError("invalid_request", validationMessage(error)));
+      // A response that fails its own schema is thaw's bug, not the client's request.
+      if (code === "VALIDATION" && (error as { type?: string }).type !== "response")
+        return errorResponse(new ThawError("invalid_request", validationMessage(error)));
       if (code === "NOT_FOUND") return json({ error: { code: "not_found", message: "no such route" } }, 404);
       if (code === "PARSE") return errorResponse(new ThawError("invalid_request", "malformed request body"));
       ctx.log.error("unhandled error", { error: String(error), stack: (error as Error).stack });
