@@ -15,11 +15,12 @@ const USAGE = `usage: thaw <command> [options]
 
   run FILE.wasm [--stdin FILE] [--env K=V]... [--timeout MS] [--memory MIB] [-- ARG...]
       compile (cached) and run one call; exit status is the module's
-  compile FILE.wasm [--json]
+  compile FILE.wasm [--json] [--timeout MS]
       build the native artifact and snapshot; print its path and sizes
   serve [--port N] [--host H] [--data DIR] [--examples] [--admin-token T] [--tokens tok:tenant,...]
         [--max-body BYTES] [--max-module BYTES] [--threads N] [--max-waiting N] [--shutdown-timeout MS]
         [--redis-url URL] [--job-concurrency N] [--job-backoff MS] [--job-retention MS]
+        [--compile-timeout MS] [--compile-concurrency N] [--compile-queue N]
       run the HTTP gateway (each flag also as THAW_<FLAG>, e.g. THAW_MAX_BODY)
   deploy FILE.wasm --name NAME [--memory MIB] [--timeout MS] [--env K=V]... [--content-type T]
   invoke NAME [--data @FILE | --data TEXT] [--async [--callback URL] [--attempts N]]
