@@ -356,14 +356,17 @@ export class RedisJobQueue implements JobQueue {
   }
 
   private async recordDelivery(id: string, member: string, status: CallbackStatus, final: boolean): Promise<void> {
-    await this.client
-      .multi()
-      .hset(this.callbackKey(id), status.key!, JSON.stringify(status))
-      .pexpire(this.callbackKey(id), this.keepMs)
-      .exec();
-    if (!final) return;
-    this.owned.delete(member);
-    await this.client.zrem(PENDING_KEY, member);
+    try {
+      await this.client
+        .multi()
+        .hset(this.callbackKey(id), status.key!, JSON.stringify(status))
+        .pexpire(this.callbackKey(id), this.keepMs)
+        .exec();
+    } finally {
+      // Done here either way; if its end was not recorded, the lease runs out and a sweep looks again.
+      if (final) this.owned.delete(member);
+    }
+    if (final) await this.client.zrem(PENDING_KEY, member);
   }
 
   private async moveLease(member: string, expected: number, next: number): Promise<boolean> {
