@@ -59,7 +59,7 @@ export class JobService {
     try {
       return await this.queue.callbacks.secrets.forTenant(tenant);
     } catch {
-      throw new ThawError("queue_unavailable", "the callback secret cannot be read now (the queue's Redis is unreachable)", {}, 1);
+      throw new ThawError("queue_unavailable", "the callback signing secret cannot be read now (is the queue's store reachable?)", {}, 1);
     }
   }
 
