@@ -34,12 +34,25 @@
  * 64-bit arithmetic right before the access that uses it, and a bad one is
  * answered with EFAULT, never a trap. Addresses read out of guest memory
  * (iovecs) are re-checked at the point of use, because a read may overwrite
- * the very iovec array it is walking.
+ * the very iovec array it is walking. A memory that does not exist yet (a
+ * start function runs before wasm2c allocates it, or the context has no
+ * memory at all) has no valid address: every access is EFAULT.
  *
  * Every export brackets its work with thaw_host_enter/leave (HOST below) so
  * that the watchdog never unwinds through host code; leave() takes a
  * timeout deferred meanwhile. proc_exit and a poll_oneoff that sleeps into
  * the call's deadline leave the call themselves (leave_call).
+ *
+ * Deferring a timeout is only sound if no host function runs long, and a
+ * guest chooses the lengths a host function works through: iovec arrays
+ * and subscriptions of millions of entries, buffers of gigabytes. So work
+ * proportional to any such length is done in slices (pace below): after
+ * each HOST_SLICE_BYTES of work -- bytes copied, or ENTRY_COST per array
+ * entry -- the host looks at the deadline and leaves the call with a
+ * timeout once it passed. A slice is a millisecond or two even where every
+ * page faults (random_get into freshly grown memory), which bounds how far
+ * a call overruns its timeout; one clock read per slice costs nothing
+ * measurable, and a host call that does less than a slice never reads it.
  */
 #include <errno.h>
 #include <sched.h>
@@ -95,6 +108,9 @@ enum { CLOCK_REALTIME_ID, CLOCK_MONOTONIC_ID, CLOCK_PROCESS_ID, CLOCK_THREAD_ID 
     thaw_host_leave();       \
     return host_rc_;         \
   } while (0)
+
+#define HOST_SLICE_BYTES (1u << 20)
+#define ENTRY_COST 64u /* one array entry, counted as this many bytes of work */
 
 /* ---- output capture ------------------------------------------------------- */
 
@@ -164,15 +180,38 @@ void thaw_wasi_free(thaw_wasi* w) {
 }
 
 /* Leave the call from host code: clear in_host first, since after the jump
- * no host frame is left to defer a timeout for. */
+ * no host frame is left to defer a timeout for. Only called where the host
+ * holds nothing: between slices, never inside libc. */
 __attribute__((noreturn)) static void leave_call(int status) {
   if (thaw_current) thaw_current->in_host = 0;
   thaw_unwind(status);
 }
 
+static int out_of_time(const thaw_wasi* w) {
+  if (thaw_current && thaw_current->timeout_pending) return 1;
+  return w->deadline_ns && thaw_now_ns() >= w->deadline_ns;
+}
+
+/* Work done since the deadline was last looked at. */
+typedef struct pacer {
+  u64 work;
+} pacer;
+
+static void pace(const thaw_wasi* w, pacer* p, u64 work) {
+  p->work += work;
+  if (p->work < HOST_SLICE_BYTES) return;
+  p->work = 0;
+  if (out_of_time(w)) leave_call(THAW_TRAP_TIMEOUT);
+}
+
+static u64 slice_of(u64 left) {
+  return left < HOST_SLICE_BYTES ? left : HOST_SLICE_BYTES;
+}
+
 /* ---- guest memory ------------------------------------------------------------ */
 
 static int in_bounds(const thaw_wasi* w, u64 ptr, u64 len) {
+  if (!w->memory || !w->memory->data) return 0;
   u64 size = w->memory->size;
   return ptr <= size && len <= size - ptr;
 }
@@ -221,12 +260,13 @@ static int iov_get(const thaw_wasi* w, u32 iovs, u32 i, u32* buf, u32* len) {
 
 /* Checks a whole iovec array before any side effect, so that a bad entry
  * fails the call cleanly, and sums its lengths. */
-static u32 iovs_check(const thaw_wasi* w, u32 iovs, u32 n, u64* total) {
+static u32 iovs_check(const thaw_wasi* w, pacer* p, u32 iovs, u32 n, u64* total) {
   *total = 0;
   for (u32 i = 0; i < n; i++) {
     u32 buf, len;
     if (!iov_get(w, iovs, i, &buf, &len)) return WASI_EFAULT;
     *total += len;
+    pace(w, p, ENTRY_COST);
   }
   return ESUCCESS;
 }
@@ -254,25 +294,35 @@ static u64 stdin_left(const thaw_wasi* w) {
 static u32 fd_write(thaw_wasi* w, u32 fd, u32 iovs, u32 n, u32 nwritten) {
   thaw_outbuf* b = output_of(w, fd);
   if (!b) return WASI_EBADF;
+  pacer p = {0};
   u64 total;
-  u32 rc = iovs_check(w, iovs, n, &total);
+  u32 rc = iovs_check(w, &p, iovs, n, &total);
   if (rc) return rc;
   if (!in_bounds(w, nwritten, 4)) return WASI_EFAULT;
   if (total > UINT32_MAX) return WASI_EINVAL; /* like writev over SSIZE_MAX */
   for (u32 i = 0; i < n; i++) {
     u32 buf, len;
     if (!iov_get(w, iovs, i, &buf, &len)) return WASI_EFAULT;
-    thaw_outbuf_append(b, at(w, buf), len);
+    pace(w, &p, ENTRY_COST);
+    for (u64 done = 0, k; done < len; done += k) {
+      k = slice_of(len - done);
+      thaw_outbuf_append(b, at(w, buf) + done, k);
+      pace(w, &p, k);
+    }
   }
   /* Bytes over the cap count as written: they are dropped on purpose, and
    * a short count would only make the program retry them. */
   return put32(w, nwritten, (u32)total);
 }
 
+/* A timeout can end the call between slices, with guest memory half
+ * written and stdin_pos where it was; no one can observe either, as a
+ * timed-out instance is never used again. */
 static u32 fd_read(thaw_wasi* w, u32 fd, u32 iovs, u32 n, u32 nread) {
   if (fd != 0) return WASI_EBADF;
+  pacer p = {0};
   u64 total;
-  u32 rc = iovs_check(w, iovs, n, &total);
+  u32 rc = iovs_check(w, &p, iovs, n, &total);
   if (rc) return rc;
   if (!in_bounds(w, nread, 4)) return WASI_EFAULT;
   u64 left = stdin_left(w);
@@ -282,9 +332,14 @@ static u32 fd_read(thaw_wasi* w, u32 fd, u32 iovs, u32 n, u32 nread) {
   for (u32 i = 0; i < n && done < left; i++) {
     u32 buf, len;
     if (!iov_get(w, iovs, i, &buf, &len)) return WASI_EFAULT;
-    u64 k = len < left - done ? len : left - done;
-    memcpy(at(w, buf), src + w->stdin_pos + done, k);
-    done += k;
+    pace(w, &p, ENTRY_COST);
+    u64 want = len < left - done ? len : left - done;
+    for (u64 copied = 0, k; copied < want; copied += k) {
+      k = slice_of(want - copied);
+      memcpy(at(w, buf) + copied, src + w->stdin_pos + done + copied, k);
+      pace(w, &p, k);
+    }
+    done += want;
   }
   w->stdin_pos += done;
   return put32(w, nread, (u32)done);
@@ -323,41 +378,71 @@ typedef struct strlist {
   u64 count;
 } strlist;
 
-static strlist strlist_of(u64 ptr, u64 len, u64 count) {
+/* One past the NUL ending the string at data[from], or 0 if there is none
+ * before len. */
+static u64 string_end(const thaw_wasi* w, pacer* p, const u8* data, u64 from,
+                      u64 len) {
+  pace(w, p, ENTRY_COST);
+  for (u64 at = from, k; at < len; at += k) {
+    k = slice_of(len - at);
+    const u8* nul = memchr(data + at, 0, k);
+    if (nul) {
+      u64 end = (u64)(nul - data) + 1;
+      pace(w, p, end - at);
+      return end;
+    }
+    pace(w, p, k);
+  }
+  return 0;
+}
+
+static strlist strlist_of(const thaw_wasi* w, pacer* p, u64 ptr, u64 len,
+                          u64 count) {
   strlist s = {(const u8*)(uintptr_t)ptr, 0, 0};
   while (s.data && s.count < count && s.size < len) {
-    const u8* nul = memchr(s.data + s.size, 0, len - s.size);
-    if (!nul) break;
-    s.size = (u64)(nul - s.data) + 1;
+    u64 end = string_end(w, p, s.data, s.size, len);
+    if (!end) break;
+    s.size = end;
     s.count++;
   }
   return s;
 }
 
-static strlist args_of(const thaw_wasi* w) {
+typedef strlist (*strlist_fn)(const thaw_wasi* w, pacer* p);
+
+static strlist args_of(const thaw_wasi* w, pacer* p) {
   const thaw_request* r = w->req;
-  return r ? strlist_of(r->args_ptr, r->args_len, r->argc) : (strlist){0};
+  return r ? strlist_of(w, p, r->args_ptr, r->args_len, r->argc) : (strlist){0};
 }
 
-static strlist env_of(const thaw_wasi* w) {
+static strlist env_of(const thaw_wasi* w, pacer* p) {
   const thaw_request* r = w->req;
-  return r ? strlist_of(r->env_ptr, r->env_len, r->envc) : (strlist){0};
+  return r ? strlist_of(w, p, r->env_ptr, r->env_len, r->envc) : (strlist){0};
 }
 
-static u32 list_sizes_get(thaw_wasi* w, strlist s, u32 count_out, u32 size_out) {
+static u32 list_sizes_get(thaw_wasi* w, strlist_fn list, u32 count_out,
+                          u32 size_out) {
+  pacer p = {0};
+  strlist s = list(w, &p);
   if (s.count > UINT32_MAX || s.size > UINT32_MAX) return WASI_EOVERFLOW;
   u32 rc = put32(w, count_out, (u32)s.count);
   return rc ? rc : put32(w, size_out, (u32)s.size);
 }
 
-static u32 list_get(thaw_wasi* w, strlist s, u32 ptrs, u32 buf) {
+static u32 list_get(thaw_wasi* w, strlist_fn list, u32 ptrs, u32 buf) {
+  pacer p = {0};
+  strlist s = list(w, &p);
+  if (s.count > UINT32_MAX || s.size > UINT32_MAX) return WASI_EOVERFLOW;
   if (!in_bounds(w, ptrs, s.count * 4) || !in_bounds(w, buf, s.size))
     return WASI_EFAULT;
-  if (s.size) memcpy(at(w, buf), s.data, s.size);
-  u64 off = 0;
-  for (u64 i = 0; i < s.count; i++) {
+  for (u64 done = 0, k; done < s.size; done += k) {
+    k = slice_of(s.size - done);
+    memcpy(at(w, buf) + done, s.data + done, k);
+    pace(w, &p, k);
+  }
+  for (u64 i = 0, off = 0; i < s.count; i++) {
     st32(at(w, ptrs) + i * 4, (u32)(buf + off));
-    off += strlen((const char*)s.data + off) + 1;
+    off = string_end(w, &p, s.data, off, s.size);
   }
   return ESUCCESS;
 }
@@ -393,10 +478,17 @@ static u32 clock_time_get(thaw_wasi* w, u32 id, u32 out) {
 
 static u32 random_get(thaw_wasi* w, u32 buf, u32 len) {
   if (!in_bounds(w, buf, len)) return WASI_EFAULT;
+  pacer p = {0};
   for (u32 done = 0; done < len;) {
-    ssize_t n = getrandom(at(w, buf) + done, len - done, 0);
-    if (n < 0 && errno != EINTR) return WASI_EIO;
-    if (n > 0) done += (u32)n;
+    ssize_t n = getrandom(at(w, buf) + done, slice_of(len - done), 0);
+    if (n < 0) {
+      if (errno != EINTR) return WASI_EIO;
+      /* The watchdog's signal interrupts a large read: see if it was ours. */
+      if (out_of_time(w)) leave_call(THAW_TRAP_TIMEOUT);
+      continue;
+    }
+    done += (u32)n;
+    pace(w, &p, (u64)n);
   }
   return ESUCCESS;
 }
@@ -503,6 +595,7 @@ static u32 poll_oneoff(thaw_wasi* w, u32 in, u32 out, u32 nsubs, u32 nevents) {
       !in_bounds(w, out, (u64)nsubs * EVENT_SIZE) || !in_bounds(w, nevents, 4))
     return WASI_EFAULT;
   poll_clock t0 = {thaw_now_ns(), realtime_ns()};
+  pacer p = {0};
   u8 ev[EVENT_SIZE];
   u64 first = UINT64_MAX;
   for (u32 i = 0; i < nsubs; i++) {
@@ -510,11 +603,13 @@ static u32 poll_oneoff(thaw_wasi* w, u32 in, u32 out, u32 nsubs, u32 nevents) {
     if (sub[8] > EVENTTYPE_FD_WRITE) return WASI_EINVAL;
     u64 when = sub_fires_at(w, sub, &t0, ev);
     if (when < first) first = when;
+    pace(w, &p, ENTRY_COST);
   }
   sleep_until(w, first);
   u64 now = thaw_now_ns();
   u32 count = 0;
   for (u32 i = 0; i < nsubs; i++) {
+    pace(w, &p, ENTRY_COST);
     if (sub_fires_at(w, at(w, in) + (u64)i * SUB_SIZE, &t0, ev) > now) continue;
     memcpy(at(w, out) + (u64)count * EVENT_SIZE, ev, EVENT_SIZE);
     count++;
@@ -541,22 +636,22 @@ static u32 not_socket(u32 fd) { return stdio_or_badf(fd, WASI_ENOTSOCK); }
 /* ---- exports ---------------------------------------------------------------------------- */
 
 EXPORT u32 Z_wasi_snapshot_preview1Z_args_get(thaw_wasi* w, u32 argv, u32 buf) {
-  HOST(list_get(w, args_of(w), argv, buf));
+  HOST(list_get(w, args_of, argv, buf));
 }
 
 EXPORT u32 Z_wasi_snapshot_preview1Z_args_sizes_get(thaw_wasi* w, u32 argc,
                                                     u32 size) {
-  HOST(list_sizes_get(w, args_of(w), argc, size));
+  HOST(list_sizes_get(w, args_of, argc, size));
 }
 
 EXPORT u32 Z_wasi_snapshot_preview1Z_environ_get(thaw_wasi* w, u32 environ,
                                                  u32 buf) {
-  HOST(list_get(w, env_of(w), environ, buf));
+  HOST(list_get(w, env_of, environ, buf));
 }
 
 EXPORT u32 Z_wasi_snapshot_preview1Z_environ_sizes_get(thaw_wasi* w, u32 count,
                                                        u32 size) {
-  HOST(list_sizes_get(w, env_of(w), count, size));
+  HOST(list_sizes_get(w, env_of, count, size));
 }
 
 EXPORT u32 Z_wasi_snapshot_preview1Z_clock_res_get(thaw_wasi* w, u32 id,

@@ -3,7 +3,8 @@
  * Links wasi.c with stand-ins for the rest of libthaw: thaw_unwind jumps
  * back into the test, thaw_now_ns reads CLOCK_MONOTONIC like call.c's. A
  * 64 KiB buffer plays the guest's linear memory, so the sanitizers catch
- * any access the bounds checks miss.
+ * any access the bounds checks miss; a 64 MiB one gives host functions
+ * enough work to show that they stop at the call's deadline.
  *
  *   clang -std=gnu11 -g -fsanitize=address,undefined -Inative/include \
  *     -Inative/src native/test/test_wasi.c native/src/wasi.c -o test_wasi
@@ -79,6 +80,8 @@ static u32 rd32(u32 p) { u32 v; memcpy(&v, g_mem + p, 4); return v; }
 static u64 rd64(u32 p) { u64 v; memcpy(&v, g_mem + p, 8); return v; }
 static void wr32(u32 p, u32 v) { memcpy(g_mem + p, &v, 4); }
 static void wr64(u32 p, u64 v) { memcpy(g_mem + p, &v, 8); }
+static u32 rd32_of(const uint8_t* m, u32 p) { u32 v; memcpy(&v, m + p, 4); return v; }
+static void wr32_of(uint8_t* m, u32 p, u32 v) { memcpy(m + p, &v, 4); }
 
 static void iov(u32 at, u32 buf, u32 len) {
   wr32(at, buf);
@@ -397,6 +400,158 @@ static void test_unwinds(void) {
   }
 }
 
+/* The status a host call unwound with, or -1 if it returned. */
+#define UNWIND_STATUS(call)     \
+  ({                            \
+    int st_ = setjmp(g_unwind); \
+    if (st_ == 0) {             \
+      (void)(call);             \
+      st_ = -1;                 \
+    }                           \
+    st_;                        \
+  })
+
+/* Before memory exists -- no memory struct at all, or one wasm2c has not
+ * allocated yet -- every access is EFAULT and nothing crashes. */
+static void test_no_memory(void) {
+  wasm_rt_memory_t unallocated = {0};
+  wasm_rt_memory_t* memories[] = {NULL, &unallocated};
+  thaw_request req = {.stdin_ptr = (uint64_t)(uintptr_t)"in", .stdin_len = 2,
+                      .args_ptr = (uint64_t)(uintptr_t)"prog", .args_len = 5,
+                      .argc = 1};
+  for (int i = 0; i < 2; i++) {
+    thaw_wasi w;
+    thaw_wasi_init(&w, memories[i], 1 << 20, 1 << 20);
+    memset(&g_call, 0, sizeof g_call);
+    thaw_current = &g_call;
+    thaw_wasi_begin_call(&w, &req, 0);
+    CHECK(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, 0, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, 1, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_fd_read(&w, 0, 0, 1, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_random_get(&w, 0, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_clock_time_get(&w, 1, 0, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_args_sizes_get(&w, 0, 4) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_args_get(&w, 0, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_fd_fdstat_get(&w, 1, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_poll_oneoff(&w, 0, 0, 1, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_path_open(&w, 3, 0, 0, 0, 0, 0, 0, 0, 0) == EFAULT_);
+    CHECK(Z_wasi_snapshot_preview1Z_sched_yield(&w) == 0);
+    CHECK(w.out.len == 0 && g_call.in_host == 0);
+    thaw_wasi_free(&w);
+  }
+}
+
+#define BIG_SIZE (64u << 20)
+
+static int all_zero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return 0;
+  return 1;
+}
+
+/* Host work proportional to a guest-chosen length stops at the deadline:
+ * with the deadline already past, each call below unwinds with a timeout
+ * after its first slice of work, where it would otherwise run to the end.
+ * A call doing less than a slice of work never looks at the clock. */
+static void test_deadline_in_host(void) {
+  uint8_t* mem = calloc(1, BIG_SIZE);
+  wasm_rt_memory_t memory = {mem, BIG_SIZE / 65536, BIG_SIZE / 65536, BIG_SIZE};
+  thaw_wasi w;
+  thaw_wasi_init(&w, &memory, 1 << 20, 1 << 20);
+  const uint64_t past = thaw_now_ns() - 1;
+#define BEGIN(req, deadline)                    \
+  do {                                          \
+    memset(mem, 0, BIG_SIZE);                   \
+    memset(&g_call, 0, sizeof g_call);          \
+    thaw_current = &g_call;                     \
+    thaw_wasi_begin_call(&w, (req), (deadline)); \
+  } while (0)
+
+  BEGIN(NULL, past);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_random_get(&w, 0, BIG_SIZE)) == THAW_TRAP_TIMEOUT);
+  CHECK(all_zero(mem + BIG_SIZE - 4096, 4096) && g_call.in_host == 0);
+  BEGIN(NULL, 0);
+  CHECK(Z_wasi_snapshot_preview1Z_random_get(&w, 0, BIG_SIZE) == 0);
+  CHECK(!all_zero(mem + BIG_SIZE - 4096, 4096));
+
+  /* 8M empty iovecs: the check pass alone is the work. */
+  BEGIN(NULL, past);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, BIG_SIZE / 8 - 1, BIG_SIZE - 4)) == THAW_TRAP_TIMEOUT);
+  CHECK(w.out.len == 0 && g_call.in_host == 0);
+  /* The watchdog's mark, without a deadline of the host's own: the write
+   * stops before it would store its count. */
+  BEGIN(NULL, 0);
+  g_call.timeout_pending = 1;
+  wr32_of(mem, BIG_SIZE - 4, 77);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, BIG_SIZE / 8 - 1, BIG_SIZE - 4)) == THAW_TRAP_TIMEOUT);
+  CHECK(rd32_of(mem, BIG_SIZE - 4) == 77);
+  BEGIN(NULL, 0);
+  CHECK(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, BIG_SIZE / 8 - 1, BIG_SIZE - 4) == 0);
+  CHECK(rd32_of(mem, BIG_SIZE - 4) == 0 && w.out.len == 0);
+
+  /* One 48 MiB iovec: copied in slices, never past the cap. */
+  BEGIN(NULL, past);
+  wr32_of(mem, 0, 4096);
+  wr32_of(mem, 4, 48u << 20);
+  memset(mem + 4096, 'x', 48u << 20);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, 1, 8)) == THAW_TRAP_TIMEOUT);
+  CHECK(w.out.len > 0 && w.out.len <= w.out.cap);
+  w.deadline_ns = 0;
+  CHECK(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, 1, 8) == 0);
+  CHECK(rd32_of(mem, 8) == 48u << 20 && w.out.len == w.out.cap && w.out.truncated);
+
+  /* A small write past the deadline finishes: it never reads the clock. */
+  BEGIN(NULL, past);
+  wr32_of(mem, 0, 100);
+  wr32_of(mem, 4, 3);
+  CHECK(Z_wasi_snapshot_preview1Z_fd_write(&w, 1, 0, 1, 8) == 0);
+
+  /* stdin of 32 MiB into one iovec. */
+  uint8_t* input = malloc(32u << 20);
+  memset(input, 'i', 32u << 20);
+  thaw_request big_stdin = {.stdin_ptr = (uint64_t)(uintptr_t)input, .stdin_len = 32u << 20};
+  BEGIN(&big_stdin, past);
+  wr32_of(mem, 0, 4096);
+  wr32_of(mem, 4, 32u << 20);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_fd_read(&w, 0, 0, 1, 8)) == THAW_TRAP_TIMEOUT);
+  CHECK(mem[4096 + (32u << 20) - 1] == 0);
+  BEGIN(&big_stdin, 0);
+  wr32_of(mem, 0, 4096);
+  wr32_of(mem, 4, 32u << 20);
+  CHECK(Z_wasi_snapshot_preview1Z_fd_read(&w, 0, 0, 1, 8) == 0);
+  CHECK(rd32_of(mem, 8) == 32u << 20 && mem[4096 + (32u << 20) - 1] == 'i');
+
+  /* 4M one-byte arguments. */
+  size_t nargs = 4u << 20;
+  char* args = calloc(nargs, 2);
+  for (size_t i = 0; i < nargs; i++) args[2 * i] = 'a';
+  thaw_request many_args = {.args_ptr = (uint64_t)(uintptr_t)args,
+                            .args_len = nargs * 2, .argc = nargs};
+  BEGIN(&many_args, past);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_args_sizes_get(&w, 0, 4)) == THAW_TRAP_TIMEOUT);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_args_get(&w, 8, 32u << 20)) == THAW_TRAP_TIMEOUT);
+  BEGIN(&many_args, 0);
+  CHECK(Z_wasi_snapshot_preview1Z_args_sizes_get(&w, 0, 4) == 0);
+  CHECK(rd32_of(mem, 0) == nargs && rd32_of(mem, 4) == nargs * 2);
+  CHECK(Z_wasi_snapshot_preview1Z_args_get(&w, 8, 32u << 20) == 0);
+  CHECK(rd32_of(mem, 8 + 4 * (nargs - 1)) == (32u << 20) + 2 * (nargs - 1));
+
+  /* 800k subscriptions that all fire at once (zeros: a relative realtime
+   * clock of 0 ns), and their events. */
+  u32 nsubs = BIG_SIZE / (48 + 32) - 1;
+  BEGIN(NULL, past);
+  CHECK(UNWIND_STATUS(Z_wasi_snapshot_preview1Z_poll_oneoff(&w, 0, nsubs * 48, nsubs, BIG_SIZE - 4)) == THAW_TRAP_TIMEOUT);
+  BEGIN(NULL, 0);
+  CHECK(Z_wasi_snapshot_preview1Z_poll_oneoff(&w, 0, nsubs * 48, nsubs, BIG_SIZE - 4) == 0);
+  CHECK(rd32_of(mem, BIG_SIZE - 4) == nsubs);
+#undef BEGIN
+
+  free(args);
+  free(input);
+  thaw_wasi_free(&w);
+  free(mem);
+}
+
 int main(void) {
   g_mem = calloc(1, MEM_SIZE);
   g_memory = (wasm_rt_memory_t){g_mem, 1, 1, MEM_SIZE};
@@ -410,6 +565,8 @@ int main(void) {
   test_clock_random();
   test_poll();
   test_unwinds();
+  test_no_memory();
+  test_deadline_in_host();
   thaw_wasi_free(&g_w);
   free(g_mem);
   return check_summary();
