@@ -177,5 +177,7 @@ void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st);
 void thaw_module_unref(thaw_module* m);
 /* Pages in [base, base+len) that are private to this process (pagemap). */
 uint64_t thaw_private_pages(const uint8_t* base, size_t len);
+/* Whether a /proc/self/pagemap entry is a page this process wrote. */
+int thaw_pagemap_written(uint64_t entry);
 
 #endif /* THAW_INTERNAL_H */

@@ -8,8 +8,8 @@
  *
  * Resetting a region after a call puts every page the call wrote back to
  * its snapshot contents. /proc/self/pagemap tells which pages are private
- * (present and not file-backed): those, and only those, were written. Two
- * ways to put them back, chosen by how many there are:
+ * (thaw_pagemap_written): those, and only those, were written. Two ways to
+ * put them back, chosen by how many there are:
  *  - few (the common case): copy each from a read-only view of the image
  *    (zero-fill past it). The page stays private and mapped, so the next
  *    call does not fault it in again, and no TLB shootdown is needed --
@@ -43,7 +43,21 @@
 #define RESTORE_COPY_MAX_PAGES 256u
 #define PAGEMAP_BATCH 512u
 #define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
 #define PAGEMAP_FILE_OR_SHARED (1ull << 61)
+
+/* A page the process wrote is an anonymous copy, resident or swapped out;
+ * missing one would leave a previous call's data in place, so swapped
+ * pages count (restoring faults them back in; dropping frees their swap).
+ * The image's own pages are file pages whether resident or not, and a page
+ * never touched has no entry at all. A swap entry with the file bit is a
+ * file page in migration, not a copy. A read of untouched anonymous memory
+ * maps the shared zero page, which looks written too: it is restored
+ * needlessly, never missed. */
+int thaw_pagemap_written(uint64_t entry) {
+  return (entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) &&
+         !(entry & PAGEMAP_FILE_OR_SHARED);
+}
 
 static int g_pagemap_fd = -1;
 static pthread_once_t g_pagemap_once = PTHREAD_ONCE_INIT;
@@ -52,9 +66,9 @@ static void open_pagemap(void) {
   g_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
-/* Calls visit(page_index) for each private page of [base, base+len) and
- * returns how many there were, or -1 without pagemap. Stops early (and
- * returns more than `limit`) once `limit` pages were found. */
+/* Stores the index of each written page of [base, base+len) in found (up
+ * to `limit` of them) and returns how many there were, or -1 without
+ * pagemap. Stops early, returning more than `limit`, once past it. */
 static int64_t scan_private(const uint8_t* base, size_t len, uint64_t limit,
                             uint32_t* found) {
   pthread_once(&g_pagemap_once, open_pagemap);
@@ -68,8 +82,7 @@ static int64_t scan_private(const uint8_t* base, size_t len, uint64_t limit,
     ssize_t got = pread(g_pagemap_fd, entries, batch * 8, (off_t)((first + done) * 8));
     if (got <= 0) return -1;
     for (uint64_t i = 0; i < (uint64_t)got / 8; i++) {
-      uint64_t e = entries[i];
-      if (!(e & PAGEMAP_PRESENT) || (e & PAGEMAP_FILE_OR_SHARED)) continue;
+      if (!thaw_pagemap_written(entries[i])) continue;
       if (count < limit && found) found[count] = (uint32_t)(done + i);
       if (++count > limit) return (int64_t)count;
     }
