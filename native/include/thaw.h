@@ -130,6 +130,9 @@ typedef void (*thaw_complete_fn)(uint64_t ticket);
 
 int thaw_abi_version(void);
 const char* thaw_status_name(int64_t status);
+/* THAW_MAX_FRAME_BYTES (thaw_module.h): the compiler refuses functions whose
+ * native frame is larger. */
+uint64_t thaw_max_frame_bytes(void);
 
 /* Instantiate the compiled function at so_path with fresh state, run its
  * `wizer.initialize` export when present, and write the snapshot file. On an

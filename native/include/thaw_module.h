@@ -18,6 +18,18 @@
 #define THAW_MODULE_ABI 1
 #define THAW_MAX_TABLES 8
 
+/* The largest native stack frame a compiled function may have. A function
+ * allocates its frame before its prologue checks the stack (wasm-rt.h), so
+ * libthaw keeps room for frames of this size below each thread's stack
+ * floor (THAW_STACK_RESERVE in call.c), and the compiler refuses a module
+ * with any frame over it (gcc/clang -fstack-usage) -- as well as one with a
+ * frame of unbounded size (alloca). Without that bound, one frame could
+ * also step over the stack's guard page into another mapping. 256 KiB is
+ * ~32,000 spilled 8-byte values: far beyond what real code keeps live, and
+ * little next to an executor's THAW_STACK_BYTES. TypeScript reads it with
+ * thaw_max_frame_bytes() (thaw.h). */
+#define THAW_MAX_FRAME_BYTES (256u << 10)
+
 typedef struct thaw_module_info {
   uint32_t abi;
   uint32_t instance_size;

@@ -17,11 +17,58 @@
  * which keeps the per-call cost of sigsetjmp free of system calls.
  */
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 #define THAW_TIMEOUT_SIGNAL (SIGRTMIN + 6)
 #define RESIGNAL_NS (20u * 1000u * 1000u)
+
+/* ---- the native stack floor --------------------------------------------------
+ * Every compiled function's prologue traps when its frame lies below
+ * thaw_stack_floor (wasm-rt.h), so the native stack never overflows. The
+ * floor is the stack's low end plus THAW_STACK_RESERVE, which must hold
+ * everything that can run below a frame whose check passed. With F =
+ * THAW_MAX_FRAME_BYTES (the compiler refuses larger frames):
+ *
+ *   F  the passing frame itself: the check looks at a local, which can sit
+ *      at the top of its frame, so the frame may reach F below the floor.
+ *   F  a callee's frame, allocated before its own check traps.
+ *   H  what then runs below the lowest of these: the trap path
+ *      (wasm_rt_trap, thaw_unwind, siglongjmp: < 1 KiB), the timeout
+ *      signal's kernel frame and handler (measured 3.1 KiB here, xsave
+ *      state included; ~11 KiB on a CPU with AMX), or a WASI host function
+ *      called from the passing frame, with the libc it calls (measured
+ *      3.4 KiB at most, a first call's lazy symbol binding included).
+ *      64 KiB covers each with a wide margin.
+ *
+ * 2F + H = 576 KiB of the executor's 128 MiB. A thread with less stack
+ * than that gets a floor above its stack top and every call traps.
+ * native/test/test_stack.c runs frames of F at this limit. */
+#define THAW_HOST_STACK_BYTES (64u << 10)
+#define THAW_STACK_RESERVE (2u * THAW_MAX_FRAME_BYTES + THAW_HOST_STACK_BYTES)
+/* The kernel keeps a main thread's growing stack this far above the next
+ * mapping (stack_guard_gap), which glibc's bound for that stack ignores. */
+#define MAIN_STACK_GUARD_GAP (1u << 20)
+
+__thread uintptr_t thaw_stack_floor __attribute__((tls_model("initial-exec")));
+
+uint64_t thaw_max_frame_bytes(void) { return THAW_MAX_FRAME_BYTES; }
+
+/* The floor for the calling thread; UINTPTR_MAX (every call traps) when its
+ * stack cannot be found. */
+static uintptr_t stack_floor_of_this_thread(void) {
+  pthread_attr_t attr;
+  void* lo;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return UINTPTR_MAX;
+  int rc = pthread_attr_getstack(&attr, &lo, &size);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return UINTPTR_MAX;
+  uintptr_t floor = (uintptr_t)lo + THAW_STACK_RESERVE;
+  if (gettid() == getpid()) floor += MAIN_STACK_GUARD_GAP;
+  return floor;
+}
 
 uint64_t thaw_now_ns(void) {
   struct timespec ts;
@@ -160,7 +207,12 @@ int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
   st->deadline_ns = deadline_ns;
   st->wd_armed = 0;
   thaw_current = st;
-  wasm_rt_call_stack_depth = WASM_RT_MAX_CALL_STACK_DEPTH - depth_limit;
+  /* A thread's stack does not move: one pthread_getattr_np per thread (on
+   * the main thread glibc reads /proc/self/maps for it). */
+  if (!thaw_stack_floor) thaw_stack_floor = stack_floor_of_this_thread();
+  /* A limit at or over the bound would wrap the counter's start. */
+  if (depth_limit >= THAW_DEPTH_BOUND) depth_limit = THAW_DEPTH_BOUND - 1;
+  wasm_rt_call_stack_depth = THAW_DEPTH_BOUND - depth_limit;
   watchdog_arm(st);
   int rc = sigsetjmp(st->unwind, 0);
   if (rc == 0) {

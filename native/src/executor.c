@@ -6,9 +6,10 @@
  * JavaScript thread (a threadsafe JSCallback). The queue is bounded: a full
  * queue is back-pressure the caller turns into 429, never unbounded memory.
  *
- * Workers get THAW_STACK_BYTES of stack so that the call-depth limit, not
- * the native stack, is what stops deep recursion. After a call that hit the
- * limit the worker hands the deep part of its stack back to the kernel, so
+ * Workers get THAW_STACK_BYTES of stack so that the call-depth limit is
+ * what stops ordinary deep recursion; only functions with big frames reach
+ * the stack floor (call.c), which traps the same way. After a call that hit
+ * either the worker hands the deep part of its stack back to the kernel, so
  * one recursive call does not leave the process's RSS raised forever.
  */
 #include <stdlib.h>
