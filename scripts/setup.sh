@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUN_VERSION=1.4.5
-APT_PACKAGES=(wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev libsimde-dev make gcc)
+APT_PACKAGES=(wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev libsimde-dev make gcc binaryen)
 # shellcheck disable=SC2206 # space-separated list by design
 APT_PACKAGES+=(${THAW_EXTRA_APT:-})
 
