@@ -21,6 +21,8 @@ const USAGE = `usage: thaw <command> [options]
         [--max-body BYTES] [--max-module BYTES] [--threads N] [--max-waiting N] [--shutdown-timeout MS]
         [--redis-url URL] [--job-concurrency N] [--job-backoff MS] [--job-retention MS]
         [--compile-timeout MS] [--compile-concurrency N] [--compile-queue N]
+        [--callback-allow CIDR|host,...] [--callback-concurrency N] [--callback-tenant-concurrency N]
+        [--callback-timeout MS] [--callback-attempts N] [--callback-backoff MS] [--callback-secret S]
       run the HTTP gateway (each flag also as THAW_<FLAG>, e.g. THAW_MAX_BODY)
   deploy FILE.wasm --name NAME [--memory MIB] [--timeout MS] [--env K=V]... [--content-type T]
   invoke NAME [--data @FILE | --data TEXT] [--async [--callback URL] [--attempts N]]
