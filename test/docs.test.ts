@@ -21,6 +21,7 @@ const ROUTES = [
   "/v1/jobs/{id}",
   "/v1/jobs/{id}/result",
   "/v1/jobs/{id}/retry",
+  "/v1/callback-secret",
   "/v1/nodes",
   "/fn/{name}/*",
   "/healthz",
