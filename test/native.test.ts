@@ -1,8 +1,9 @@
 // Builds libthaw's native tests with AddressSanitizer and UBSan and runs
-// them: the WASI unit test standalone, the engine test against functions
+// them: the unit tests standalone, the engine test against functions
 // compiled by the real pipeline.
 
 import { expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { artifact, ROOT } from "./helpers.ts";
 
@@ -13,21 +14,22 @@ function make(target: string) {
   if (r.exitCode !== 0) throw new Error(r.stderr.toString());
 }
 
-test("native WASI host tests under ASan/UBSan", () => {
-  make("build/test_wasi");
-  const r = Bun.spawnSync([join(NATIVE, "build/test_wasi")]);
-  expect(r.stdout.toString() + r.stderr.toString()).toMatch(/\d+ passed, 0 failed/);
-  expect(r.exitCode).toBe(0);
-});
+// Every native test but test_engine runs standalone: found by name, so a new
+// test file is run without being listed here.
+const STANDALONE = readdirSync(join(NATIVE, "test"))
+  .filter((f) => /^test_\w+\.c$/.test(f) && f !== "test_engine.c")
+  .map((f) => f.slice(0, -2));
 
-test("native memory pool (buddy allocator) tests under ASan/UBSan", () => {
-  make("build/test_buddy");
-  const r = Bun.spawnSync([join(NATIVE, "build/test_buddy")]);
-  const out = r.stdout.toString() + r.stderr.toString();
-  if (r.exitCode !== 0) console.error(out);
-  expect(out).toMatch(/\d+ passed, 0 failed/);
-  expect(r.exitCode).toBe(0);
-});
+for (const name of STANDALONE) {
+  test(`native ${name} under ASan/UBSan`, () => {
+    make(`build/${name}`);
+    const r = Bun.spawnSync([join(NATIVE, `build/${name}`)]);
+    const out = r.stdout.toString() + r.stderr.toString();
+    if (r.exitCode !== 0) console.error(out);
+    expect(out).toMatch(/\d+ passed, 0 failed/);
+    expect(r.exitCode).toBe(0);
+  });
+}
 
 test("native engine tests under ASan/UBSan", async () => {
   make("build/test_engine");
