@@ -357,6 +357,19 @@ describe("module limits", () => {
     expect(() => inspect(at(section(4, vec(Array.from({ length: L.tables }, () => [0x70, 0, ...leb(L.tableInitialElements)]))), memory))).not.toThrow();
   });
 
+  test("globals of every other type, with any constant initializer, pass inspect", () => {
+    const mod = wat(`(module (memory 1)
+      (global i32 (i32.const -1))
+      (global i64 (i64.const -9223372036854775808))
+      (global f32 (f32.const 1.5))
+      (global f64 (f64.const -2.5))
+      (global v128 (v128.const i64x2 1 -1))
+      (global (mut externref) (ref.null extern))
+      (global i32 (i32.add (i32.const 1) (i32.mul (i32.const 2) (i32.const 3))))
+      (func (export "_start")))`);
+    expect(inspect(mod).globals).toEqual(["i32", "i64", "f32", "f64", "v128", "externref", "i32"]);
+  });
+
   test("compile refuses before running any tool", async () => {
     const e = await compileError(moduleOf(section(1, leb(120_000))));
     expect(e.code).toBe("module_limit");
@@ -372,6 +385,7 @@ describe("module limits", () => {
       ["two memories", "(memory 1) (memory 1)", "defines 2"],
       ["memory64", "(memory i64 1)", "memory64"],
       ["shared memory", "(memory 1 1 shared)", "shared memories"],
+      ["funcref global", "(memory 1) (global i32 (i32.const 1)) (global (mut funcref) (ref.null func))", "global 1 holds a funcref"],
     ];
     for (const [what, decls, message] of cases) {
       const e = inspectError(wat(`(module ${decls} (func (export "_start")))`));

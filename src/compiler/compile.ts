@@ -145,6 +145,12 @@ export function inspect(bytes: Uint8Array): ModuleInfo {
     unsupported(`a function must define exactly one linear memory, this module defines ${info.memoryCount}`);
   if (info.memory!.memory64) unsupported("64-bit memories (memory64) are not supported");
   if (info.memory!.shared) unsupported("shared memories (threads) are not supported");
+  // libthaw relocates the function references in tables when it restores a
+  // snapshot, not those in globals: one set before the snapshot would call
+  // into the instance that made the snapshot.
+  const funcrefGlobal = info.globals.indexOf("funcref");
+  if (funcrefGlobal >= 0)
+    unsupported(`global ${funcrefGlobal} holds a funcref; thaw cannot restore function references in globals from a snapshot`);
   if (!info.exports.some((e) => e.name === "_start" && e.kind === "func"))
     unsupported("module does not export _start (a WASI command is expected)");
   // libthaw calls the entry points as void f(instance).

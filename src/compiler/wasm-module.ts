@@ -1,10 +1,10 @@
 // Reads what the compiler must know about a module before it spends seconds
 // on wasm2c and the C compiler: where each section lies (the sanitizer
 // rewrites the module section by section), the types, imports, functions,
-// tables, memories and exports, and the counts and sizes that MODULE_LIMITS
-// bounds. Full validation is wabt's job (wasm-validate); this reader walks
-// only what it needs and fails on anything that does not parse, with the
-// byte offset.
+// tables, memories, globals and exports, and the counts and sizes that
+// MODULE_LIMITS bounds. Full validation is wabt's job (wasm-validate); this
+// reader walks only what it needs and fails on anything that does not
+// parse, with the byte offset.
 //
 // The module is hostile: every count is checked against its limit before
 // anything is read or allocated for it, so a declared count of 2^32 costs
@@ -68,6 +68,8 @@ export interface ModuleInfo {
   functionTypes: number[];
   /** Defined tables, in index order. */
   tables: Table[];
+  /** Value types of the defined globals, in index order. */
+  globals: ValType[];
   /** Defined memories: how many, and the first (thaw runs modules with exactly one). */
   memoryCount: number;
   memory?: Memory;
@@ -163,6 +165,28 @@ class Reader {
     return t === "funcref" || t === "externref" ? t : this.fail("not a reference type", this.pos - 1);
   }
 
+  /** Skips an unsigned or signed LEB128 of up to 64 bits. */
+  skipLeb(): void {
+    for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return;
+    this.fail("malformed LEB128 integer");
+  }
+
+  /** Skips a constant expression through its `end`: the instructions wasm allows in one. */
+  constExpr(): void {
+    for (;;) {
+      const at = this.pos;
+      const op = this.byte();
+      if (op === 0x0b) return;
+      if (op === 0x41 || op === 0x42 || op === 0x23 || op === 0xd2) this.skipLeb(); // t.const, global.get, ref.func
+      else if (op === 0x43) this.skip(4); // f32.const
+      else if (op === 0x44) this.skip(8); // f64.const
+      else if (op === 0xd0) this.byte(); // ref.null t
+      else if (op === 0xfd && this.u32() === 12) this.skip(16); // v128.const
+      else if (![0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e].includes(op)) // extended-const add, sub, mul
+        this.fail("unsupported instruction in a constant expression", at);
+    }
+  }
+
   /** Table and memory limits; flag bit 1 is `shared`, bit 2 a 64-bit index type. */
   limits(): Memory {
     const flags = this.byte();
@@ -240,6 +264,16 @@ function readTables(r: Reader, info: ModuleInfo): void {
   }
 }
 
+function readGlobals(r: Reader, info: ModuleInfo): void {
+  const n = r.u32();
+  checkLimit("globals", countImports(info, "global") + n, (v) => `module has ${v} globals`);
+  for (let i = 0; i < n; i++) {
+    info.globals.push(r.valtype());
+    r.byte(); // mutability
+    r.constExpr();
+  }
+}
+
 function readMemories(r: Reader, info: ModuleInfo): void {
   info.memoryCount = r.u32();
   if (info.memoryCount === 0) return;
@@ -291,10 +325,9 @@ function countImports(info: ModuleInfo, kind: ExternKind): number {
 }
 
 /** Reads a section that is only counted: the vector length it starts with. */
-function count(r: Reader, limit: "globals" | "elementSegments" | "dataSegments", what: string): number {
+function count(r: Reader, limit: "elementSegments" | "dataSegments", what: string): void {
   const n = r.u32();
   checkLimit(limit, n, (v) => `module has ${v} ${what}`);
-  return n;
 }
 
 export function readModule(bytes: Uint8Array): ModuleInfo {
@@ -311,8 +344,7 @@ export function readModule(bytes: Uint8Array): ModuleInfo {
   checkLimit("moduleBytes", bytes.length, (v) => `module is ${v} bytes`);
   const r = new Reader(bytes);
   r.pos = 8;
-  const info: ModuleInfo = { sections: [], types: [], imports: [], functionTypes: [], tables: [], memoryCount: 0, exports: [] };
-  let globals = 0;
+  const info: ModuleInfo = { sections: [], types: [], imports: [], functionTypes: [], tables: [], globals: [], memoryCount: 0, exports: [] };
   let tags = 0;
   const seen = new Set<number>();
   while (!r.done) {
@@ -332,15 +364,13 @@ export function readModule(bytes: Uint8Array): ModuleInfo {
     else if (id === SECTION.function) readFunctions(r, info);
     else if (id === SECTION.table) readTables(r, info);
     else if (id === SECTION.memory) readMemories(r, info);
-    else if (id === SECTION.global) {
-      globals = count(r, "globals", "globals");
-      checkLimit("globals", countImports(info, "global") + globals, (v) => `module has ${v} globals`);
-    } else if (id === SECTION.export)
+    else if (id === SECTION.global) readGlobals(r, info);
+    else if (id === SECTION.export)
       readExports(r, info, {
         func: countImports(info, "func") + info.functionTypes.length,
         table: countImports(info, "table") + info.tables.length,
         memory: countImports(info, "memory") + info.memoryCount,
-        global: countImports(info, "global") + globals,
+        global: countImports(info, "global") + info.globals.length,
         tag: countImports(info, "tag") + tags,
       });
     else if (id === SECTION.element) count(r, "elementSegments", "element segments");
