@@ -395,6 +395,45 @@ describe("module limits", () => {
   });
 });
 
+describe("imports in tables and by odd names", () => {
+  // wasm2c 1.0.32 would give such an entry a pointer into the instance as
+  // its WASI context: the host would then read guest-influenced bytes.
+  const withElems = (elems: string) =>
+    wat(`(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+      (memory 1) (table $t 4 funcref)
+      (func $own (param i32 i32 i32 i32) (result i32) (i32.const 0))
+      ${elems}
+      (func (export "_start")))`);
+
+  for (const [form, elems] of [
+    ["active", "(elem (i32.const 0) $own $fd_write)"],
+    ["active, explicit table", "(elem (table $t) (i32.const 1) func $fd_write)"],
+    ["passive", "(elem func $fd_write)"],
+    ["active, expressions", "(elem (i32.const 0) funcref (ref.func $fd_write))"],
+    ["passive, expressions", "(elem funcref (ref.null func) (ref.func $fd_write))"],
+  ] as const) {
+    test(`${form} segments with a WASI import are refused`, () => {
+      const e = inspectError(withElems(elems));
+      expect(e.code).toBe("unsupported_module");
+      expect(e.message).toContain("imported function 0");
+    });
+  }
+
+  test("imports named after Object.prototype members are unknown imports, not a crash", () => {
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      const e = inspectError(wat(`(module (import "wasi_snapshot_preview1" "${name}" (func)) (memory 1) (func (export "_start")))`));
+      expect(e.code).toBe("unsupported_imports");
+      expect(e.message).toContain(`wasi_snapshot_preview1.${name} (not a WASI preview1 function)`);
+    }
+  });
+
+  test("the module's own functions, and declarative segments, are fine", () => {
+    expect(() => inspect(withElems("(elem (i32.const 0) $own) (elem declare func $fd_write)"))).not.toThrow();
+    expect(() => inspect(withElems("(elem (i32.const 0) funcref (ref.func $own) (ref.null func))"))).not.toThrow();
+  });
+});
+
 describe("native frame sizes", () => {
   test("THAW_MAX_FRAME_BYTES agrees with native/include/thaw_module.h", () => {
     const define = /#define THAW_MAX_FRAME_BYTES\s+(.+)/.exec(thawModuleH)?.[1]?.replace(/\/\*.*$/, "").trim();

@@ -151,6 +151,10 @@ export function inspect(bytes: Uint8Array): ModuleInfo {
   const funcrefGlobal = info.globals.indexOf("funcref");
   if (funcrefGlobal >= 0)
     unsupported(`global ${funcrefGlobal} holds a funcref; thaw cannot restore function references in globals from a snapshot`);
+  if (info.importInTable)
+    unsupported(
+      `element segment ${info.importInTable.segment} puts imported function ${info.importInTable.func} (a WASI import) in a table; call it through a function of the module instead`,
+    );
   if (!info.exports.some((e) => e.name === "_start" && e.kind === "func"))
     unsupported("module does not export _start (a WASI command is expected)");
   // libthaw calls the entry points as void f(instance).

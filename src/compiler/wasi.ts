@@ -70,7 +70,8 @@ export function unsupportedImports(imports: Import[]): { import: string; reason:
   const bad: { import: string; reason: string }[] = [];
   for (const imp of imports) {
     const label = `${imp.module}.${imp.name}`;
-    const expected = imp.module === WASI_MODULE ? WASI_PREVIEW1[imp.name] : undefined;
+    // Own properties only: an import named `constructor` or `__proto__` is not a WASI function.
+    const expected = imp.module === WASI_MODULE && Object.hasOwn(WASI_PREVIEW1, imp.name) ? WASI_PREVIEW1[imp.name] : undefined;
     if (!expected) bad.push({ import: label, reason: "not a WASI preview1 function" });
     else if (imp.kind !== "func") bad.push({ import: label, reason: `imported as a ${imp.kind}` });
     else if (!imp.type || !sameSig(imp.type, expected))

@@ -9,8 +9,8 @@
 // The module is hostile: every count is checked against its limit before
 // anything is read or allocated for it, so a declared count of 2^32 costs
 // nothing, and all work is linear in the module's size. Function bodies are
-// skipped by their size after reading their local declarations; element
-// and data segments are only counted.
+// skipped by their size after reading their local declarations; data
+// segments are only counted, element segments walked (readElements).
 
 import { checkLimit } from "./limits.ts";
 
@@ -74,6 +74,8 @@ export interface ModuleInfo {
   memoryCount: number;
   memory?: Memory;
   exports: Export[];
+  /** The first imported function an active or passive element segment puts in a table. */
+  importInTable?: { segment: number; func: number };
 }
 
 export class WasmFormatError extends Error {}
@@ -185,6 +187,19 @@ class Reader {
       else if (![0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e].includes(op)) // extended-const add, sub, mul
         this.fail("unsupported instruction in a constant expression", at);
     }
+  }
+
+  /** An element expression through its `end`: the function of a `ref.func`, else undefined. */
+  elementExpr(): number | undefined {
+    const at = this.pos;
+    const op = this.byte();
+    let func: number | undefined;
+    if (op === 0xd2) func = this.u32();
+    else if (op === 0xd0) this.byte();
+    else if (op === 0x23) this.u32();
+    else this.fail("unsupported instruction in an element expression", at);
+    if (this.byte() !== 0x0b) this.fail("element expression is not a single instruction", at);
+    return func;
   }
 
   /** Table and memory limits; flag bit 1 is `shared`, bit 2 a 64-bit index type. */
@@ -324,8 +339,41 @@ function countImports(info: ModuleInfo, kind: ExternKind): number {
   return info.imports.filter((i) => i.kind === kind).length;
 }
 
+/**
+ * Element segments are walked for one fact: whether an active or passive
+ * segment puts an imported function into a table. wasm2c 1.0.32 gives such
+ * an entry the address of the import's field in the instance struct as its
+ * module instance, so a call_indirect through it would hand WASI host code a
+ * pointer into guest-influenced bytes. Declarative segments (flags 3 and 7)
+ * only declare functions for ref.func and fill no table.
+ */
+function readElements(r: Reader, info: ModuleInfo): void {
+  const n = r.u32();
+  checkLimit("elementSegments", n, (v) => `module has ${v} element segments`);
+  const imported = countImports(info, "func");
+  for (let segment = 0; segment < n; segment++) {
+    const flags = r.u32();
+    if (flags > 7) r.fail("unknown element segment flags");
+    const active = (flags & 1) === 0;
+    const declarative = (flags & 3) === 3;
+    const explicitTable = (flags & 2) !== 0 && active;
+    const expressions = (flags & 4) !== 0;
+    if (explicitTable) r.u32();
+    if (active) r.constExpr();
+    if (flags & 3) {
+      if (expressions) r.reftype();
+      else if (r.byte() !== 0x00) r.fail("unknown element kind");
+    }
+    for (let items = r.u32(); items > 0; items--) {
+      const func = expressions ? r.elementExpr() : r.u32();
+      if (func !== undefined && func < imported && !declarative && info.importInTable === undefined)
+        info.importInTable = { segment, func };
+    }
+  }
+}
+
 /** Reads a section that is only counted: the vector length it starts with. */
-function count(r: Reader, limit: "elementSegments" | "dataSegments", what: string): void {
+function count(r: Reader, limit: "dataSegments", what: string): void {
   const n = r.u32();
   checkLimit(limit, n, (v) => `module has ${v} ${what}`);
 }
@@ -373,7 +421,7 @@ export function readModule(bytes: Uint8Array): ModuleInfo {
         global: countImports(info, "global") + info.globals.length,
         tag: countImports(info, "tag") + tags,
       });
-    else if (id === SECTION.element) count(r, "elementSegments", "element segments");
+    else if (id === SECTION.element) readElements(r, info);
     else if (id === SECTION.dataCount || id === SECTION.data) count(r, "dataSegments", "data segments");
     else if (id === SECTION.code) readCode(r, info);
     else if (id === SECTION.tag) tags = r.u32();
