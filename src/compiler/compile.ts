@@ -38,6 +38,11 @@ const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };
 /** Wall clock for a whole compile (`--compile-timeout` in the server). */
 export const DEFAULT_COMPILE_TIMEOUT_MS = 120_000;
 
+// Debian's wasm2c 1.0.32 aborts on SIMD: v128 types are refused by inspect(),
+// SIMD instructions (prefix 0xfd) by wasm-validate --disable-simd.
+const SIMD_OPCODE = /unexpected opcode: 0xfd/;
+const SIMD_MESSAGE = "WebAssembly SIMD (v128) is not supported yet; build without -msimd128 / +simd128";
+
 export type CompileErrorCode =
   | "not_wasm"
   | "invalid_module"
@@ -151,6 +156,9 @@ export function inspect(bytes: Uint8Array): ModuleInfo {
   const funcrefGlobal = info.globals.indexOf("funcref");
   if (funcrefGlobal >= 0)
     unsupported(`global ${funcrefGlobal} holds a funcref; thaw cannot restore function references in globals from a snapshot`);
+  const v128 =
+    info.v128Locals || info.globals.includes("v128") || info.types.some((t) => [...t.params, ...t.results].includes("v128"));
+  if (v128) unsupported(SIMD_MESSAGE);
   if (info.importInTable)
     unsupported(
       `element segment ${info.importInTable.segment} puts imported function ${info.importInTable.func} (a WASI import) in a table; call it through a function of the module instead`,
@@ -241,8 +249,9 @@ export async function compile(
     writeFileSync(join(tmp, "thaw_module.h"), thawModuleH);
 
     progress("validating");
-    const validated = await run([tools.wasmValidate.path, "module.wasm"], tmp, deadline);
+    const validated = await run([tools.wasmValidate.path, "--disable-simd", "module.wasm"], tmp, deadline);
     logs.push(validated.log);
+    if (!validated.ok && SIMD_OPCODE.test(validated.log)) fail("unsupported_module", SIMD_MESSAGE);
     if (!validated.ok) fail("invalid_module", `invalid module: ${validated.log.split("\n").slice(1).join(" ").trim()}`);
 
     progress("translating to C (wasm2c)");

@@ -74,6 +74,8 @@ export interface ModuleInfo {
   memoryCount: number;
   memory?: Memory;
   exports: Export[];
+  /** A function declares v128 locals (globals and signatures are in `globals` and `types`). */
+  v128Locals?: boolean;
   /** The first imported function an active or passive element segment puts in a table. */
   importInTable?: { segment: number; func: number };
 }
@@ -328,7 +330,7 @@ function readCode(r: Reader, info: ModuleInfo): void {
       if (r.pos >= end) r.fail(`function ${index}'s local declarations run past its body`);
       locals += r.u32();
       checkLimit("localsPerFunction", locals, (v) => `function ${index} declares ${v} locals`);
-      r.valtype();
+      if (r.valtype() === "v128") info.v128Locals = true;
     }
     if (r.pos > end) r.fail(`function ${index}'s local declarations run past its body`);
     r.skip(end - r.pos);
