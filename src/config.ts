@@ -7,6 +7,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_COMPILE_TIMEOUT_MS } from "./compiler/compile.ts";
+import { TENANT_PATTERN, TENANT_RULE } from "./server/auth.ts";
 
 export function defaultDataDir(): string {
   return process.env.THAW_DATA_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "thaw");
@@ -101,6 +102,12 @@ const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_"
 
 export class ConfigError extends Error {}
 
+/** Tenant names become directories under the data directory: one that is not a plain name stops the server. */
+function checkTenant(flag: string, tenant: string): string {
+  if (!TENANT_PATTERN.test(tenant)) throw new ConfigError(`${flag}: invalid tenant name ${JSON.stringify(tenant)} (${TENANT_RULE})`);
+  return tenant;
+}
+
 /** K=V strings as an environment; a string without a key is refused with onBad's error. */
 export function parseEnvPairs(pairs: string[], onBad: (pair: string) => Error): Record<string, string> {
   const env: Record<string, string> = {};
@@ -121,7 +128,7 @@ export function parseTenantMemory(spec: string): ServerConfig["tenantMemory"] {
     const l = Number(limit);
     if (!tenant || !Number.isFinite(r) || !Number.isFinite(l) || r < 0 || l < r)
       throw new ConfigError(`tenant-memory: expected tenant:reservedBytes:limitBytes with limit >= reserved, got "${item}"`);
-    out[tenant] = { reservedBytes: r, limitBytes: l };
+    out[checkTenant("tenant-memory", tenant)] = { reservedBytes: r, limitBytes: l };
   }
   return out;
 }
@@ -132,7 +139,7 @@ export function parseTokens(spec: string): Record<string, string> {
   for (const pair of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
     const i = pair.lastIndexOf(":");
     if (i <= 0 || i === pair.length - 1) throw new ConfigError(`tokens: expected token:tenant, got "${pair}"`);
-    tokens[pair.slice(0, i)] = pair.slice(i + 1);
+    tokens[pair.slice(0, i)] = checkTenant("tokens", pair.slice(i + 1));
   }
   return tokens;
 }

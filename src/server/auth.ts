@@ -6,7 +6,9 @@
 import { ThawError } from "../service/errors.ts";
 
 export const DEFAULT_TENANT = "default";
-const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** A tenant name is a directory name under the data directory: no dots, no slashes. */
+export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const TENANT_RULE = "1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit";
 
 export interface Principal {
   tenant: string;
