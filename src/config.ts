@@ -24,6 +24,8 @@ export interface ServerConfig {
   adminToken?: string;
   /** Bearer token -> tenant. */
   tokens: Record<string, string>;
+  /** A bearer token that opens /metrics and nothing else (a Prometheus scraper's). */
+  metricsToken?: string;
   threads: number;
   /** Calls that may wait per function once it is at maxConcurrency. */
   maxWaiting: number;
@@ -74,6 +76,7 @@ const SPEC = {
   "max-module": { default: String(64 << 20), number: true },
   "admin-token": {},
   tokens: { default: "" },
+  "metrics-token": {},
   threads: { default: String(Math.max(2, navigator.hardwareConcurrency)), number: true },
   "max-waiting": { default: "256", number: true },
   "shutdown-timeout": { default: "30000", number: true },
@@ -173,6 +176,7 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     maxModule: num("max-module"),
     adminToken: get("admin-token") || undefined,
     tokens: parseTokens(get("tokens") ?? ""),
+    metricsToken: get("metrics-token") || undefined,
     threads: Math.max(1, num("threads")),
     maxWaiting: num("max-waiting"),
     shutdownTimeout: num("shutdown-timeout"),

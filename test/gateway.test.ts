@@ -349,7 +349,7 @@ describe("warm pools", () => {
 
   test("a tenant's memory limit stops its instances, not the node's; the pool is in /metrics", async () => {
     const s = await startServer({
-      env: { THAW_TOKENS: "a-token:small,b-token:big", THAW_TENANT_MEMORY: `small:0:${2 << 20}` },
+      env: { THAW_TOKENS: "a-token:small,b-token:big", THAW_TENANT_MEMORY: `small:0:${2 << 20}`, THAW_METRICS_TOKEN: "scrape" },
     });
     const small = { authorization: "Bearer a-token" };
     const big = { authorization: "Bearer b-token" };
@@ -363,7 +363,7 @@ describe("warm pools", () => {
       const pools = await body(await fetch(`${s.url}/v1/pools`, { headers: big }));
       expect(pools.memory.usedBytes).toBeGreaterThanOrEqual(4 << 20);
       expect(pools.memory.tenants).toEqual([{ tenant: "big", usedBytes: expect.any(Number), reservedBytes: 0 }]);
-      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      const metrics = await (await fetch(`${s.url}/metrics`, { headers: { authorization: "Bearer scrape" } })).text();
       expect(metrics).toMatch(/thaw_memory_pool_bytes\{kind="used"\} [1-9]\d*/);
       expect(metrics).toMatch(/thaw_memory_pool_events\{event="failed_tenant_limit"\} [1-9]\d*/);
       expect(metrics).toMatch(/thaw_memory_tenant_bytes\{tenant="small",kind="limit"\} 2097152/);

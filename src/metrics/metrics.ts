@@ -1,9 +1,13 @@
 // Prometheus metrics for /metrics (prom-client). One registry per server so
 // tests can run several servers in one process; gauges that describe the
 // pools are computed when scraped, never maintained on the call path.
+// Per-function series live as long as their function: a deleted function's
+// are removed, so a scrape lists only what exists (calls to names that do
+// not exist share one `_unknown` series per tenant, service/invoke.ts).
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MemoryPoolStats, TenantMemoryStats } from "../engine/engine.ts";
+import { STATUS } from "../service/errors.ts";
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -171,5 +175,17 @@ export class Metrics {
         this.set(source.engineMemoryBytes());
       },
     });
+  }
+
+  /** Removes every series of a deleted function (the pool gauges follow by themselves: they list live pools). */
+  forgetFunction(tenant: string, name: string): void {
+    const labels = { tenant, function: name };
+    // A call's outcome is "ok" or an error code: those are all the series a function can have.
+    for (const outcome of ["ok", ...Object.keys(STATUS)]) {
+      this.calls.remove({ ...labels, outcome });
+      this.errors.remove({ ...labels, code: outcome });
+    }
+    this.coldStarts.remove(labels);
+    for (const cold of ["true", "false"]) this.latency.remove({ ...labels, cold });
   }
 }

@@ -2,6 +2,10 @@
 // functions. The admin token acts for any tenant named in X-Thaw-Tenant
 // (default "default"). With no token configured at all, every request is
 // the "default" tenant -- fine on a laptop, and the server warns at start.
+//
+// /metrics names every tenant's functions, so no tenant token opens it:
+// it takes the admin token or the metrics token (a Prometheus scraper's),
+// and is open only when no token of any kind is configured.
 
 import { ThawError } from "../service/errors.ts";
 
@@ -15,10 +19,13 @@ export interface Principal {
   admin: boolean;
 }
 
+const bearer = (headers: Headers) => /^Bearer\s+(.+)$/i.exec(headers.get("authorization") ?? "")?.[1]?.trim();
+
 export class Auth {
   constructor(
     private readonly tokens: Record<string, string>,
     private readonly adminToken?: string,
+    private readonly metricsToken?: string,
   ) {}
 
   get open(): boolean {
@@ -27,8 +34,7 @@ export class Auth {
 
   authenticate(headers: Headers): Principal {
     if (this.open) return { tenant: DEFAULT_TENANT, admin: true };
-    const header = headers.get("authorization") ?? "";
-    const token = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim();
+    const token = bearer(headers);
     if (!token) throw new ThawError("unauthorized", "missing bearer token");
     if (this.adminToken && token === this.adminToken) {
       const tenant = headers.get("x-thaw-tenant") ?? DEFAULT_TENANT;
@@ -38,5 +44,14 @@ export class Auth {
     const tenant = this.tokens[token];
     if (!tenant) throw new ThawError("unauthorized", "unknown bearer token");
     return { tenant, admin: false };
+  }
+
+  /** Refuses a /metrics scrape without the admin or the metrics token (401), unless nothing is configured. */
+  authorizeMetrics(headers: Headers): void {
+    if (this.open && !this.metricsToken) return;
+    const token = bearer(headers);
+    if (!token) throw new ThawError("unauthorized", "missing bearer token: /metrics takes the admin token or the metrics token");
+    if (token !== this.adminToken && token !== this.metricsToken)
+      throw new ThawError("unauthorized", "/metrics takes the admin token or the metrics token");
   }
 }

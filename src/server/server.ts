@@ -104,7 +104,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     ? new RedisJobQueue(redis, runner, jobQueueOptions, log)
     : new LocalJobQueue(config.dataDir, runner, jobQueueOptions, log);
   const jobs = new JobService(jobQueue, registry);
-  const auth = new Auth(config.tokens, config.adminToken);
+  const auth = new Auth(config.tokens, config.adminToken, config.metricsToken);
   let ready = false;
   const memory = () => ({
     pool: engine.memoryStats(),

@@ -203,6 +203,7 @@ export class FunctionService implements LocalFunctions {
   drop(tenant: string, name: string): void {
     this.registry.delete(tenant, name);
     this.pools.remove(tenant, name);
+    this.metrics.forgetFunction(tenant, name);
   }
 
   building(tenant: string, name: string): boolean {

@@ -46,7 +46,9 @@ export const systemRoutes = (ctx: AppContext) =>
     )
     .get(
       "/metrics",
-      async () =>
-        new Response(await ctx.metrics.registry.metrics(), { headers: { "content-type": ctx.metrics.registry.contentType } }),
+      async ({ request }) => {
+        ctx.auth.authorizeMetrics(request.headers);
+        return new Response(await ctx.metrics.registry.metrics(), { headers: { "content-type": ctx.metrics.registry.contentType } });
+      },
       { detail: { summary: "Prometheus metrics" } },
     );
