@@ -22,6 +22,7 @@ const SERVER_ENV = {
   // The tests' receivers listen on loopback, which callbacks may not reach unless the operator allows it.
   THAW_CALLBACK_ALLOW: "127.0.0.1",
   THAW_CALLBACK_BACKOFF: "20",
+  THAW_METRICS_TOKEN: "scrape-token",
 };
 
 async function deploy(s: ServerProcess, name: string, module: string, headers: Headers, query = "") {
@@ -90,7 +91,7 @@ describe.each(backends)("%s queue", (_backend, setup) => {
     const res = await fetch(`${s.url}${done.result.url}`, { headers: ALPHA });
     expect(res.headers.get("x-thaw-exit-code")).toBe("0");
     expect(JSON.parse(await res.text())).toMatchObject({ words: 6, top: [["be", 2], ["to", 2], expect.anything(), expect.anything()] });
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: { authorization: "Bearer scrape-token" } })).text();
     expect(metrics).toMatch(/thaw_jobs_finished_total\{status="succeeded"\} [1-9]/);
     expect(metrics).toMatch(/thaw_job_attempts_total\{result="finished"\} [1-9]/);
     expect(metrics).toMatch(/thaw_job_queue_seconds_count [1-9]/);
