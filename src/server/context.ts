@@ -16,6 +16,14 @@ export const authPlugin = (auth: Auth) =>
     principal: auth.authenticate(request.headers),
   }));
 
+/**
+ * Whether the node takes traffic (/readyz). `degraded`: calls work, but
+ * deploys and async jobs do not while the cluster's Redis is unreachable.
+ */
+export type Readiness =
+  | { status: "starting" | "draining" }
+  | { status: "ready" | "degraded"; checks: { functions: "loaded"; redis: "ok" | "unreachable" | "not configured" } };
+
 export interface AppContext {
   config: ServerConfig;
   auth: Auth;
@@ -26,7 +34,7 @@ export interface AppContext {
   pools: PoolManager;
   metrics: Metrics;
   log: Logger;
-  isReady(): boolean;
+  readiness(): Readiness;
   /** This node's id in the cluster (also without one): rate store, membership, jobs. */
   nodeId: string;
   /** The live nodes of the cluster (this one alone without Redis). */

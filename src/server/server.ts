@@ -1,7 +1,11 @@
 // Wiring a node together: engine, registry, pools, services, HTTP. Also the
 // node's lifecycle: boot (reload deployed functions without recompiling),
-// optional example deploys, and graceful shutdown (stop accepting, let
-// calls in flight finish, then exit).
+// optional example deploys, and graceful shutdown. On shutdown the node
+// first says it is draining (/readyz 503) and refuses new requests (503
+// shutting_down with Retry-After) while its listener stays up, so a load
+// balancer moves traffic away instead of meeting refused connections; the
+// requests already accepted finish (up to --shutdown-timeout), and only
+// then does the listener close.
 
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -28,7 +32,9 @@ import { JobRunner } from "../jobs/runner.ts";
 import { JobService } from "../jobs/service.ts";
 import { createApp } from "./app.ts";
 import { Auth } from "./auth.ts";
-import { type AppContext, authPlugin } from "./context.ts";
+import { type AppContext, authPlugin, type Readiness } from "./context.ts";
+import { errorResponse } from "./http.ts";
+import { operational } from "./routes/system.ts";
 
 export const EXAMPLES = ["hello", "json", "thumbnail", "wordcount", "primes"];
 const EXAMPLE_CONTENT_TYPES: Record<string, string> = {
@@ -105,22 +111,33 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     : new LocalJobQueue(config.dataDir, runner, jobQueueOptions, log);
   const jobs = new JobService(jobQueue, registry);
   const auth = new Auth(config.tokens, config.adminToken, config.metricsToken);
-  let ready = false;
+  let phase: "starting" | "ready" | "draining" = "starting";
+  // Calls need nothing from Redis; deploys, deletes and the job queue do.
+  const readiness = (): Readiness => {
+    if (phase !== "ready") return { status: phase };
+    const redisCheck = !redis ? "not configured" : redis.status === "ready" ? "ok" : "unreachable";
+    return { status: redisCheck === "unreachable" ? "degraded" : "ready", checks: { functions: "loaded", redis: redisCheck } };
+  };
   const memory = () => ({
     pool: engine.memoryStats(),
     tenants: pools.tenants().map(([tenant, id]) => ({ tenant, ...engine.tenantMemoryStats(id) })),
   });
   const ctx: AppContext = {
-    config, auth, authn: authPlugin(auth), functions, invoke, jobs, pools, metrics, log, isReady: () => ready, memory,
+    config, auth, authn: authPlugin(auth), functions, invoke, jobs, pools, metrics, log, readiness, memory,
     nodeId, nodes: membership,
   };
   if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
 
-  const app = createApp(ctx).listen({
-    hostname: config.host,
-    port: config.port,
-    maxRequestBodySize: Math.max(config.maxBody, config.maxModule) + (1 << 20),
-  });
+  const app = createApp(ctx)
+    .onRequest(({ request }) => {
+      if (phase === "draining" && !operational(new URL(request.url).pathname))
+        return errorResponse(new ThawError("shutting_down", "the server is shutting down", {}, 1), { connection: "close" });
+    })
+    .listen({
+      hostname: config.host,
+      port: config.port,
+      maxRequestBodySize: Math.max(config.maxBody, config.maxModule) + (1 << 20),
+    });
   const server = app.server!;
   const url = `http://${config.host}:${server.port}`;
 
@@ -129,23 +146,24 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   await membership.start();
   if (config.examples) await deployExamples(functions, config.examples, log);
   jobQueue.start();
-  ready = true;
+  phase = "ready";
   log.info("listening", { url, nodeId, dataDir: config.dataDir, functions: registry.list().length, jobs: jobQueue.backend });
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
-      log.info("shutting down", { inFlight: engine.inFlight });
-      ready = false;
-      const closed = server.stop();
+      log.info("shutting down", { requests: server.pendingRequests, inFlight: engine.inFlight });
+      phase = "draining";
       const deadline = Date.now() + config.shutdownTimeout;
-      await jobQueue.close(deadline);
+      // The queue stops taking jobs before anything is refused, so no job attempt is spent on a refusal.
+      const jobsClosed = jobQueue.close(deadline);
+      while (server.pendingRequests > 0 && Date.now() < deadline) await Bun.sleep(10);
+      // Whatever still reaches the engine (nothing should) is refused rather than started on an engine about to close.
       invoke.drain();
+      // Idle keep-alive connections, and requests still running at the deadline, end here.
+      await server.stop(true);
+      await jobsClosed;
       while (engine.inFlight > 0 && Date.now() < deadline) await Bun.sleep(10);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
-      await Promise.race([closed, timeUp]);
-      clearTimeout(timer);
       pools.close();
       cluster?.close();
       await membership.close();

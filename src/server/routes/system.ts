@@ -2,6 +2,13 @@
 // /openapi/json, Swagger UI at /openapi). Swagger UI's assets are served
 // from the swagger-ui-dist package, embedded in the binary, so the docs
 // page works on a machine with no internet.
+//
+// /readyz is 503 while the node starts (functions loading) and while it
+// drains for shutdown. A configured Redis that is unreachable does not make
+// it 503: calls keep working from the local registry, and only deploys,
+// deletes and the Redis job queue need it, so taking the node out of a load
+// balancer would turn a Redis outage into an outage of every call. It is a
+// 200 with status "degraded" and the check saying "unreachable" instead.
 
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
@@ -10,6 +17,10 @@ import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file"
 import type { AppContext } from "../context.ts";
 
 export const ASSETS = "/openapi/assets";
+
+/** Routes that keep answering while the node drains: probes, scrapes and the docs. */
+export const operational = (path: string) =>
+  path === "/healthz" || path === "/readyz" || path === "/metrics" || path === "/openapi" || path.startsWith("/openapi/");
 
 export const systemRoutes = (ctx: AppContext) =>
   new Elysia({ name: "system" })
@@ -38,11 +49,11 @@ export const systemRoutes = (ctx: AppContext) =>
     .get(
       "/readyz",
       ({ set }) => {
-        const ready = ctx.isReady();
-        set.status = ready ? 200 : 503;
-        return { status: ready ? "ready" : "starting" };
+        const readiness = ctx.readiness();
+        set.status = readiness.status === "ready" || readiness.status === "degraded" ? 200 : 503;
+        return readiness;
       },
-      { detail: { summary: "Readiness: deployed functions are loaded" } },
+      { detail: { summary: "Readiness: whether to send this node traffic" } },
     )
     .get(
       "/metrics",
