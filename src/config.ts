@@ -30,6 +30,8 @@ export interface ServerConfig {
   /** Calls that may wait per function once it is at maxConcurrency. */
   maxWaiting: number;
   shutdownTimeout: number;
+  /** How long a request's body may take to arrive after its headers; past it, 408 (ms). */
+  bodyTimeout: number;
   examples?: string;
   /** B: bytes for warm instances across all functions. */
   warmBudget: number;
@@ -80,6 +82,7 @@ const SPEC = {
   threads: { default: String(Math.max(2, navigator.hardwareConcurrency)), number: true },
   "max-waiting": { default: "256", number: true },
   "shutdown-timeout": { default: "30000", number: true },
+  "body-timeout": { default: "30000", number: true },
   "warm-budget": { default: String(256 << 20), number: true },
   headroom: { default: "1", number: true },
   retention: { default: "1000", number: true },
@@ -180,6 +183,7 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     threads: Math.max(1, num("threads")),
     maxWaiting: num("max-waiting"),
     shutdownTimeout: num("shutdown-timeout"),
+    bodyTimeout: Math.max(1, num("body-timeout")),
     examples: values.examples || values["examples-dir"] ? examplesDir : undefined,
     warmBudget: num("warm-budget"),
     headroom: num("headroom"),

@@ -2,8 +2,8 @@
 // `thaw serve`: /readyz (loading, Redis reachable or not, draining on
 // SIGTERM while calls in flight finish and new ones are refused), /metrics
 // (closed to tenants when tokens are configured, series only for functions
-// that exist), and tenant names from the command line checked before they
-// reach the data directory.
+// that exist), tenant names from the command line checked before they
+// reach the data directory, and uploads that stall answered 408.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { ROOT } from "./helpers.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
-
 
 // biome-ignore lint: response bodies are checked field by field below.
 const json = (res: Response): Promise<any> => res.json();
@@ -194,4 +193,70 @@ describe("tenant names on the command line", () => {
       expect(stderr).not.toContain("secret-token");
     });
   }
+});
+
+describe("slow uploads", () => {
+  let s: ServerProcess;
+  beforeAll(async () => {
+    s = await startServer({ args: ["--body-timeout", "1000"] });
+    expect((await putModule(s, "echo", "echo")).status).toBe(201);
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  /** Sends the head and part of a body on a raw connection, then waits; returns what came back and when. */
+  async function stall(head: string, declared: number, sent: string) {
+    const { hostname, port } = new URL(s.url);
+    const started = performance.now();
+    let received = "";
+    let closedAfter = -1;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, 15_000);
+      Bun.connect({
+        hostname,
+        port: Number(port),
+        socket: {
+          open(socket) {
+            socket.write(`${head}\r\nHost: ${hostname}\r\nContent-Length: ${declared}\r\n\r\n${sent}`);
+          },
+          data(_socket, chunk) {
+            received += chunk.toString();
+          },
+          close() {
+            closedAfter = performance.now() - started;
+            clearTimeout(timer);
+            resolve();
+          },
+          error(_socket, e) {
+            reject(e);
+          },
+        },
+      }).catch(reject);
+    });
+    const [status, ...rest] = received.split("\r\n");
+    const body = received.slice(received.indexOf("\r\n\r\n") + 4);
+    return { status, headers: rest.join("\n").toLowerCase(), body, closedAfter };
+  }
+
+  for (const [route, head] of [
+    ["a call", "POST /v1/functions/echo/invoke HTTP/1.1"],
+    ["a WAGI call", "POST /fn/echo/ HTTP/1.1"],
+    ["an async submit", "POST /v1/functions/echo/jobs HTTP/1.1"],
+    ["a deploy", "PUT /v1/functions/late HTTP/1.1\r\nContent-Type: application/wasm"],
+  ] as const) {
+    test(`${route} whose body stalls gets 408 request_timeout after --body-timeout, and the connection closes`, async () => {
+      const r = await stall(head, 1000, "only part of it");
+      expect(r.status).toBe("HTTP/1.1 408 Request Timeout");
+      expect(r.headers).toContain("connection: close");
+      expect(JSON.parse(r.body).error.code).toBe("request_timeout");
+      expect(r.closedAfter).toBeGreaterThanOrEqual(900);
+      expect(r.closedAfter).toBeLessThan(5000);
+    });
+  }
+
+  test("the node serves on after timing bodies out", async () => {
+    const res = await fetch(`${s.url}/v1/functions/echo/invoke`, { method: "POST", body: "still here" });
+    expect(await res.text()).toBe("still here");
+  });
 });

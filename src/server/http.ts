@@ -1,11 +1,22 @@
 // Small HTTP helpers shared by the routes: JSON errors, bounded bodies.
+//
+// A body must arrive within the body timeout of its request's headers, or
+// the client gets 408 request_timeout: a client that stalls (or trickles)
+// its upload would otherwise hold a connection and a handler until Bun's
+// idle timeout drops the connection without a word. While a body is read
+// under that deadline, Bun's idle timeout is lifted for the request (the
+// deadline is the stricter bound, and a 408 must get out first); once the
+// body is in, the connection's usual idle timeout is back.
 
+import type { Server } from "bun";
 import { ThawError } from "../service/errors.ts";
 
 export function errorResponse(e: ThawError, extraHeaders: Record<string, string> = {}): Response {
   const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
   if (e.retryAfterSeconds !== undefined) headers["retry-after"] = String(e.retryAfterSeconds);
   if (e.code === "unauthorized") headers["www-authenticate"] = 'Bearer realm="thaw"';
+  // The rest of the body is still on the wire: the connection cannot carry another request.
+  if (e.code === "request_timeout") headers.connection = "close";
   return new Response(JSON.stringify(e.toJSON()), { status: e.status, headers });
 }
 
@@ -16,12 +27,48 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 }
 
-/** The request body, refused with 413 before or while reading if over `limit`. */
+interface BodyDeadline {
+  at: number;
+  timeoutMs: number;
+  server: Server<unknown>;
+  /** The server's idle timeout, given back to the connection once the body is read. */
+  idleSeconds: number;
+}
+
+const deadlines = new WeakMap<Request, BodyDeadline>();
+
+/** Starts the clock for `request`'s body: called when its headers have arrived. */
+export function startBodyDeadline(request: Request, server: Server<unknown>, timeoutMs: number, idleSeconds: number): void {
+  deadlines.set(request, { at: Date.now() + timeoutMs, timeoutMs, server, idleSeconds });
+}
+
+/** The request body, refused with 413 before or while reading if over `limit`, and with 408 if it is late. */
 export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   const tooLarge = () => new ThawError("payload_too_large", `request body is over the limit of ${limit} bytes`, { limit });
   if (declared > limit) throw tooLarge();
-  const body = new Uint8Array(await req.arrayBuffer());
+  const body = new Uint8Array(await withinDeadline(req, req.arrayBuffer()));
   if (body.length > limit) throw tooLarge();
   return body;
+}
+
+async function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
+  const deadline = deadlines.get(req);
+  if (!deadline) return read;
+  // A late body fails once the connection is closed; nobody waits for it any more.
+  read.catch(() => {});
+  deadline.server.timeout(req, 0);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ThawError("request_timeout", `the request body did not arrive within ${deadline.timeoutMs} ms`)),
+      Math.max(0, deadline.at - Date.now()),
+    );
+  });
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
+    deadline.server.timeout(req, deadline.idleSeconds);
+  }
 }

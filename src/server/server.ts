@@ -33,7 +33,7 @@ import { JobService } from "../jobs/service.ts";
 import { createApp } from "./app.ts";
 import { Auth } from "./auth.ts";
 import { type AppContext, authPlugin, type Readiness } from "./context.ts";
-import { errorResponse } from "./http.ts";
+import { errorResponse, startBodyDeadline } from "./http.ts";
 import { operational } from "./routes/system.ts";
 
 export const EXAMPLES = ["hello", "json", "thumbnail", "wordcount", "primes"];
@@ -42,6 +42,9 @@ const EXAMPLE_CONTENT_TYPES: Record<string, string> = {
   wordcount: "application/json",
   thumbnail: "image/x-portable-anymap",
 };
+
+/** Bun's idle timeout for a connection (Elysia's default, made explicit: bodies being read are timed by --body-timeout instead). */
+const IDLE_TIMEOUT_S = 30;
 
 export interface RunningServer {
   url: string;
@@ -129,14 +132,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
 
   const app = createApp(ctx)
-    .onRequest(({ request }) => {
+    .onRequest(({ request, server }) => {
       if (phase === "draining" && !operational(new URL(request.url).pathname))
         return errorResponse(new ThawError("shutting_down", "the server is shutting down", {}, 1), { connection: "close" });
+      if (server && request.method !== "GET" && request.method !== "HEAD")
+        startBodyDeadline(request, server, config.bodyTimeout, IDLE_TIMEOUT_S);
     })
     .listen({
       hostname: config.host,
       port: config.port,
       maxRequestBodySize: Math.max(config.maxBody, config.maxModule) + (1 << 20),
+      idleTimeout: IDLE_TIMEOUT_S,
     });
   const server = app.server!;
   const url = `http://${config.host}:${server.port}`;

@@ -19,6 +19,7 @@ export type ErrorCode =
   | "function_not_ready"
   | "function_failed"
   | "payload_too_large"
+  | "request_timeout"
   | "overloaded"
   | "shutting_down"
   | "memory_exhausted"
@@ -41,6 +42,7 @@ export const STATUS: Record<ErrorCode, number> = {
   function_not_ready: 503,
   function_failed: 409,
   payload_too_large: 413,
+  request_timeout: 408,
   overloaded: 429,
   shutting_down: 503,
   memory_exhausted: 503,
