@@ -7,6 +7,7 @@ import type { FunctionConfig, FunctionRecord } from "../../registry/registry.ts"
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
 import { json, queryFlag, readBody } from "../http.ts";
+import { errorResponses } from "../openapi.ts";
 import { DeployQuery, ErrorBody, FunctionConfigInput, FunctionList, FunctionName, FunctionView } from "../schemas.ts";
 
 export function view(rec: FunctionRecord, ctx: AppContext) {
@@ -140,7 +141,7 @@ export const functionRoutes = (ctx: AppContext) =>
             { name: "wait", in: "query", schema: { type: "boolean" }, description: "answer when the build is done" },
           ],
         } as never,
-        response: { 200: FunctionView, 201: FunctionView, 202: FunctionView, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody },
+        response: { 200: FunctionView, 201: FunctionView, 202: FunctionView, 400: ErrorBody, 401: ErrorBody, 408: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody },
       },
     )
     .get(
@@ -158,7 +159,7 @@ export const functionRoutes = (ctx: AppContext) =>
       {
         params: FunctionName,
         detail: { summary: "A function: status, config, sizes, pool and call stats" },
-        response: { 200: FunctionView, 404: ErrorBody },
+        response: { 200: FunctionView, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
       },
     )
     .delete(
@@ -169,7 +170,12 @@ export const functionRoutes = (ctx: AppContext) =>
       },
       {
         params: FunctionName,
-        detail: { summary: "Delete a function (on every node of a cluster; 503 cluster_unavailable while its Redis is down)" },
-        response: { 404: ErrorBody, 503: ErrorBody },
+        detail: {
+          summary: "Delete a function (on every node of a cluster; 503 cluster_unavailable while its Redis is down)",
+          responses: {
+            204: { description: "deleted" },
+            ...errorResponses({ 400: "invalid_request", 401: "unauthorized", 404: "function_not_found", 503: "cluster_unavailable" }),
+          },
+        } as never,
       },
     );

@@ -9,10 +9,55 @@ import type { InvokeOutcome } from "../../service/invoke.ts";
 import type { Principal } from "../auth.ts";
 import type { AppContext } from "../context.ts";
 import { errorResponse, readBody } from "../http.ts";
-import { ErrorBody, FunctionName } from "../schemas.ts";
+import { binaryResponse, errorResponses } from "../openapi.ts";
+import { FunctionName } from "../schemas.ts";
 import { type CgiResponse, CgiResponseError, cgiEnvironment, parseCgiOutput } from "../wagi.ts";
 
 const STDERR_TAIL = 4096;
+
+const CALL_HEADERS = {
+  "X-Thaw-Exit-Code": "the function's exit code",
+  "X-Thaw-Duration-Ms": "time the call took in the engine",
+  "X-Thaw-Cold": "true when no warm instance was ready and one was restored (a cold start)",
+  "X-Thaw-Version": "the version of the function that ran",
+};
+const CALL_ERRORS = {
+  401: "unauthorized: no bearer token, or an unknown one (WWW-Authenticate: Bearer)",
+  404: "function_not_found",
+  408: "request_timeout: the body did not arrive within the server's body timeout",
+  409: "function_failed: the function's deploy failed",
+  413: "payload_too_large",
+  429: "overloaded: too many calls in flight or waiting (Retry-After)",
+  500: "function_trap, with the trap and the stderr tail",
+  502: "function_exit (a non-zero exit code), with the stderr tail",
+  503: "function_not_ready (still compiling), memory_exhausted or shutting_down, with Retry-After",
+  504: "function_timeout, with the stderr tail",
+  507: "function_memory_limit, with the stderr tail",
+};
+const BINARY = { content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } };
+
+// @elysiajs/openapi gives an `.all` route one operation, with one operationId,
+// under all eight methods, which makes the document invalid: the trigger is
+// described here once per method, and the document takes it from system.ts.
+const WAGI_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+export const wagiPathItem = Object.fromEntries(
+  WAGI_METHODS.map((method) => [
+    method,
+    {
+      operationId: `wagi${method[0]!.toUpperCase()}${method.slice(1)}`,
+      summary: `HTTP trigger (WAGI), ${method.toUpperCase()}`,
+      description:
+        "Any method and path under /fn/{name}/ (the `*`) calls the function with the request as CGI variables (REQUEST_METHOD, PATH_INFO, QUERY_STRING, CONTENT_TYPE, HTTP_*) and its body as stdin. If stdout starts with headers (`Status: 201`, `Content-Type: ...`) and a blank line, they set the response; headers a function may not set (X-Thaw-*, Date, Server, hop-by-hop, framing) are dropped.",
+      parameters: [{ name: "name", in: "path", required: true, schema: (FunctionName.toJsonSchema() as { properties: { name: object } }).properties.name }],
+      ...(method === "post" || method === "put" || method === "patch" ? { requestBody: BINARY } : {}),
+      responses: {
+        200: binaryResponse("the function's stdout, after its CGI head if it wrote one", CALL_HEADERS),
+        default: binaryResponse("the status the function's CGI head set (`Status: ...`)", CALL_HEADERS),
+        ...errorResponses({ ...CALL_ERRORS, 502: "function_exit (a non-zero exit code) or function_bad_response (a CGI head that is not valid HTTP)" }),
+      },
+    },
+  ]),
+);
 
 interface WagiContext {
   request: Request;
@@ -75,14 +120,7 @@ export const invokeRoutes = (ctx: AppContext) => {
     for (const [n, v] of cgi.headers) headers.append(n, v);
     return new Response(cgi.body, { status: cgi.status, headers });
   };
-  const wagiOptions = {
-    parse: "none",
-    detail: {
-      summary: "HTTP trigger (WAGI)",
-      description:
-        "Any method and path under /fn/{name}/ calls the function with the request as CGI variables (REQUEST_METHOD, PATH_INFO, QUERY_STRING, CONTENT_TYPE, HTTP_*). If stdout starts with headers (`Status: 201`, `Content-Type: ...`) and a blank line, they set the response.",
-    },
-  } as const;
+  const wagiOptions = { parse: "none", detail: { hide: true } } as const;
   return new Elysia({ name: "invoke" })
     .use(ctx.authn)
     .post(
@@ -104,11 +142,14 @@ export const invokeRoutes = (ctx: AppContext) => {
           summary: "Call a function synchronously",
           description:
             "The request body is the function's stdin; its stdout is the response body (content type from the function's config). Headers: X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version. Function errors: 502 function_exit, 500 function_trap, 504 function_timeout, 507 function_memory_limit, each with the stderr tail. Platform errors: 404, 409 function_failed, 413, 429 (Retry-After), 503 function_not_ready.",
-          requestBody: { content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
+          requestBody: BINARY,
+          responses: {
+            200: binaryResponse("the function's stdout, in the content type of its config", CALL_HEADERS),
+            ...errorResponses({ 400: "invalid_request: not a function name", ...CALL_ERRORS }),
+          },
         } as never,
-        response: { 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 500: ErrorBody, 502: ErrorBody, 503: ErrorBody, 504: ErrorBody, 507: ErrorBody },
       },
     )
-    .all("/fn/:name", wagi, { ...wagiOptions, detail: { hide: true } })
+    .all("/fn/:name", wagi, wagiOptions)
     .all("/fn/:name/*", wagi, wagiOptions);
 };
