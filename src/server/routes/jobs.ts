@@ -9,6 +9,7 @@ import { Elysia } from "elysia";
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
 import { json, queryFlag, readBody } from "../http.ts";
+import { binaryResponse, errorResponses } from "../openapi.ts";
 import { ErrorBody, FunctionName, JobId, JobQuery, JobView } from "../schemas.ts";
 
 const CallbackSecret = type({ tenant: "string", secret: "string", algorithm: "string", header: "string", signedPayload: "string" });
@@ -44,7 +45,7 @@ export const jobRoutes = (ctx: AppContext) =>
             { name: "retryFunctionErrors", in: "query", schema: { type: "boolean" } },
           ],
         } as never,
-        response: { 202: JobView, 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 503: ErrorBody },
+        response: { 202: JobView, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 408: ErrorBody, 413: ErrorBody, 503: ErrorBody },
       },
     )
     .get("/v1/jobs/:id", ({ params, principal: { tenant } }) => ctx.jobs.get(tenant, params.id), {
@@ -53,7 +54,7 @@ export const jobRoutes = (ctx: AppContext) =>
         summary: "A job: status, attempts, timings, result summary, callback delivery",
         description: "Status is queued, running, succeeded, failed (the function failed) or dead (the platform gave up). Finished jobs are kept for the server's job retention.",
       },
-      response: { 200: JobView, 404: ErrorBody, 503: ErrorBody },
+      response: { 200: JobView, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody },
     })
     .get(
       "/v1/jobs/:id/result",
@@ -70,14 +71,23 @@ export const jobRoutes = (ctx: AppContext) =>
       },
       {
         params: JobId,
-        detail: { summary: "A finished job's stdout, with its exit code and outcome in X-Thaw-* headers" },
-        response: { 404: ErrorBody, 503: ErrorBody },
+        detail: {
+          summary: "A finished job's stdout, with its exit code and outcome in X-Thaw-* headers",
+          responses: {
+            200: binaryResponse("the function's stdout, in the content type of its config", {
+              "X-Thaw-Exit-Code": "the function's exit code",
+              "X-Thaw-Outcome": "ok, or the function error the result is",
+              "X-Thaw-Duration-Ms": "time the call took in the engine",
+            }),
+            ...errorResponses({ 400: "invalid_request", 401: "unauthorized", 404: "job_not_found: no such job, or no result yet", 503: "queue_unavailable" }),
+          },
+        } as never,
       },
     )
     .post("/v1/jobs/:id/retry", async ({ params, principal: { tenant } }) => json(await ctx.jobs.retry(tenant, params.id), 202), {
       params: JobId,
       detail: { summary: "Put a dead job back in the queue with a fresh set of attempts" },
-      response: { 202: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+      response: { 202: JobView, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody },
     })
     .get(
       "/v1/callback-secret",
