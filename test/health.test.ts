@@ -244,6 +244,7 @@ describe("slow uploads", () => {
     ["a WAGI call", "POST /fn/echo/ HTTP/1.1"],
     ["an async submit", "POST /v1/functions/echo/jobs HTTP/1.1"],
     ["a deploy", "PUT /v1/functions/late HTTP/1.1\r\nContent-Type: application/wasm"],
+    ["a multipart deploy", "PUT /v1/functions/late HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b"],
   ] as const) {
     test(`${route} whose body stalls gets 408 request_timeout after --body-timeout, and the connection closes`, async () => {
       const r = await stall(head, 1000, "only part of it");

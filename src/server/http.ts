@@ -52,6 +52,16 @@ export async function readBody(req: Request, limit: number): Promise<Uint8Array>
   return body;
 }
 
+/** A multipart/form-data body, under the same deadline; a malformed one is a 400. */
+export function readForm(req: Request): ReturnType<Request["formData"]> {
+  return withinDeadline(
+    req,
+    req.formData().catch(() => {
+      throw new ThawError("invalid_request", "malformed multipart/form-data body (check its boundary)");
+    }),
+  );
+}
+
 async function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
   const deadline = deadlines.get(req);
   if (!deadline) return read;

@@ -6,7 +6,7 @@ import { parseEnvPairs } from "../../config.ts";
 import type { FunctionConfig, FunctionRecord } from "../../registry/registry.ts";
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
-import { json, queryFlag, readBody } from "../http.ts";
+import { json, queryFlag, readBody, readForm } from "../http.ts";
 import { errorResponses } from "../openapi.ts";
 import { DeployQuery, ErrorBody, FunctionConfigInput, FunctionList, FunctionName, FunctionView } from "../schemas.ts";
 
@@ -64,9 +64,7 @@ async function readDeploy(request: Request, query: Record<string, string | strin
   if (contentType.startsWith("multipart/form-data")) {
     const declared = Number(request.headers.get("content-length") ?? "0");
     if (declared > limit) throw new ThawError("payload_too_large", `module is over the limit of ${limit} bytes`, { limit });
-    const form = await request.formData().catch(() => {
-      throw new ThawError("invalid_request", "malformed multipart/form-data body (check its boundary)");
-    });
+    const form = await readForm(request);
     const module = form.get("module");
     if (!(module instanceof Blob)) throw new ThawError("invalid_request", "multipart deploy needs a `module` file part");
     if (module.size > limit) throw new ThawError("payload_too_large", `module is over the limit of ${limit} bytes`, { limit });
