@@ -18,6 +18,11 @@
 #define THAW_MODULE_ABI 1
 #define THAW_MAX_TABLES 8
 
+/* The snapshot file's format (snapshot.c). It lives here because the
+ * compiler's artifact key hashes this header: bumping it rebuilds every
+ * artifact instead of leaving old snapshots that no longer load. */
+#define THAW_SNAPSHOT_MAGIC "THAWSNP2"
+
 /* The largest native stack frame a compiled function may have. A function
  * allocates its frame before its prologue checks the stack (wasm-rt.h), so
  * libthaw keeps room for frames of this size below each thread's stack

@@ -39,7 +39,7 @@
 
 #include "internal.h"
 
-#define SNAP_MAGIC "THAWSNP2"
+#define SNAP_MAGIC THAW_SNAPSHOT_MAGIC
 #define PAGEMAP_PRESENT (1ull << 63)
 #define PAGEMAP_SWAPPED (1ull << 62)
 /* Table entries go through a buffer of this many at a time. */
