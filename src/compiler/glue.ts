@@ -57,12 +57,15 @@ export function layoutOf(info: ModuleInfo): Layout {
  * nothing else that needs relocating (pointers), plus the expected
  * prototypes. The header is only compared, never searched for names.
  */
+const SEGMENT_DROPPED = /^\s*bool (data|elem)_segment_dropped_w2c_[de]\d+ : 1;$/;
+
 export function checkHeader(header: string, layout: Layout): void {
   const body = new RegExp(`typedef struct ${INSTANCE_T} \\{\\n([^}]*)\\} ${INSTANCE_T};`).exec(header)?.[1];
   if (body === undefined) throw new GlueError("wasm2c header has no instance struct");
   const found = { wasi: [] as string[], memory: [] as string[], funcref: [] as string[], externref: [] as string[] };
   for (const line of body.split("\n")) {
-    if (!line.trim()) continue;
+    // Passive segments get a one-bit "dropped" flag: plain data, restored with the struct's bytes.
+    if (!line.trim() || SEGMENT_DROPPED.test(line)) continue;
     const m = /^\s*(.+?)\s*\b([A-Za-z_][A-Za-z0-9_]*);$/.exec(line);
     if (!m) throw new GlueError(`unexpected line in wasm2c's instance struct: ${JSON.stringify(line)}`);
     const [, type, field] = m as unknown as [string, string, string];
