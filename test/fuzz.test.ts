@@ -100,7 +100,7 @@ describe("comparing outcomes", () => {
 
   test("refusals, crashes and hangs are thaw's verdicts, whatever the reference did", () => {
     expect(compare({ kind: "refused", code: "invalid_module", detail: "" }, exit(""))).toBe("refused");
-    expect(compare({ kind: "crash", detail: "SIGSEGV", stdout: "" }, exit(""))).toBe("crash");
+    expect(compare({ kind: "crash", cause: "died", detail: "SIGSEGV", stdout: "" }, exit(""))).toBe("crash");
     expect(compare({ kind: "hang", detail: "" }, exit(""))).toBe("hang");
   });
 });

@@ -10,7 +10,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { generate } from "./generate.ts";
-import { compare, describe, type Outcome, TRAP_CLASSES, type TrapClass, type Verdict } from "./outcome.ts";
+import { type CrashCause, compare, describe, type Outcome, TRAP_CLASSES, type TrapClass, type Verdict } from "./outcome.ts";
 import { referenceInChild } from "./reference.ts";
 import { runThawCli, type ThawLimits } from "./thaw-cli.ts";
 import { ThawWorker } from "./thaw-worker.ts";
@@ -39,7 +39,7 @@ export interface ModuleRecord {
   verdict: Verdict | "generator_error";
   thaw?: Outcome;
   reference?: Outcome;
-  /** For a worker crash: what the real CLI did with the same module. */
+  /** For a worker that died: what the real CLI did with the same module. */
   confirmation?: Outcome;
   detail?: string;
   savedTo?: string;
@@ -61,6 +61,7 @@ export interface Summary {
   traps: Record<TrapClass, number>;
   mismatches: number;
   crashes: number;
+  crashesByCause: Record<CrashCause, number>;
   crashesConfirmedByCli: number;
   hangs: number;
   modulesPerMinute: number;
@@ -117,7 +118,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
         reference(file),
       ]);
       const record: ModuleRecord = { index, verdict: compare(thaw, ref), thaw, reference: ref, ms: 0 };
-      if (worker && thaw.kind === "crash") {
+      if (worker && thaw.kind === "crash" && thaw.cause === "died") {
         rmSync(dataDir, { recursive: true, force: true });
         record.confirmation = await runThawCli(file, dataDir, opts.limits);
       }
@@ -176,9 +177,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
   const count = (v: ModuleRecord["verdict"]) => records.filter((r) => r.verdict === v).length;
   const refusedByReason: Record<string, number> = {};
   const traps = Object.fromEntries(TRAP_CLASSES.map((c) => [c, 0])) as Record<TrapClass, number>;
+  const crashesByCause: Record<CrashCause, number> = { died: 0, compiler_failed: 0, error: 0 };
   let compiled = 0;
   let exits = 0;
   for (const r of records) {
+    if (r.thaw?.kind === "crash") crashesByCause[r.thaw.cause]++;
     if (r.thaw?.kind === "refused") refusedByReason[r.thaw.code] = (refusedByReason[r.thaw.code] ?? 0) + 1;
     if (r.thaw?.kind === "trap") traps[r.thaw.trap]++;
     if (r.thaw?.kind === "exit") exits++;
@@ -200,6 +203,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
     traps,
     mismatches: count("mismatch"),
     crashes: count("crash"),
+    crashesByCause,
     crashesConfirmedByCli: records.filter((r) => r.confirmation?.kind === "crash").length,
     hangs: count("hang"),
     modulesPerMinute: Math.round((records.length / elapsedS) * 60 * 10) / 10,

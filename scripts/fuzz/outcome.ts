@@ -44,6 +44,13 @@ export const TRAP_CLASSES = [
 export type TrapClass = (typeof TRAP_CLASSES)[number];
 
 /**
+ * How thaw crashed: its process died (a signal, or an exit nobody asked
+ * for), the compile's tools failed on a module wasm-validate accepted, or
+ * thaw threw or complained where the module cannot have caused it.
+ */
+export type CrashCause = "died" | "compiler_failed" | "error";
+
+/**
  * How a run ended. `refused`, `crash` and `hang` only come from thaw: a
  * reference that cannot run a module is an error of the harness.
  */
@@ -51,7 +58,7 @@ export type Outcome =
   | { kind: "exit"; code: number; stdout: string }
   | { kind: "trap"; trap: TrapClass; detail: string; stdout: string }
   | { kind: "refused"; code: string; detail: string }
-  | { kind: "crash"; detail: string; stdout: string }
+  | { kind: "crash"; cause: CrashCause; detail: string; stdout: string }
   | { kind: "hang"; detail: string };
 
 /** thaw's trap kinds (TRAP_KINDS) by class; "ok" is not a trap. */
@@ -78,7 +85,7 @@ export const thawTrapClass = (kind: string): TrapClass => THAW_TRAPS[kind] ?? "o
  */
 export function compileErrorOutcome(code: string, message: string): Outcome {
   if (code === "init_failed") return { kind: "trap", trap: "instantiation", detail: message, stdout: "" };
-  if (code === "compiler_failed") return { kind: "crash", detail: `${code}: ${message}`, stdout: "" };
+  if (code === "compiler_failed") return { kind: "crash", cause: "compiler_failed", detail: message, stdout: "" };
   if (code === "toolchain_missing") throw new Error(`thaw cannot compile here: ${message}`);
   return { kind: "refused", code, detail: message };
 }
@@ -127,6 +134,8 @@ export function describe(o: Outcome): string {
       return `trap ${o.trap}${o.trap === "other" ? ` (${o.detail})` : ""}`;
     case "refused":
       return `refused ${o.code}`;
+    case "crash":
+      return `crash, ${o.cause} (${o.detail})`;
     default:
       return `${o.kind} (${o.detail})`;
   }

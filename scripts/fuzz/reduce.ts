@@ -32,8 +32,10 @@ function signature(o: Outcome): string {
       return `trap ${o.trap}`;
     case "refused":
       return `refused ${o.code}`;
-    default:
-      return `${o.kind} ${o.detail.replace(/\d+/g, "N").slice(0, 120)}`;
+    case "crash":
+      return `crash ${o.cause} ${o.detail.replace(/\d+/g, "N").slice(0, 120)}`;
+    case "hang":
+      return "hang";
   }
 }
 

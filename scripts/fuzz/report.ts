@@ -26,7 +26,10 @@ export function printReport(s: Summary): void {
   for (const [trap, n] of Object.entries(s.traps)) if (n) row(`  trap ${trap}`, n);
   row("agreed with reference", s.agreed);
   row("mismatches", s.mismatches);
-  row("thaw crashes", s.crashes, `confirmed by thaw run: ${s.crashesConfirmedByCli}`);
+  row("thaw crashes", s.crashes);
+  row("  process died", s.crashesByCause.died, `confirmed by thaw run: ${s.crashesConfirmedByCli}`);
+  row("  compiler failed", s.crashesByCause.compiler_failed);
+  row("  thaw error", s.crashesByCause.error);
   row("hangs", s.hangs);
   const failing = s.records.filter((r) => r.verdict !== "agreed" && r.verdict !== "refused");
   if (failing.length) {

@@ -33,13 +33,13 @@ export async function runThawCli(file: string, dataDir: string, limits: ThawLimi
   );
   const stdout = r.stdout.toString("latin1");
   if (r.timedOut) return { kind: "hang", detail: `thaw run gave no answer in ${limits.harnessTimeoutMs} ms` };
-  if (r.signal) return { kind: "crash", detail: `thaw run died by ${r.signal}: ${r.stderr.slice(-2000)}`, stdout };
+  if (r.signal) return { kind: "crash", cause: "died", detail: `thaw run died by ${r.signal}: ${r.stderr.slice(-2000)}`, stdout };
   const trap = /^thaw: trap: (\w+)$/m.exec(r.stderr);
   if (trap) return { kind: "trap", trap: thawTrapClass(trap[1]!), detail: trap[1]!, stdout };
   const error = CLI_ERROR.exec(r.stderr);
   if (error && error[1] !== "engine") return compileErrorOutcome(error[1]!, error[2]!);
   // Anything else thaw wrote to stderr is its own failure (an engine error,
   // an uncaught exception): the wrapped module never writes there.
-  if (r.stderr.trim()) return { kind: "crash", detail: `thaw run failed: ${r.stderr.slice(-2000)}`, stdout };
+  if (r.stderr.trim()) return { kind: "crash", cause: "error", detail: `thaw run failed: ${r.stderr.slice(-2000)}`, stdout };
   return { kind: "exit", code: r.exitCode ?? -1, stdout };
 }

@@ -51,7 +51,7 @@ if (import.meta.main) {
     runTask(engine, task).then(
       (outcome) => process.send!({ id: task.id, outcome }),
       // An exception is thaw failing on a module it accepted, like a crash.
-      (e: Error) => process.send!({ id: task.id, outcome: { kind: "crash", detail: `thaw threw: ${e.stack}`, stdout: "" } }),
+      (e: Error) => process.send!({ id: task.id, outcome: { kind: "crash", cause: "error", detail: `thaw threw: ${e.stack}`, stdout: "" } }),
     );
   });
 }
@@ -88,7 +88,7 @@ export class ThawWorker {
       if (!pending) return;
       this.pending = undefined;
       const how = proc.signalCode ? `died by ${proc.signalCode}` : `exited with ${proc.exitCode}`;
-      pending.resolve({ kind: "crash", detail: `thaw worker ${how}: ${this.stderrTail}`, stdout: "" });
+      pending.resolve({ kind: "crash", cause: "died", detail: `thaw worker ${how}: ${this.stderrTail}`, stdout: "" });
     });
     return proc;
   }
