@@ -150,29 +150,38 @@ describe("a campaign", () => {
 });
 
 // Modules the fuzzer found thaw failing on, minimized (scripts/fuzz/reduce.ts
-// and then by hand), run the way the fuzzer runs them.
+// and then by hand), wrapped and run the way the fuzzer runs them.
 describe("regressions found by fuzzing", () => {
-  const agreeOn = async (source: string) => {
+  const agreeOn = async (fuzzModule: string) => {
     const dir = mkdtempSync(join(tmpdir(), "thaw-fuzz-regression-"));
     try {
-      const file = join(dir, "m.wasm");
-      await Bun.write(file, wat(source));
+      wrap(wat(fuzzModule), dir, CAP_PAGES);
+      const file = join(dir, "command.wasm");
       const [thaw, reference] = await Promise.all([runThawCli(file, join(dir, "data"), LIMITS), referenceInChild(file, 10_000)]);
-      expect(thaw).toEqual(reference);
+      expect({ verdict: compare(thaw, reference), thaw, reference }).toMatchObject({ verdict: "agreed" });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   };
 
-  // FAILS since 9b7ffd6 (the glue checks wasm2c's header line by line): a
-  // passive segment puts a bit-field `bool data_segment_dropped_w2c_d0 : 1;`
-  // (or elem_segment_dropped_) in the instance struct, checkHeader() in
-  // src/compiler/glue.ts rejects the line, and the module is refused as
-  // compiler_failed. Found by `bun run fuzz --seed 1` in its first module:
-  // binaryen emits passive segments in most modules, as clang does with
-  // bulk memory.
-  test("a passive data segment", () =>
-    agreeOn(`(module (memory (export "memory") 1) (data "x") (func (export "_start")))`));
+  // Failed from 9b7ffd6 to 7381e48: a passive segment puts a one-bit field
+  // `bool data_segment_dropped_w2c_d0 : 1;` (or elem_segment_dropped_) in
+  // wasm2c's instance struct, the glue's header check rejected the line,
+  // and the module was compiler_failed. Found by `bun run fuzz --seed 1` in
+  // its first module: binaryen emits passive segments in most modules, as
+  // clang does with bulk memory.
+  test("a passive data segment", () => agreeOn(`(module (memory 1) (data "x") (func (export "f")))`));
   test("a passive element segment", () =>
-    agreeOn(`(module (memory (export "memory") 1) (table 1 funcref) (func $f) (elem func $f) (func (export "_start")))`));
+    agreeOn(`(module (memory 1) (table 1 funcref) (func $f) (elem func $f) (func (export "f")))`));
+
+  // FAILS since 462fe2c (tables count against the memory limit): the budget
+  // for memory plus tables is the memory's own maximum whenever it is under
+  // thaw's cap, so a module with any table cannot grow to the maximum it
+  // declares, although the cap (16 MiB here) is far away; every other
+  // engine grows it, and the README promises -1 only past the cap. Found by
+  // `bun run fuzz --seed 100` in most modules (binaryen declares 16 pages
+  // of at most 17, and a table); thaw prints `grow    ffffffff` where JSC
+  // prints `grow    00000001`.
+  test("a module with a table grows its memory to its declared maximum", () =>
+    agreeOn(`(module (memory 1 2) (table 1 funcref) (func (export "f")))`));
 });
