@@ -5,7 +5,7 @@
 import { Elysia } from "elysia";
 import { ThawError } from "../service/errors.ts";
 import type { AppContext } from "./context.ts";
-import { errorResponse, json } from "./http.ts";
+import { errorResponse, json, responseReady } from "./http.ts";
 import { functionRoutes } from "./routes/functions.ts";
 import { invokeRoutes } from "./routes/invoke.ts";
 import { jobRoutes } from "./routes/jobs.ts";
@@ -22,7 +22,9 @@ function validationMessage(error: unknown): string {
 
 export function createApp(ctx: AppContext) {
   return new Elysia()
-    .onError(({ error, code }) => {
+    .onAfterHandle({ as: "global" }, ({ request }) => responseReady(request))
+    .onError(({ error, code, request }) => {
+      responseReady(request);
       if (error instanceof ThawError) return errorResponse(error);
       // A response that fails its own schema is thaw's bug, not the client's request.
       if (code === "VALIDATION" && (error as { type?: string }).type !== "response")

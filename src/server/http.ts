@@ -5,8 +5,10 @@
 // its upload would otherwise hold a connection and a handler until Bun's
 // idle timeout drops the connection without a word. While a body is read
 // under that deadline, Bun's idle timeout is lifted for the request (the
-// deadline is the stricter bound, and a 408 must get out first); once the
-// body is in, the connection's usual idle timeout is back.
+// deadline is the stricter bound, and a 408 must get out first). It stays
+// lifted while the handler works -- a call may run for its whole timeout, a
+// `wait=true` deploy for a compile, and the connection is busy, not idle --
+// and comes back when the response is ready (responseReady, from app.ts).
 
 import type { Server } from "bun";
 import { ThawError } from "../service/errors.ts";
@@ -79,6 +81,11 @@ async function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
     return await Promise.race([read, late]);
   } finally {
     clearTimeout(timer);
-    deadline.server.timeout(req, deadline.idleSeconds);
   }
+}
+
+/** The response to `req` is ready: its connection gets the server's idle timeout back. */
+export function responseReady(req: Request): void {
+  const deadline = deadlines.get(req);
+  if (deadline) deadline.server.timeout(req, deadline.idleSeconds);
 }
