@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCampaign } from "../scripts/fuzz/campaign.ts";
-import { compare, type Outcome } from "../scripts/fuzz/outcome.ts";
+import { compare, nanMayExplain, type Outcome } from "../scripts/fuzz/outcome.ts";
 import { referenceInChild, runReference } from "../scripts/fuzz/reference.ts";
 import { failed } from "../scripts/fuzz/report.ts";
 import { runThawCli, type ThawLimits } from "../scripts/fuzz/thaw-cli.ts";
@@ -98,6 +98,14 @@ describe("comparing outcomes", () => {
     expect(compare(trap("exhausted", "a\n"), trap("exhausted", "b\n"))).toBe("mismatch");
   });
 
+  test("only a difference NaN bits could make is worth running again DeNaN'd", () => {
+    expect(nanMayExplain(exit("call 0\nlog i32 00000001\n"), exit("call 0\nlog i32 7fc00001\n"))).toBe(true);
+    expect(nanMayExplain(trap("unreachable", "ret f64 nan\nx\n"), trap("unreachable", "ret f64 nan\ny\n"))).toBe(true);
+    expect(nanMayExplain(exit("log f32 nan\n"), exit("log f32 3f800000\n"))).toBe(false);
+    expect(nanMayExplain(exit("a\n"), exit("b\n", 1))).toBe(false);
+    expect(nanMayExplain(trap("unreachable", "a\n"), trap("integer_overflow", "b\n"))).toBe(false);
+  });
+
   test("refusals, crashes and hangs are thaw's verdicts, whatever the reference did", () => {
     expect(compare({ kind: "refused", code: "invalid_module", detail: "" }, exit(""))).toBe("refused");
     expect(compare({ kind: "crash", cause: "died", detail: "SIGSEGV", stdout: "" }, exit(""))).toBe("crash");
@@ -143,6 +151,26 @@ describe("a campaign", () => {
         expect(existsSync(join(saved, f))).toBe(true);
       const thawOut = readFileSync(join(saved, "thaw.stdout"), "latin1");
       expect(readFileSync(join(saved, "reference.stdout"), "latin1")).toBe(`${thawOut}extra line\n`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("a difference that goes away DeNaN'd is a NaN divergence, saved but not failed", async () => {
+    const out = mkdtempSync(join(tmpdir(), "thaw-fuzz-out-"));
+    try {
+      // Lies about the module as generated, tells the truth about it DeNaN'd.
+      const nanSensitive = async (file: string): Promise<Outcome> => {
+        const o = await referenceInChild(file, 10_000);
+        return "stdout" in o && !file.includes("/denan/") ? { ...o, stdout: `${o.stdout}log i32 00000001\n` } : o;
+      };
+      const s = await runCampaign({
+        seed: 1, count: 1, jobs: 1, out, isolate: false, limits: LIMITS, referenceTimeoutMs: 10_000, reference: nanSensitive,
+      });
+      expect(s.records.map((r) => r.verdict)).toEqual(["nan_divergence"]);
+      expect(s.nanDivergences).toBe(1);
+      expect(failed(s)).toBe(false);
+      expect(existsSync(join(s.records[0]!.savedTo!, "denan", "command.wasm"))).toBe(true);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

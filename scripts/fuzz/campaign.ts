@@ -2,15 +2,19 @@
 // generating and wrapping it, running it through thaw and through the
 // reference at the same time, and comparing. A lane owns one thaw worker
 // (thaw-worker.ts), or with `isolate` runs `thaw run` per module
-// (thaw-cli.ts). A module's work files live in a scratch directory removed
-// afterwards; everything about a module that did not agree is copied to
-// `out/<verdict>/<seed>-<index>/` first, with the commands that replay it.
+// (thaw-cli.ts). A mismatch NaNs may explain is run once more DeNaN'd
+// (outcome.ts, equivalence 5). A module's work files live in a scratch
+// directory removed afterwards; everything about a module that did not
+// agree is copied to `out/<verdict>/<seed>-<index>/` first, with the
+// commands that replay it.
 
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { generate } from "./generate.ts";
-import { type CrashCause, compare, describe, type Outcome, TRAP_CLASSES, type TrapClass, type Verdict } from "./outcome.ts";
+import { deNaN, generate } from "./generate.ts";
+import {
+  type CrashCause, compare, describe, nanMayExplain, type Outcome, TRAP_CLASSES, type TrapClass, type Verdict,
+} from "./outcome.ts";
 import { referenceInChild } from "./reference.ts";
 import { runThawCli, type ThawLimits } from "./thaw-cli.ts";
 import { ThawWorker } from "./thaw-worker.ts";
@@ -60,6 +64,8 @@ export interface Summary {
   exits: number;
   traps: Record<TrapClass, number>;
   mismatches: number;
+  /** Mismatches that NaN nondeterminism explains (outcome.ts, equivalence 5). */
+  nanDivergences: number;
   crashes: number;
   crashesByCause: Record<CrashCause, number>;
   crashesConfirmedByCli: number;
@@ -98,13 +104,18 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
     const work = join(scratch, String(index));
     const dataDir = join(scratch, `${index}.data`);
     mkdirSync(work);
+    const runBoth = (file: string, data: string) =>
+      Promise.all([
+        worker ? worker.run(file, data, opts.limits) : runThawCli(file, data, opts.limits),
+        reference(file),
+      ]);
     try {
-      let file: string;
+      let fuzz: Uint8Array;
       try {
         const g = generate(opts.seed, index, work);
         writeFileSync(join(work, "input.bin"), g.input);
         wrap(g.wasm, work, capPages);
-        file = join(work, "command.wasm");
+        fuzz = g.wasm;
       } catch (e) {
         // binaryen or wabt failing on their own output is not thaw's problem,
         // but it is kept and counted: it hides modules from the campaign.
@@ -113,11 +124,17 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
         save(record.savedTo, work, record, `${record.detail}\n`);
         return record;
       }
-      const [thaw, ref] = await Promise.all([
-        worker ? worker.run(file, dataDir, opts.limits) : runThawCli(file, dataDir, opts.limits),
-        reference(file),
-      ]);
+      const file = join(work, "command.wasm");
+      const [thaw, ref] = await runBoth(file, dataDir);
       const record: ModuleRecord = { index, verdict: compare(thaw, ref), thaw, reference: ref, ms: 0 };
+      if (record.verdict === "mismatch" && nanMayExplain(thaw, ref)) {
+        const denan = join(work, "denan");
+        mkdirSync(denan);
+        wrap(deNaN(fuzz, denan), denan, capPages);
+        const again = await runBoth(join(denan, "command.wasm"), `${dataDir}.denan`);
+        rmSync(`${dataDir}.denan`, { recursive: true, force: true });
+        if (compare(...again) === "agreed") record.verdict = "nan_divergence";
+      }
       if (worker && thaw.kind === "crash" && thaw.cause === "died") {
         rmSync(dataDir, { recursive: true, force: true });
         record.confirmation = await runThawCli(file, dataDir, opts.limits);
@@ -137,6 +154,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
           `thaw:      ${describe(thaw)}`,
           `reference: ${describe(ref)}`,
           ...(record.confirmation ? [`thaw run:  ${describe(record.confirmation)}`] : []),
+          ...(record.verdict === "nan_divergence" ? ["Both engines agree on denan/command.wasm, the module DeNaN'd."] : []),
           "",
           "Files: input.bin (the bytes given to wasm-opt -ttf), fuzz.wasm/fuzz.wat (binaryen's module),",
           "command.wat/command.wasm (the WASI command both engines ran), *.json and *.stdout (outcomes).",
@@ -202,6 +220,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
     exits,
     traps,
     mismatches: count("mismatch"),
+    nanDivergences: count("nan_divergence"),
     crashes: count("crash"),
     crashesByCause,
     crashesConfirmedByCli: records.filter((r) => r.confirmation?.kind === "crash").length,

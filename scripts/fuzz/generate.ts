@@ -52,17 +52,18 @@ function randomBytes(seed: number, index: number): Uint8Array {
   return out;
 }
 
-/** wasm-opt -ttf with the flags above; `bytes` in, a valid module out. */
-export function translateToFuzz(input: Uint8Array, dir: string): Uint8Array {
-  const r = spawnSync("wasm-opt", ["-", "-ttf", ...FEATURE_FLAGS, "-o", "-"], {
-    cwd: dir,
-    input,
-    maxBuffer: 64 << 20,
-  });
+function wasmOpt(input: Uint8Array, flags: string[], dir: string): Uint8Array {
+  const r = spawnSync("wasm-opt", ["-", ...flags, ...FEATURE_FLAGS, "-o", "-"], { cwd: dir, input, maxBuffer: 64 << 20 });
   if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`wasm-opt -ttf failed (${r.status}): ${r.stderr.toString().trim()}`);
+  if (r.status !== 0) throw new Error(`wasm-opt ${flags.join(" ")} failed (${r.status}): ${r.stderr.toString().trim()}`);
   return new Uint8Array(r.stdout);
 }
+
+/** wasm-opt -ttf with the flags above; `bytes` in, a valid module out. */
+export const translateToFuzz = (input: Uint8Array, dir: string) => wasmOpt(input, ["-ttf"], dir);
+
+/** The same module with every NaN turned into 0 at run time (outcome.ts, equivalence 5). */
+export const deNaN = (wasm: Uint8Array, dir: string) => wasmOpt(wasm, ["--denan"], dir);
 
 export function generate(seed: number, index: number, dir: string): Generated {
   const input = randomBytes(seed, index);

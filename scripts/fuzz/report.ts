@@ -26,16 +26,17 @@ export function printReport(s: Summary): void {
   for (const [trap, n] of Object.entries(s.traps)) if (n) row(`  trap ${trap}`, n);
   row("agreed with reference", s.agreed);
   row("mismatches", s.mismatches);
+  row("NaN divergences (allowed)", s.nanDivergences);
   row("thaw crashes", s.crashes);
   row("  process died", s.crashesByCause.died, `confirmed by thaw run: ${s.crashesConfirmedByCli}`);
   row("  compiler failed", s.crashesByCause.compiler_failed);
   row("  thaw error", s.crashesByCause.error);
   row("hangs", s.hangs);
-  const failing = s.records.filter((r) => r.verdict !== "agreed" && r.verdict !== "refused");
-  if (failing.length) {
+  const notAgreed = s.records.filter((r) => r.verdict !== "agreed" && r.verdict !== "refused");
+  if (notAgreed.length) {
     console.log("\nnot agreed:");
-    for (const r of failing) console.log(`  ${progressLine(r)}`);
+    for (const r of notAgreed) console.log(`  ${progressLine(r)}`);
   }
   const { records, ...figures } = s;
-  console.log(JSON.stringify({ ...figures, failing: failing.map((r) => ({ index: r.index, verdict: r.verdict, savedTo: r.savedTo })) }));
+  console.log(JSON.stringify({ ...figures, notAgreed: notAgreed.map((r) => ({ index: r.index, verdict: r.verdict, savedTo: r.savedTo })) }));
 }
