@@ -56,6 +56,7 @@ enum thaw_error {
   THAW_ENOMEM = -6,    /* no memory for the instance (or over its cap) */
   THAW_EINIT = -7,     /* instantiation or wizer.initialize failed */
   THAW_EBUSY = -8,     /* executor queue full */
+  THAW_ENOENT = -9,    /* thaw_cancel: the call is not queued (started, or unknown) */
 };
 
 /* Result flags (thaw_result.flags). */
@@ -94,6 +95,10 @@ typedef struct thaw_request {
   uint64_t envc;
   uint64_t timeout_ms; /* 0: the module's limit */
   uint64_t flags;
+  /* Who the call is for, for the executor's fair queue (executor.c): calls
+   * of one tenant share its slot time, and within it, per function. */
+  uint64_t tenant;
+  uint64_t function;
 } thaw_request;
 
 /* One call's outcome. stdout/stderr point into buffers owned by the
@@ -171,14 +176,49 @@ void thaw_memory_maintain(void);
 /* Run a call on the calling thread. */
 int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res);
 
-/* Executor: worker threads that run calls off the caller's thread. */
+/* Executor: worker threads that run calls off the caller's thread, in a
+ * fair order between tenants, on a bounded number of CPU slots (the
+ * scheduling model is described in executor.c). */
+typedef struct thaw_executor_config {
+  uint64_t cpu_slots;   /* calls running guest code at once (cores) */
+  uint64_t max_threads; /* worker threads at most: slots + calls blocked
+                           (sleeping, or waiting to get a slot back);
+                           at least cpu_slots + 1 */
+  uint64_t queue_cap;   /* calls queued for their first slot at most */
+  uint64_t preempt;     /* 1: a call yields its slot to a tenant owed it */
+} thaw_executor_config;
+
+typedef struct thaw_executor_stats {
+  uint64_t cpu_slots;
+  uint64_t free_slots;
+  uint64_t threads;      /* worker threads started */
+  uint64_t max_threads;
+  uint64_t idle_threads;
+  uint64_t queued;       /* calls waiting for their first slot */
+  uint64_t running;      /* calls holding a slot */
+  uint64_t waiting;      /* started calls waiting to get a slot back */
+  uint64_t blocked;      /* started calls in a sleep, holding no slot */
+  uint64_t tenants;      /* tenants with calls queued or started */
+  uint64_t preemptions;  /* slots taken back for another tenant */
+  uint64_t blocks;       /* sleeps that gave their slot up */
+} thaw_executor_stats;
+
+int thaw_executor_start_ex(const thaw_executor_config* cfg,
+                           thaw_complete_fn on_complete);
+/* thaw_executor_start_ex with `threads` slots, 4 x threads more threads for
+ * blocked calls, preemption on. */
 int thaw_executor_start(uint32_t threads, uint32_t queue_cap,
                         thaw_complete_fn on_complete);
-/* Queue a call; on_complete(ticket) fires when *res is filled. */
+/* Queue a call for req->tenant / req->function; on_complete(ticket) fires
+ * when *res is filled. Tickets of queued calls must be distinct. */
 int thaw_submit(thaw_instance* inst, const thaw_request* req, thaw_result* res,
                 uint64_t ticket);
-/* Calls queued or running. */
+/* Take a queued call out before it starts: 0, and on_complete never fires
+ * for it; THAW_ENOENT if it has started (it runs to the end) or is unknown. */
+int thaw_cancel(uint64_t ticket);
+/* Calls queued or started and not yet completed. */
 uint64_t thaw_executor_pending(void);
+void thaw_executor_stats_get(thaw_executor_stats* out);
 void thaw_executor_stop(void);
 
 #ifdef __cplusplus

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "internal.h"
 
 #define THAW_TIMEOUT_SIGNAL (SIGRTMIN + 6)
@@ -200,8 +201,12 @@ int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
                      uint64_t deadline_ns, uint32_t depth_limit) {
   pthread_once(&g_signal_once, install_signal_handler);
   unblock_timeout_signal();
+  /* The signal handlers (timeout, preemption) act only on an active call:
+   * st is fresh stack memory, so say it is not one until sigsetjmp ran. */
+  st->active = 0;
   st->in_host = 0;
   st->timeout_pending = 0;
+  st->yield_pending = 0;
   st->grow_refused = 0;
   st->exit_code = 0;
   st->deadline_ns = deadline_ns;
@@ -284,8 +289,12 @@ int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
   res->memory_pages = mem->pages;
   if (req->flags & THAW_REQUEST_COUNT_PAGES)
     res->pages_touched = thaw_private_pages(mem->data, mem->size);
-  if ((req->flags & THAW_REQUEST_RESET_AFTER) && !inst->lost && thaw_instance_reset(inst) == 0)
-    res->flags |= THAW_RESULT_RESET;
+  if ((req->flags & THAW_REQUEST_RESET_AFTER) && !inst->lost) {
+    /* A reset can take a millisecond (it copies back every page the call
+     * wrote): a tenant owed the slot gets it first (cpu.c). */
+    thaw_cpu_checkpoint();
+    if (thaw_instance_reset(inst) == 0) res->flags |= THAW_RESULT_RESET;
+  }
   if (inst->lost) res->flags |= THAW_RESULT_INSTANCE_LOST;
   res->stdout_ptr = (uint64_t)(uintptr_t)inst->wasi.out.data;
   res->stdout_len = inst->wasi.out.len;

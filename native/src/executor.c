@@ -1,4 +1,5 @@
-/* executor.c -- worker threads that run calls off Bun's event loop.
+/* executor.c -- worker threads that run calls off Bun's event loop, shared
+ * fairly between tenants.
  *
  * Bun submits a call (instance, request, result buffer, ticket) with one FFI
  * call that only enqueues; a worker runs it with thaw_call and reports the
@@ -6,169 +7,295 @@
  * JavaScript thread (a threadsafe JSCallback). The queue is bounded: a full
  * queue is back-pressure the caller turns into 429, never unbounded memory.
  *
+ * Scheduling model
+ *
+ *  - CPU slots. At most cpu_slots calls (--threads: one per core) run guest
+ *    code at once; a worker runs a call only while it holds a slot.
+ *  - Threads are not slots. Up to max_threads workers (cpu_slots +
+ *    --max-blocked) are started as needed. A call that blocks in a host
+ *    call -- a clock sleep in poll_oneoff (nanosleep, sleep, usleep) or
+ *    sched_yield -- gives its slot up for the wait and keeps only its
+ *    thread, and another call runs on the slot meanwhile; when the wait
+ *    ends it queues to get a slot back. Sleeping calls cost threads,
+ *    bounded by max_threads, and no CPU. When every thread is taken, new
+ *    calls wait in the queue while started ones go on.
+ *  - Fair queue. Calls wait for a slot in a queue per tenant, and within a
+ *    tenant per function (req->tenant, req->function). A slot that frees up
+ *    goes to the tenant that has been charged the least slot time, then to
+ *    its function charged the least, then to a started call of it waiting
+ *    to get its slot back before a new one. Slot time is charged as it is
+ *    used (running calls count while they run). This is start-time fair
+ *    queueing over slot time with equal weights: while tenants compete,
+ *    each gets an equal share of the slots however costly its calls and
+ *    however many it queues, and a tenant using less than its share is
+ *    served first, so its calls wait for a slot only while another of its
+ *    own calls or a call that is owed more holds one. No one is owed more
+ *    than 4 ms: a tenant that was idle, or asleep, or below its share for
+ *    a long time comes back at most that far behind (it cannot save up
+ *    credit), which also gives an occasional caller a small head start.
+ *  - Preemption. A call keeps its slot while it runs, unless a tenant more
+ *    than 1 ms behind the call's own waits for one: then, once the call has
+ *    run 20 us, it is signalled, gives its slot up at once (in a host
+ *    function: on the way out) and queues to get it back like a sleeper. So
+ *    another tenant's CPU-bound calls delay a call by a signal and a
+ *    context switch, not by their length. A tenant's own calls never
+ *    preempt each other: a tenant's backlog delays only that tenant.
+ *  - Bounds. queue_cap calls can wait for a first slot (THAW_EBUSY past
+ *    that); a waiting call can be taken out (thaw_cancel: its client left,
+ *    or it waited past the queue timeout) and then never runs. A started
+ *    call runs to its end or its timeout, which also ends a wait for a slot.
+ *
+ * The mechanism (flows, queues, handing slots over, the preemption signal)
+ * is in cpu.c, below this file: wasi.c gives slots up through it too.
+ *
  * Workers get THAW_STACK_BYTES of stack so that the call-depth limit is
  * what stops ordinary deep recursion; only functions with big frames reach
- * the stack floor (call.c), which traps the same way. After a call that hit
- * either the worker hands the deep part of its stack back to the kernel, so
- * one recursive call does not leave the process's RSS raised forever.
+ * the stack floor (call.c), which traps the same way. After a call that went
+ * deep the worker hands the deep part of its stack back to the kernel, so
+ * one recursive call does not leave the process's RSS raised forever. (A
+ * call asleep keeps its stack, as deep as it is: --max-blocked bounds how
+ * many do.)
  */
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "cpu.h"
 #include "internal.h"
 
-#define SPIN_NS 50000u
-
 typedef struct job {
+  thaw_cpu_job q; /* first: cpu.c hands back a thaw_cpu_job* */
   thaw_instance* inst;
   const thaw_request* req;
   thaw_result* res;
-  uint64_t ticket;
+  struct job* free_next;
 } job;
 
 static struct {
   pthread_mutex_t lock;
-  pthread_cond_t nonempty;
-  job* ring;
-  uint32_t cap, head, count;
-  uint32_t running;
-  uint32_t sleeping;
-  uint32_t nthreads;
+  job* jobs;
+  job* free;
   pthread_t* threads;
+  uint32_t nthreads, max_threads;
   thaw_complete_fn on_complete;
-  int stopping;
-} ex = {.lock = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER};
+  int started, stopping;
+} ex = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void release_deep_stack(void) {
-  pthread_attr_t attr;
-  void* lo;
-  size_t size;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
-  pthread_attr_getstack(&attr, &lo, &size);
-  pthread_attr_destroy(&attr);
+/* The low end of this worker's stack (pthread_getattr_np once per thread). */
+static __thread uintptr_t t_stack_lo;
+
+/* Hands the stack below the deepest MiB in use now back to the kernel. With
+ * `only_if_touched`, first asks mincore whether the call left any page
+ * resident in the 256 KiB just below that MiB: every compiled frame is at
+ * most THAW_MAX_FRAME_BYTES (256 KiB) and touches its top, so a call that
+ * went deeper left one there. That costs one system call per call and
+ * keeps every idle worker's stack at about a MiB: with many more threads
+ * than slots, stacks left deep would otherwise add up. */
+static void release_deep_stack(int only_if_touched) {
+  if (!t_stack_lo) {
+    pthread_attr_t attr;
+    void* lo;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+    pthread_attr_getstack(&attr, &lo, &size);
+    pthread_attr_destroy(&attr);
+    t_stack_lo = (uintptr_t)lo;
+  }
   uintptr_t here = (uintptr_t)__builtin_frame_address(0);
   uintptr_t keep_from = (here - (1u << 20)) & ~(uintptr_t)(THAW_OS_PAGE - 1);
-  uintptr_t start = ((uintptr_t)lo + THAW_OS_PAGE) & ~(uintptr_t)(THAW_OS_PAGE - 1);
-  if (keep_from > start) madvise((void*)start, keep_from - start, MADV_DONTNEED);
+  uintptr_t start = (t_stack_lo + THAW_OS_PAGE) & ~(uintptr_t)(THAW_OS_PAGE - 1);
+  if (keep_from <= start) return;
+  if (only_if_touched) {
+    enum { PROBE = THAW_MAX_FRAME_BYTES / THAW_OS_PAGE };
+    uintptr_t probe = keep_from - start < THAW_MAX_FRAME_BYTES ? start : keep_from - THAW_MAX_FRAME_BYTES;
+    unsigned char resident[PROBE];
+    size_t pages = (keep_from - probe) / THAW_OS_PAGE;
+    if (mincore((void*)probe, keep_from - probe, resident) != 0) return;
+    size_t i = 0;
+    while (i < pages && !(resident[i] & 1)) i++;
+    if (i == pages) return;
+  }
+  madvise((void*)start, keep_from - start, MADV_DONTNEED);
 }
 
-/* Wait for a job: spin briefly first (under load the next call arrives
- * within microseconds, and a futex sleep + wake costs more than the call),
- * then sleep. Called and returns with the lock held. */
-static void wait_for_job(void) {
-  if (!ex.count && !ex.stopping) {
-    pthread_mutex_unlock(&ex.lock);
-    uint64_t until = thaw_now_ns() + SPIN_NS;
-    while (!__atomic_load_n(&ex.count, __ATOMIC_RELAXED) && thaw_now_ns() < until)
-      __builtin_ia32_pause();
-    pthread_mutex_lock(&ex.lock);
-  }
-  while (!ex.count && !ex.stopping) {
-    ex.sleeping++;
-    pthread_cond_wait(&ex.nonempty, &ex.lock);
-    ex.sleeping--;
-  }
+static void job_free(job* j) {
+  pthread_mutex_lock(&ex.lock);
+  j->free_next = ex.free;
+  ex.free = j;
+  pthread_mutex_unlock(&ex.lock);
+}
+
+static void* worker_main(void* arg);
+
+/* Start a worker cpu.c asked for (counted there already). */
+static void spawn_worker(void) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, THAW_STACK_BYTES);
+  pthread_mutex_lock(&ex.lock);
+  int ok = !ex.stopping && ex.nthreads < ex.max_threads &&
+           pthread_create(&ex.threads[ex.nthreads], &attr, worker_main, NULL) == 0;
+  if (ok) ex.nthreads++;
+  pthread_mutex_unlock(&ex.lock);
+  pthread_attr_destroy(&attr);
+  if (!ok) thaw_cpu_spawn_failed();
 }
 
 static void* worker_main(void* arg) {
   (void)arg;
-  pthread_mutex_lock(&ex.lock);
+  thaw_cpu_thread_init();
+  thaw_complete_fn cb = ex.on_complete;
   for (;;) {
-    wait_for_job();
-    if (ex.stopping && !ex.count) break;
-    job j = ex.ring[ex.head];
-    ex.head = (ex.head + 1) % ex.cap;
-    __atomic_store_n(&ex.count, ex.count - 1, __ATOMIC_RELAXED);
-    ex.running++;
-    thaw_complete_fn cb = ex.on_complete;
-    pthread_mutex_unlock(&ex.lock);
-    thaw_call(j.inst, j.req, j.res);
-    if (j.res->status == THAW_TRAP_STACK_EXHAUSTION) release_deep_stack();
-    if (cb) cb(j.ticket);
-    pthread_mutex_lock(&ex.lock);
-    ex.running--;
+    int spawn;
+    thaw_cpu_job* q = thaw_cpu_next(&spawn);
+    if (spawn) spawn_worker();
+    if (!q) break;
+    job* j = (job*)q;
+    thaw_call(j->inst, j->req, j->res);
+    release_deep_stack(j->res->status != THAW_TRAP_STACK_EXHAUSTION);
+    uint64_t ticket = q->ticket;
+    job_free(j);
+    if (cb) cb(ticket);
   }
-  pthread_mutex_unlock(&ex.lock);
+  thaw_cpu_thread_exit();
   return NULL;
+}
+
+int thaw_executor_start_ex(const thaw_executor_config* cfg,
+                           thaw_complete_fn on_complete) {
+  if (!cfg || cfg->cpu_slots == 0 || cfg->queue_cap == 0 ||
+      cfg->cpu_slots > 65536 || cfg->queue_cap > (1u << 24) ||
+      cfg->max_threads > 65536)
+    return THAW_EINVAL;
+  uint32_t slots = (uint32_t)cfg->cpu_slots;
+  uint32_t max_threads = (uint32_t)cfg->max_threads;
+  if (max_threads <= slots) max_threads = slots + 1;
+  /* Nodes for the queue plus one per thread, whose calls hold theirs. */
+  uint32_t nodes = (uint32_t)cfg->queue_cap + max_threads;
+  pthread_mutex_lock(&ex.lock);
+  if (ex.started) {
+    pthread_mutex_unlock(&ex.lock);
+    return THAW_EINVAL;
+  }
+  ex.jobs = calloc(nodes, sizeof *ex.jobs);
+  ex.threads = calloc(max_threads, sizeof *ex.threads);
+  thaw_cpu_config cc = {.slots = slots, .max_workers = max_threads,
+                        .max_jobs = nodes, .preempt = cfg->preempt != 0};
+  int rc = ex.jobs && ex.threads ? thaw_cpu_start(&cc) : THAW_ENOMEM;
+  if (rc != 0) {
+    free(ex.jobs);
+    free(ex.threads);
+    ex.jobs = NULL;
+    ex.threads = NULL;
+    pthread_mutex_unlock(&ex.lock);
+    return rc;
+  }
+  ex.free = NULL;
+  for (uint32_t i = nodes; i-- > 0;) {
+    ex.jobs[i].free_next = ex.free;
+    ex.free = &ex.jobs[i];
+  }
+  ex.nthreads = 0;
+  ex.max_threads = max_threads;
+  ex.on_complete = on_complete;
+  ex.started = 1;
+  ex.stopping = 0;
+  pthread_mutex_unlock(&ex.lock);
+  /* A worker per slot and one idle; more start as calls block. */
+  for (uint32_t i = 0; i <= slots && thaw_cpu_reserve_worker(); i++) spawn_worker();
+  pthread_mutex_lock(&ex.lock);
+  rc = ex.nthreads ? 0 : THAW_ENOMEM;
+  pthread_mutex_unlock(&ex.lock);
+  if (rc) thaw_executor_stop();
+  return rc;
 }
 
 int thaw_executor_start(uint32_t threads, uint32_t queue_cap,
                         thaw_complete_fn on_complete) {
-  if (threads == 0 || queue_cap == 0) return THAW_EINVAL;
-  pthread_mutex_lock(&ex.lock);
-  if (ex.threads) {
-    pthread_mutex_unlock(&ex.lock);
-    return THAW_EINVAL;
-  }
-  ex.ring = calloc(queue_cap, sizeof *ex.ring);
-  ex.threads = calloc(threads, sizeof *ex.threads);
-  if (!ex.ring || !ex.threads) {
-    free(ex.ring);
-    free(ex.threads);
-    ex.ring = NULL;
-    ex.threads = NULL;
-    pthread_mutex_unlock(&ex.lock);
-    return THAW_ENOMEM;
-  }
-  ex.cap = queue_cap;
-  ex.head = ex.count = ex.running = 0;
-  ex.on_complete = on_complete;
-  ex.stopping = 0;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, THAW_STACK_BYTES);
-  for (ex.nthreads = 0; ex.nthreads < threads; ex.nthreads++)
-    if (pthread_create(&ex.threads[ex.nthreads], &attr, worker_main, NULL) != 0)
-      break;
-  pthread_attr_destroy(&attr);
-  int rc = ex.nthreads ? 0 : THAW_ENOMEM;
-  pthread_mutex_unlock(&ex.lock);
-  return rc;
+  thaw_executor_config cfg = {.cpu_slots = threads,
+                              .max_threads = 5ull * threads,
+                              .queue_cap = queue_cap,
+                              .preempt = 1};
+  return thaw_executor_start_ex(&cfg, on_complete);
 }
 
 int thaw_submit(thaw_instance* inst, const thaw_request* req, thaw_result* res,
                 uint64_t ticket) {
   if (!inst || !req || !res) return THAW_EINVAL;
   pthread_mutex_lock(&ex.lock);
-  if (!ex.threads || ex.stopping) {
-    pthread_mutex_unlock(&ex.lock);
-    return THAW_EINVAL;
-  }
-  if (ex.count == ex.cap) {
-    pthread_mutex_unlock(&ex.lock);
-    return THAW_EBUSY;
-  }
-  ex.ring[(ex.head + ex.count) % ex.cap] = (job){inst, req, res, ticket};
-  __atomic_store_n(&ex.count, ex.count + 1, __ATOMIC_RELAXED);
-  if (ex.sleeping) pthread_cond_signal(&ex.nonempty);
+  job* j = ex.started ? ex.free : NULL;
+  int rc = !ex.started ? THAW_EINVAL : !j ? THAW_EBUSY : 0;
+  if (j) ex.free = j->free_next;
   pthread_mutex_unlock(&ex.lock);
+  if (rc) return rc;
+  j->inst = inst;
+  j->req = req;
+  j->res = res;
+  j->q.ticket = ticket;
+  int spawn;
+  rc = thaw_cpu_submit(&j->q, req->tenant, req->function, &spawn);
+  if (rc) job_free(j);
+  if (spawn) spawn_worker();
+  return rc;
+}
+
+int thaw_cancel(uint64_t ticket) {
+  thaw_cpu_job* q = thaw_cpu_cancel(ticket);
+  if (!q) return THAW_ENOENT;
+  job_free((job*)q);
   return 0;
 }
 
 uint64_t thaw_executor_pending(void) {
-  pthread_mutex_lock(&ex.lock);
-  uint64_t n = ex.count + ex.running;
-  pthread_mutex_unlock(&ex.lock);
-  return n;
+  thaw_cpu_stats s;
+  thaw_cpu_stats_get(&s);
+  return s.queued + s.running + s.waiting + s.blocked;
 }
 
+void thaw_executor_stats_get(thaw_executor_stats* out) {
+  thaw_cpu_stats s;
+  thaw_cpu_stats_get(&s);
+  *out = (thaw_executor_stats){
+      .cpu_slots = s.slots,
+      .free_slots = s.free_slots,
+      .threads = s.workers,
+      .max_threads = s.max_workers,
+      .idle_threads = s.idle_workers,
+      .queued = s.queued,
+      .running = s.running,
+      .waiting = s.waiting,
+      .blocked = s.blocked,
+      .tenants = s.tenants,
+      .preemptions = s.preemptions,
+      .blocks = s.blocks,
+  };
+}
+
+/* Calls already queued run first; then the workers exit. */
 void thaw_executor_stop(void) {
   pthread_mutex_lock(&ex.lock);
-  if (!ex.threads) {
+  if (!ex.started || ex.stopping) {
     pthread_mutex_unlock(&ex.lock);
     return;
   }
-  ex.stopping = 1;
-  pthread_cond_broadcast(&ex.nonempty);
-  uint32_t n = ex.nthreads;
-  pthread_t* threads = ex.threads;
+  ex.stopping = 1; /* no thread starts after this */
   pthread_mutex_unlock(&ex.lock);
-  for (uint32_t i = 0; i < n; i++) pthread_join(threads[i], NULL);
+  thaw_cpu_stop();
+  for (uint32_t i = 0;; i++) {
+    pthread_mutex_lock(&ex.lock);
+    int more = i < ex.nthreads;
+    pthread_t t = more ? ex.threads[i] : 0;
+    pthread_mutex_unlock(&ex.lock);
+    if (!more) break;
+    pthread_join(t, NULL);
+  }
+  thaw_cpu_destroy();
   pthread_mutex_lock(&ex.lock);
-  free(ex.ring);
+  free(ex.jobs);
   free(ex.threads);
-  ex.ring = NULL;
+  ex.jobs = NULL;
+  ex.free = NULL;
   ex.threads = NULL;
   ex.nthreads = 0;
+  ex.started = 0;
   pthread_mutex_unlock(&ex.lock);
 }

@@ -63,6 +63,7 @@ typedef struct thaw_call_state {
   volatile sig_atomic_t in_host;         /* inside a WASI host function */
   volatile sig_atomic_t timeout_pending; /* watchdog fired while in host */
   volatile sig_atomic_t active;          /* unwind target is valid */
+  volatile sig_atomic_t yield_pending;   /* asked to yield its slot while in host */
   int grow_refused;
   uint32_t max_pages; /* cap applied by wasm_rt_allocate_memory */
   /* Linear memory and tables share one budget (rt.c). */
@@ -88,9 +89,13 @@ __attribute__((noreturn)) void thaw_unwind(int status);
 static inline void thaw_host_enter(void) {
   if (thaw_current) thaw_current->in_host = 1;
 }
+/* Give the CPU slot to whoever is owed it (cpu.c): a preemption that
+ * arrived inside host code, taken on the way out, still in_host. */
+void thaw_cpu_yield_pending(thaw_call_state* c);
 static inline void thaw_host_leave(void) {
   thaw_call_state* c = thaw_current;
   if (!c) return;
+  if (c->yield_pending) thaw_cpu_yield_pending(c);
   c->in_host = 0;
   if (c->timeout_pending) thaw_unwind(THAW_TRAP_TIMEOUT);
 }

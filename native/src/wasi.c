@@ -43,6 +43,13 @@
  * timeout deferred meanwhile. proc_exit and a poll_oneoff that sleeps into
  * the call's deadline leave the call themselves (leave_call).
  *
+ * Blocking: the only waits a guest can ask for are poll_oneoff's clock
+ * subscriptions (nanosleep, sleep, usleep) and sched_yield; stdin is a
+ * buffer and never waits. A call on an executor worker gives its CPU slot
+ * up for the length of a sleep and queues for one afterwards, in the fair
+ * order of cpu.c; sched_yield hands the slot to whoever is owed it more.
+ * So a sleeping call holds a thread but no CPU slot (see executor.c).
+ *
  * Deferring a timeout is only sound if no host function runs long, and a
  * guest chooses the lengths a host function works through: iovec arrays
  * and subscriptions of millions of entries, buffers of gigabytes. So work
@@ -60,6 +67,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "cpu.h"
 #include "internal.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -605,7 +613,14 @@ static u32 poll_oneoff(thaw_wasi* w, u32 in, u32 out, u32 nsubs, u32 nevents) {
     if (when < first) first = when;
     pace(w, &p, ENTRY_COST);
   }
-  sleep_until(w, first);
+  /* A call that is going to wait gives its CPU slot up for the wait and
+   * queues for one after it (cpu.c); a timeout while asleep or while
+   * queued ends the call, which then holds no slot. */
+  if (first > thaw_now_ns()) {
+    thaw_cpu_block_begin();
+    sleep_until(w, first);
+    if (thaw_cpu_block_end(w->deadline_ns) != 0) leave_call(THAW_TRAP_TIMEOUT);
+  }
   u64 now = thaw_now_ns();
   u32 count = 0;
   for (u32 i = 0; i < nsubs; i++) {
@@ -847,8 +862,16 @@ EXPORT u32 Z_wasi_snapshot_preview1Z_proc_raise(thaw_wasi* w, u32 sig) {
   HOST(WASI_ENOSYS);
 }
 
+/* Yields the CPU slot to a call owed it more, if one waits (cpu.c), then
+ * the thread. */
+static u32 yield_cpu(const thaw_wasi* w) {
+  if (thaw_cpu_yield(w->deadline_ns) != 0) leave_call(THAW_TRAP_TIMEOUT);
+  sched_yield();
+  return ESUCCESS;
+}
+
 EXPORT u32 Z_wasi_snapshot_preview1Z_sched_yield(thaw_wasi* w) {
-  HOST((sched_yield(), ESUCCESS));
+  HOST(yield_cpu(w));
 }
 
 EXPORT u32 Z_wasi_snapshot_preview1Z_random_get(thaw_wasi* w, u32 buf,

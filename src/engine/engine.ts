@@ -7,10 +7,16 @@
 // belong to the instance (one call at a time per instance) and the call's
 // input buffers are held by the pending entry until completion, so nothing
 // is allocated natively per call and nothing is freed under a running call.
+//
+// The executor queues calls per tenant and function and shares its CPU
+// slots fairly between them (native/src/executor.c); a call names its
+// tenant and function for that. A queued call can be taken back before it
+// starts -- its AbortSignal fired (the client left) or its queue deadline
+// passed -- and then never runs; once started it runs to the end.
 
 import type { JSCallback } from "bun:ffi";
 import {
-  addr, completionCallback, copyOut, cstr, E_BUSY, ERRORS, errText, findLibrary, LIMITS,
+  addr, completionCallback, copyOut, cstr, E_BUSY, ERRORS, errText, EXECUTOR_CONFIG, EXECUTOR_STATS, findLibrary, LIMITS,
   openLibrary, packStrings, POOL_STATS, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS, TENANT_STATS,
   type Lib, type Pointer,
 } from "./native.ts";
@@ -51,6 +57,13 @@ export interface CallRequest {
   countPages?: boolean;
   /** Reset the instance on the executor thread right after the call. */
   resetAfter?: boolean;
+  /** Who the call is for, in the executor's fair queue (small integers; 0 by default). */
+  tenant?: number;
+  function?: number;
+  /** Aborted before the call starts: it leaves the queue, never runs, and the call rejects with CancelledError. */
+  signal?: AbortSignal;
+  /** performance.now() by which the call must have started, else it leaves the queue and rejects with QueueTimeoutError. */
+  queueDeadline?: number;
 }
 
 export interface CallResult {
@@ -121,6 +134,46 @@ export class BusyError extends EngineError {
   }
 }
 
+/** A queued call taken back because its signal was aborted; it never ran. */
+export class CancelledError extends EngineError {
+  constructor() {
+    super("call cancelled before it started", -9);
+  }
+}
+
+/** A queued call taken back at its queue deadline; it never ran. */
+export class QueueTimeoutError extends EngineError {
+  constructor() {
+    super("call did not start before its queue deadline", -9);
+  }
+}
+
+export interface ExecutorOptions {
+  /** Worker threads beyond the CPU slots, for calls blocked in host sleeps (or waiting to get their slot back). */
+  maxBlocked?: number;
+  /** Calls of another tenant that is owed CPU time take the slot of a running call (default true). */
+  preempt?: boolean;
+}
+
+export interface ExecutorStats {
+  cpuSlots: number;
+  freeSlots: number;
+  threads: number;
+  maxThreads: number;
+  idleThreads: number;
+  /** Calls waiting for their first slot. */
+  queued: number;
+  /** Calls holding a slot. */
+  running: number;
+  /** Started calls waiting to get a slot back (after a sleep or a preemption). */
+  waiting: number;
+  /** Started calls in a sleep, holding no slot. */
+  blocked: number;
+  tenants: number;
+  preemptions: number;
+  blocks: number;
+}
+
 const PAGE = 65536;
 
 function limitsStruct(l: Limits): BigUint64Array {
@@ -156,7 +209,13 @@ interface Pending {
   instance: Instance;
   inputs: Uint8Array[];
   resolve: (r: CallResult) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
 }
+
+/** 4 threads per slot for blocked calls unless told otherwise. */
+export const DEFAULT_BLOCKED_PER_SLOT = 4;
 
 export class Engine {
   readonly lib: Lib;
@@ -166,19 +225,36 @@ export class Engine {
   /** Referenced while calls are pending, so the process waits for them. */
   private readonly keepAlive = setInterval(() => {}, 1 << 30).unref();
 
+  /** Worker threads beyond the CPU slots (`threads`), for calls blocked in host sleeps. */
+  readonly maxBlocked: number;
+  readonly preempt: boolean;
+
   constructor(
     libPath = findLibrary(),
+    /** CPU slots: calls running guest code at once. */
     readonly threads = Math.max(2, navigator.hardwareConcurrency),
     readonly queueCapacity = 4096,
+    options: ExecutorOptions = {},
   ) {
     this.lib = openLibrary(libPath);
+    this.maxBlocked = Math.max(1, options.maxBlocked ?? DEFAULT_BLOCKED_PER_SLOT * threads);
+    this.preempt = options.preempt ?? true;
   }
 
   private startExecutor(): void {
     if (this.callback) return;
     this.callback = completionCallback((ticket) => this.complete(ticket));
-    const rc = this.lib.thaw_executor_start(this.threads, this.queueCapacity, this.callback.ptr);
-    if (rc !== 0) throw new EngineError(`cannot start executor: ${ERRORS[rc]}`, rc);
+    const cfg = new BigUint64Array(EXECUTOR_CONFIG.size);
+    cfg[EXECUTOR_CONFIG.cpuSlots] = BigInt(this.threads);
+    cfg[EXECUTOR_CONFIG.maxThreads] = BigInt(this.threads + this.maxBlocked);
+    cfg[EXECUTOR_CONFIG.queueCap] = BigInt(this.queueCapacity);
+    cfg[EXECUTOR_CONFIG.preempt] = this.preempt ? 1n : 0n;
+    const rc = this.lib.thaw_executor_start_ex(cfg, this.callback.ptr);
+    if (rc !== 0) {
+      this.callback.close();
+      this.callback = undefined;
+      throw new EngineError(`cannot start executor: ${ERRORS[rc]}`, rc);
+    }
   }
 
   /** Instantiate fresh, run `wizer.initialize` if exported, write the snapshot. */
@@ -203,13 +279,17 @@ export class Engine {
     return new LoadedModule(this, handle as Pointer);
   }
 
-  /** Run one call on an executor thread. The instance must be idle. */
+  /** Run one call on an executor thread. The instance must be idle; when
+   * the call rejects with CancelledError or QueueTimeoutError it never ran
+   * and the instance is as it was. */
   call(instance: Instance, req: CallRequest): Promise<CallResult> {
     this.startExecutor();
+    if (req.signal?.aborted) return Promise.reject(new CancelledError());
     const inputs = instance.prepare(req);
     const ticket = this.nextTicket++;
     return new Promise<CallResult>((resolve, reject) => {
-      this.pending.set(ticket, { instance, inputs, resolve });
+      const p: Pending = { instance, inputs, resolve };
+      this.pending.set(ticket, p);
       const rc = this.lib.thaw_submit(instance.handle, instance.request, instance.result, BigInt(ticket));
       if (rc !== 0) {
         this.pending.delete(ticket);
@@ -217,15 +297,57 @@ export class Engine {
         return;
       }
       if (this.pending.size === 1) this.keepAlive.ref();
+      if (!req.signal && req.queueDeadline === undefined) return;
+      // Taken back only while still queued; a started call completes as usual.
+      const takeBack = (error: EngineError) => {
+        if (!this.pending.has(ticket) || this.lib.thaw_cancel(BigInt(ticket)) !== 0) return;
+        this.settle(ticket, p);
+        reject(error);
+      };
+      if (req.queueDeadline !== undefined)
+        p.timer = setTimeout(() => takeBack(new QueueTimeoutError()), Math.max(0, req.queueDeadline - performance.now()));
+      if (req.signal) {
+        p.signal = req.signal;
+        p.onAbort = () => takeBack(new CancelledError());
+        req.signal.addEventListener("abort", p.onAbort, { once: true });
+      }
     });
+  }
+
+  private settle(ticket: number, p: Pending): void {
+    this.pending.delete(ticket);
+    if (this.pending.size === 0) this.keepAlive.unref();
+    if (p.timer) clearTimeout(p.timer);
+    if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
   }
 
   private complete(ticket: number): void {
     const p = this.pending.get(ticket);
     if (!p) return;
-    this.pending.delete(ticket);
-    if (this.pending.size === 0) this.keepAlive.unref();
+    this.settle(ticket, p);
     p.resolve(decodeResult(p.instance.result));
+  }
+
+  /** The executor's slots, threads and queues right now. */
+  executorStats(): ExecutorStats {
+    this.startExecutor();
+    const s = new BigUint64Array(EXECUTOR_STATS.size);
+    this.lib.thaw_executor_stats_get(s);
+    const n = (i: number) => Number(s[i]);
+    return {
+      cpuSlots: n(EXECUTOR_STATS.cpuSlots),
+      freeSlots: n(EXECUTOR_STATS.freeSlots),
+      threads: n(EXECUTOR_STATS.threads),
+      maxThreads: n(EXECUTOR_STATS.maxThreads),
+      idleThreads: n(EXECUTOR_STATS.idleThreads),
+      queued: n(EXECUTOR_STATS.queued),
+      running: n(EXECUTOR_STATS.running),
+      waiting: n(EXECUTOR_STATS.waiting),
+      blocked: n(EXECUTOR_STATS.blocked),
+      tenants: n(EXECUTOR_STATS.tenants),
+      preemptions: n(EXECUTOR_STATS.preemptions),
+      blocks: n(EXECUTOR_STATS.blocks),
+    };
   }
 
   /** The memory pool linear memories come from: usage, fragmentation, returns to the OS. */
@@ -372,6 +494,8 @@ export class Instance {
     r[REQUEST.timeoutMs] = BigInt(req.timeoutMs ?? 0);
     r[REQUEST.flags] =
       (req.countPages ? REQUEST_FLAGS.countPages : 0n) | (req.resetAfter ? REQUEST_FLAGS.resetAfter : 0n);
+    r[REQUEST.tenant] = BigInt(req.tenant ?? 0);
+    r[REQUEST.function] = BigInt(req.function ?? 0);
     return [stdin, args, env];
   }
 

@@ -37,12 +37,14 @@ const symbols = {
   thaw_pool_stats_get: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.void },
   thaw_pool_tenant_stats_get: { args: [FFIType.ptr, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
   thaw_pool_tenant_set: { args: [FFIType.ptr, FFIType.u32, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
-  thaw_executor_start: { args: [FFIType.u32, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
+  thaw_executor_start_ex: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   thaw_submit: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64],
     returns: FFIType.i32,
   },
+  thaw_cancel: { args: [FFIType.u64], returns: FFIType.i32 },
   thaw_executor_pending: { args: [], returns: FFIType.u64 },
+  thaw_executor_stats_get: { args: [FFIType.ptr], returns: FFIType.void },
   thaw_executor_stop: { args: [], returns: FFIType.void },
 } as const;
 
@@ -59,7 +61,12 @@ export const POOL_STATS = {
 export const TENANT_STATS = { reservedBytes: 0, limitBytes: 1, usedBytes: 2, overflowBytes: 3, liveBlocks: 4, size: 7 } as const;
 export const REQUEST = {
   stdinPtr: 0, stdinLen: 1, argsPtr: 2, argsLen: 3, argc: 4,
-  envPtr: 5, envLen: 6, envc: 7, timeoutMs: 8, flags: 9, size: 10,
+  envPtr: 5, envLen: 6, envc: 7, timeoutMs: 8, flags: 9, tenant: 10, function: 11, size: 12,
+} as const;
+export const EXECUTOR_CONFIG = { cpuSlots: 0, maxThreads: 1, queueCap: 2, preempt: 3, size: 4 } as const;
+export const EXECUTOR_STATS = {
+  cpuSlots: 0, freeSlots: 1, threads: 2, maxThreads: 3, idleThreads: 4, queued: 5,
+  running: 6, waiting: 7, blocked: 8, tenants: 9, preemptions: 10, blocks: 11, size: 12,
 } as const;
 export const RESULT = {
   status: 0, exitCode: 1, durationNs: 2, pagesTouched: 3, flags: 4,
@@ -81,6 +88,7 @@ export const ERRORS: Record<number, string> = {
   [-6]: "out of memory",
   [-7]: "initialization failed",
   [-8]: "executor queue full",
+  [-9]: "call not queued",
 };
 export const E_BUSY = -8;
 
