@@ -19,6 +19,7 @@ const USAGE = `usage: thaw <command> [options]
       build the native artifact and snapshot; print its path and sizes
   serve [--port N] [--host H] [--data DIR] [--examples] [--admin-token T] [--tokens tok:tenant,...]
         [--max-body BYTES] [--max-module BYTES] [--threads N] [--max-waiting N] [--shutdown-timeout MS]
+        [--max-blocked N] [--tenant-concurrency N] [--queue-timeout MS]
         [--redis-url URL] [--job-concurrency N] [--job-backoff MS] [--job-retention MS]
         [--compile-timeout MS] [--compile-concurrency N] [--compile-queue N]
         [--callback-allow CIDR|host,...] [--callback-concurrency N] [--callback-tenant-concurrency N]

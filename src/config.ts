@@ -27,6 +27,12 @@ export interface ServerConfig {
   /** A bearer token that opens /metrics and nothing else (a Prometheus scraper's). */
   metricsToken?: string;
   threads: number;
+  /** Worker threads beyond --threads for calls blocked in host sleeps (they hold no CPU slot). */
+  maxBlocked: number;
+  /** Calls of one tenant in flight on this node (waiting or running); past it, 429. */
+  tenantConcurrency: number;
+  /** How long a call may wait for an instance and a CPU slot before a 429 (ms). */
+  queueTimeout: number;
   /** Calls that may wait per function once it is at maxConcurrency. */
   maxWaiting: number;
   shutdownTimeout: number;
@@ -80,6 +86,10 @@ const SPEC = {
   tokens: { default: "" },
   "metrics-token": {},
   threads: { default: String(Math.max(2, navigator.hardwareConcurrency)), number: true },
+  // Defaults derived from --threads in parseServerConfig: 4 x tenant-concurrency, max(64, 4 x threads).
+  "max-blocked": {},
+  "tenant-concurrency": {},
+  "queue-timeout": { default: "2000", number: true },
   "max-waiting": { default: "256", number: true },
   "shutdown-timeout": { default: "30000", number: true },
   "body-timeout": { default: "30000", number: true },
@@ -150,6 +160,13 @@ export function parseTokens(spec: string): Record<string, string> {
   return tokens;
 }
 
+/** Tenant concurrency max(64, 4 per CPU slot); threads for blocked calls 4 x that, so that at
+ * least four tenants must each fill their limit with sleeping calls before threads run out. */
+function scheduling(threads: number, flag: (f: "tenant-concurrency" | "max-blocked" | "queue-timeout") => number | undefined) {
+  const tenantConcurrency = flag("tenant-concurrency") ?? Math.max(64, 4 * threads);
+  return { tenantConcurrency, maxBlocked: flag("max-blocked") ?? 4 * tenantConcurrency, queueTimeout: flag("queue-timeout")! };
+}
+
 export function parseServerConfig(argv: string[], env: Record<string, string | undefined> = process.env): ServerConfig {
   const { values } = parseArgs({
     args: argv,
@@ -181,6 +198,7 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     tokens: parseTokens(get("tokens") ?? ""),
     metricsToken: get("metrics-token") || undefined,
     threads: Math.max(1, num("threads")),
+    ...scheduling(Math.max(1, num("threads")), (f) => (get(f) === undefined ? undefined : Math.max(1, num(f)))),
     maxWaiting: num("max-waiting"),
     shutdownTimeout: num("shutdown-timeout"),
     bodyTimeout: Math.max(1, num("body-timeout")),

@@ -22,6 +22,9 @@ export interface PoolEntry {
   name: string;
   config: FunctionConfig;
   pool: FunctionPool;
+  /** The executor's ids for the fair queue (libthaw numbers tenants and functions). */
+  tenantId: number;
+  functionId: number;
 }
 
 export interface ManagerOptions {
@@ -55,6 +58,9 @@ export class PoolManager {
   private readonly entries = new Map<string, PoolEntry>();
   /** Memory-pool tenant ids (libthaw's partitions are numbered); 0 is the node's own. */
   private readonly tenantIds = new Map<string, number>();
+  /** Function ids for the executor's fair queue, per tenant/name, kept across versions. */
+  private readonly functionIds = new Map<string, number>();
+  private nextFunctionId = 1;
   private lastPlan?: Plan;
   private codeUnloads = 0;
   private readonly timer: ReturnType<typeof setInterval>;
@@ -83,7 +89,12 @@ export class PoolManager {
     this.policy.setMaxConcurrency(key, config.maxConcurrency);
     this.policy.setMemory(key, { linBytes: stats.instanceBytes, codeBytes: stats.codeBytes });
     this.policy.touch(key, Date.now());
-    const entry = { tenant, name, config, pool };
+    let functionId = this.functionIds.get(key);
+    if (functionId === undefined) {
+      functionId = this.nextFunctionId++;
+      this.functionIds.set(key, functionId);
+    }
+    const entry = { tenant, name, config, pool, tenantId: this.tenantId(tenant), functionId };
     const old = this.entries.get(key);
     this.entries.set(key, entry);
     old?.pool.retire();
@@ -146,6 +157,7 @@ export class PoolManager {
     const key = poolKey(tenant, name);
     this.entries.get(key)?.pool.retire();
     this.entries.delete(key);
+    this.functionIds.delete(key);
     this.policy.forget(key);
   }
 

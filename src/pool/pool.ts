@@ -4,8 +4,12 @@
 // Concurrency is capped per function (maxConcurrency); beyond the cap calls
 // wait in a bounded queue, and beyond that they are refused with
 // OverloadedError (429 upstream) -- back-pressure instead of unbounded
-// memory. An instance leaves the pool for exactly one call and comes back
-// reset to the snapshot, or is freed if it cannot be reused (timeout).
+// memory. A wait is bounded in time too: a call still waiting at its
+// deadline leaves the queue (WaitTimeoutError), and one whose signal is
+// aborted (its client left) leaves at once (WaitAbortedError); neither
+// counts as a call. An instance leaves the pool for exactly one call and
+// comes back reset to the snapshot, or is freed if it cannot be reused
+// (timeout).
 //
 // A pool is retired when a new version replaces it or the function is
 // deleted: calls in flight finish on it, nothing new starts, and the module
@@ -33,6 +37,31 @@ export class OverloadedError extends Error {
 
 export class RetiredError extends Error {}
 
+/** The call waited for an instance until its deadline. */
+export class WaitTimeoutError extends Error {
+  constructor(readonly waitedMs: number) {
+    super("no instance of the function became free in time");
+  }
+}
+
+/** The call's signal was aborted while it waited for an instance. */
+export class WaitAbortedError extends Error {}
+
+export interface AcquireOptions {
+  /** Aborted: stop waiting (WaitAbortedError). */
+  signal?: AbortSignal;
+  /** performance.now() after which a call still waiting gives up (WaitTimeoutError). */
+  deadline?: number;
+}
+
+interface Waiter {
+  resolve: (lease: Lease) => void;
+  reject: (e: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
 export interface PoolStats {
   warm: number;
   busy: number;
@@ -51,7 +80,7 @@ interface IdleInstance {
 export class FunctionPool {
   /** Oldest first: calls take the newest (warmest pages), trims drop the oldest. */
   private readonly idle: IdleInstance[] = [];
-  private readonly waiters: { resolve: (lease: Lease) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiters: Waiter[] = [];
   private busy = 0;
   private retired = false;
   private calls = 0;
@@ -63,15 +92,39 @@ export class FunctionPool {
     readonly version: number,
   ) {}
 
-  acquire(): Promise<Lease> | Lease {
+  acquire(opts: AcquireOptions = {}): Promise<Lease> | Lease {
     if (this.retired) throw new RetiredError("pool retired");
+    if (opts.signal?.aborted) throw new WaitAbortedError("the call was cancelled");
     this.calls++;
     if (this.busy < this.options.maxConcurrency) return this.take();
     if (this.waiters.length >= this.options.maxWaiting) {
       this.calls--;
       throw new OverloadedError(1);
     }
-    return new Promise<Lease>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (opts.deadline !== undefined && opts.deadline <= performance.now()) {
+      this.calls--;
+      throw new WaitTimeoutError(0);
+    }
+    const since = performance.now();
+    return new Promise<Lease>((resolve, reject) => {
+      const w: Waiter = { resolve, reject };
+      const leave = (e: Error) => {
+        const i = this.waiters.indexOf(w);
+        if (i < 0) return;
+        this.waiters.splice(i, 1);
+        this.calls--;
+        unwatch(w);
+        reject(e);
+      };
+      if (opts.deadline !== undefined)
+        w.timer = setTimeout(() => leave(new WaitTimeoutError(performance.now() - since)), opts.deadline - since);
+      if (opts.signal) {
+        w.signal = opts.signal;
+        w.onAbort = () => leave(new WaitAbortedError("the call was cancelled"));
+        opts.signal.addEventListener("abort", w.onAbort, { once: true });
+      }
+      this.waiters.push(w);
+    });
   }
 
   private take(): Lease {
@@ -82,15 +135,19 @@ export class FunctionPool {
     return { instance, cold: !warm };
   }
 
-  /** `reset`: the executor already put the instance back to its snapshot. */
-  release(lease: Lease, reusable: boolean, reset = false): void {
+  /** `reset`: the executor already put the instance back to its snapshot.
+   * `ran`: false when the call was taken back before it started (the
+   * instance is untouched, and the call is not counted). */
+  release(lease: Lease, reusable: boolean, reset = false, ran = true): void {
     this.busy--;
+    if (!ran) this.calls--;
     const keep =
       reusable && !this.retired && this.idle.length < this.options.maxIdle && (reset || lease.instance.reset());
     if (keep) this.idle.push({ instance: lease.instance, sinceMs: Date.now(), released: false });
     else lease.instance.free();
     const next = this.waiters.shift();
     if (next) {
+      unwatch(next);
       try {
         next.resolve(this.take());
       } catch (e) {
@@ -148,11 +205,19 @@ export class FunctionPool {
     if (this.retired) return;
     this.retired = true;
     this.trim(0);
-    for (const w of this.waiters.splice(0)) w.reject(new RetiredError("pool retired"));
+    for (const w of this.waiters.splice(0)) {
+      unwatch(w);
+      w.reject(new RetiredError("pool retired"));
+    }
     if (this.busy === 0) this.module.release();
   }
 
   stats(): PoolStats {
     return { warm: this.idle.length, busy: this.busy, waiting: this.waiters.length, calls: this.calls, coldStarts: this.coldStarts };
   }
+}
+
+function unwatch(w: Waiter): void {
+  if (w.timer) clearTimeout(w.timer);
+  if (w.onAbort) w.signal?.removeEventListener("abort", w.onAbort);
 }

@@ -55,7 +55,7 @@ export interface RunningServer {
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = new Logger();
-  const engine = new Engine(undefined, config.threads, 8192);
+  const engine = new Engine(undefined, config.threads, 8192, { maxBlocked: config.maxBlocked });
   const registry = new Registry(config.dataDir);
   const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
   const nodeId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -104,7 +104,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       })
     : undefined;
   const functions = new FunctionService(registry, engine, pools, metrics, log, config, cluster);
-  const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log);
+  const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log, {
+    tenantConcurrency: config.tenantConcurrency,
+    queueTimeoutMs: config.queueTimeout,
+  });
   const jobQueueOptions = {
     nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention, callbacks: callbackSettings(config),
   };

@@ -21,6 +21,7 @@ export type ErrorCode =
   | "payload_too_large"
   | "request_timeout"
   | "overloaded"
+  | "client_closed"
   | "shutting_down"
   | "memory_exhausted"
   | "cluster_unavailable"
@@ -44,6 +45,8 @@ export const STATUS: Record<ErrorCode, number> = {
   payload_too_large: 413,
   request_timeout: 408,
   overloaded: 429,
+  // nginx's 499: the client went away before its call started (logged and counted; nobody reads it).
+  client_closed: 499,
   shutting_down: 503,
   memory_exhausted: 503,
   cluster_unavailable: 503,

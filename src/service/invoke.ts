@@ -1,12 +1,26 @@
 // Synchronous invocation: find the function's pool, lease an instance (warm,
 // or restored on the spot: a cold start), run the call on the engine, give
 // the instance back reset. Every call is counted, timed and logged once.
+//
+// Admission, in order:
+//  - a tenant has at most `tenantConcurrency` calls in flight on this node
+//    (waiting or running); past that a call is refused at once with 429
+//    overloaded and Retry-After, so no tenant can take every thread,
+//    instance and queue place of the node;
+//  - a call waits at most `queueTimeoutMs` from its arrival for an instance
+//    (the function at maxConcurrency) and then for a CPU slot (the
+//    executor's fair queue); past that it leaves the queue without running:
+//    429 overloaded with Retry-After;
+//  - a call whose client disconnected (the request's AbortSignal) leaves
+//    whichever queue it is in and never runs (499 client_closed, logged
+//    and counted; nobody reads the answer). A call that has started runs
+//    to its end.
 
-import { BusyError, type CallResult, type Engine } from "../engine/engine.ts";
+import { BusyError, type CallResult, CancelledError, type Engine, QueueTimeoutError } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { PoolEntry, PoolManager } from "../pool/manager.ts";
-import { type Lease, OverloadedError, RetiredError } from "../pool/pool.ts";
+import { type Lease, OverloadedError, RetiredError, WaitAbortedError, WaitTimeoutError } from "../pool/pool.ts";
 import type { FunctionConfig, Registry } from "../registry/registry.ts";
 import { type ErrorCode, ThawError } from "./errors.ts";
 
@@ -16,7 +30,21 @@ export const UNKNOWN_FUNCTION = "_unknown";
 export interface InvokeRequest {
   body: Uint8Array;
   env?: Record<string, string>;
+  /** Aborted when the client goes away: a call that has not started never does. */
+  signal?: AbortSignal;
 }
+
+export interface InvokeOptions {
+  /** Calls of one tenant in flight on this node at once (waiting or running). */
+  tenantConcurrency: number;
+  /** How long a call may wait for an instance and a CPU slot before it is refused (ms). */
+  queueTimeoutMs: number;
+}
+
+export const DEFAULT_QUEUE_TIMEOUT_MS = 2000;
+
+/** 64, or 4 calls per CPU slot on a node with more than 16. */
+export const defaultTenantConcurrency = (threads: number) => Math.max(64, 4 * threads);
 
 export interface InvokeOutcome {
   result: CallResult;
@@ -37,6 +65,9 @@ export function classify(r: CallResult): InvokeOutcome["outcome"] {
 
 export class InvokeService {
   private draining = false;
+  /** Calls in flight per tenant (admitted, not yet answered). */
+  private readonly inFlight = new Map<string, number>();
+  private readonly options: InvokeOptions;
 
   constructor(
     private readonly registry: Registry,
@@ -45,7 +76,18 @@ export class InvokeService {
     private readonly engine: Engine,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-  ) {}
+    options: Partial<InvokeOptions> = {},
+  ) {
+    this.options = {
+      tenantConcurrency: options.tenantConcurrency ?? defaultTenantConcurrency(engine.threads),
+      queueTimeoutMs: options.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS,
+    };
+  }
+
+  /** Calls of `tenant` in flight on this node now. */
+  tenantInFlight(tenant: string): number {
+    return this.inFlight.get(tenant) ?? 0;
+  }
 
   /** Refuse new calls; calls already accepted run to the end. */
   drain(): void {
@@ -69,18 +111,51 @@ export class InvokeService {
 
   private async run(tenant: string, name: string, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
     let entry = this.entryFor(tenant, name);
+    const inFlight = this.inFlight.get(tenant) ?? 0;
+    if (inFlight >= this.options.tenantConcurrency)
+      throw new ThawError(
+        "overloaded",
+        `tenant has ${inFlight} calls in flight on this node, its limit (--tenant-concurrency)`,
+        { reason: "tenant_concurrency", limit: this.options.tenantConcurrency },
+        1,
+      );
+    this.inFlight.set(tenant, inFlight + 1);
+    try {
+      return await this.admitted(tenant, name, entry, req, started);
+    } finally {
+      const n = (this.inFlight.get(tenant) ?? 1) - 1;
+      if (n > 0) this.inFlight.set(tenant, n);
+      else this.inFlight.delete(tenant);
+    }
+  }
+
+  private queueTimeout(waitedFor: "an instance" | "a CPU slot"): ThawError {
+    const ms = this.options.queueTimeoutMs;
+    return new ThawError(
+      "overloaded",
+      `the call waited ${ms} ms for ${waitedFor} without starting (--queue-timeout)`,
+      { reason: "queue_timeout", queueTimeoutMs: ms },
+      Math.max(1, Math.ceil(ms / 1000)),
+    );
+  }
+
+  private async admitted(tenant: string, name: string, entry: PoolEntry, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
+    const clientClosed = () => new ThawError("client_closed", "the client closed the connection before the call started");
     this.pools.arrived(tenant, name);
+    const deadline = performance.now() + this.options.queueTimeoutMs;
     for (;;) {
       let lease: Lease;
       try {
-        lease = await entry.pool.acquire();
+        lease = await entry.pool.acquire({ signal: req.signal, deadline });
       } catch (e) {
         if (e instanceof RetiredError) {
           entry = this.entryFor(tenant, name);
           continue;
         }
         if (e instanceof OverloadedError)
-          throw new ThawError("overloaded", e.message, {}, e.retryAfterSeconds);
+          throw new ThawError("overloaded", e.message, { reason: "queue_full" }, e.retryAfterSeconds);
+        if (e instanceof WaitTimeoutError) throw this.queueTimeout("an instance");
+        if (e instanceof WaitAbortedError) throw clientClosed();
         throw new ThawError(
           "memory_exhausted",
           "no memory for an instance: the tenant's memory limit or the node's memory arena is used up",
@@ -89,18 +164,28 @@ export class InvokeService {
         );
       }
       let result: CallResult | undefined;
+      let ran = true;
       try {
         result = await this.engine.call(lease.instance, {
           stdin: req.body,
           argv0: name,
           env: { ...entry.config.env, ...req.env },
           resetAfter: true,
+          tenant: entry.tenantId,
+          function: entry.functionId,
+          signal: req.signal,
+          queueDeadline: deadline,
         });
       } catch (e) {
-        if (e instanceof BusyError) throw new ThawError("overloaded", "the node's call queue is full", {}, 1);
+        // Taken back before it started: the instance is as the pool gave it.
+        if (e instanceof QueueTimeoutError || e instanceof CancelledError || e instanceof BusyError) ran = false;
+        if (e instanceof BusyError) throw new ThawError("overloaded", "the node's call queue is full", { reason: "queue_full" }, 1);
+        if (e instanceof QueueTimeoutError) throw this.queueTimeout("a CPU slot");
+        if (e instanceof CancelledError) throw clientClosed();
         throw e;
       } finally {
-        entry.pool.release(lease, result !== undefined && !result.instanceLost, result?.instanceReset);
+        if (ran) entry.pool.release(lease, result !== undefined && !result.instanceLost, result?.instanceReset);
+        else entry.pool.release(lease, true, true, false);
         if (result) this.pools.completed(tenant, name, result.durationNs / 1e6);
       }
       return {

@@ -101,7 +101,7 @@ export const invokeRoutes = (ctx: AppContext) => {
     const prefix = `/fn/${name}`;
     const path = new URL(request.url).pathname;
     const env = cgiEnvironment(request, prefix, path.slice(prefix.length) || "/", server?.requestIP(request)?.address ?? "");
-    const o = await ctx.invoke.invoke(principal.tenant, name, { body, env });
+    const o = await ctx.invoke.invoke(principal.tenant, name, { body, env, signal: request.signal });
     const failed = functionError(o);
     if (failed) return failed;
     let cgi: CgiResponse | undefined;
@@ -127,7 +127,7 @@ export const invokeRoutes = (ctx: AppContext) => {
       "/v1/functions/:name/invoke",
       async ({ request, params, principal }) => {
         const body = await readBody(request, ctx.config.maxBody);
-        const o = await ctx.invoke.invoke(principal.tenant, params.name, { body });
+        const o = await ctx.invoke.invoke(principal.tenant, params.name, { body, signal: request.signal });
         return (
           functionError(o) ??
           new Response(o.result.stdout, {
