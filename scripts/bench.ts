@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   density: () => import("./bench/density.ts"),
   trace: () => import("./bench/trace.ts"),
   jobs: () => import("./bench/jobs.ts"),
+  fairness: () => import("./bench/fairness.ts"),
 };
 
 const name = process.argv[2];
