@@ -76,7 +76,7 @@ describe("the wrapper", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 60_000);
 });
 
 describe("comparing outcomes", () => {
@@ -198,9 +198,9 @@ describe("regressions found by fuzzing", () => {
   // and the module was compiler_failed. Found by `bun run fuzz --seed 1` in
   // its first module: binaryen emits passive segments in most modules, as
   // clang does with bulk memory.
-  test("a passive data segment", () => agreeOn(`(module (memory 1) (data "x") (func (export "f")))`));
+  test("a passive data segment", () => agreeOn(`(module (memory 1) (data "x") (func (export "f")))`), 60_000);
   test("a passive element segment", () =>
-    agreeOn(`(module (memory 1) (table 1 funcref) (func $f) (elem func $f) (func (export "f")))`));
+    agreeOn(`(module (memory 1) (table 1 funcref) (func $f) (elem func $f) (func (export "f")))`), 60_000);
 
   // FAILS since 462fe2c (tables count against the memory limit): the budget
   // for memory plus tables is the memory's own maximum whenever it is under
@@ -211,5 +211,5 @@ describe("regressions found by fuzzing", () => {
   // of at most 17, and a table); thaw prints `grow    ffffffff` where JSC
   // prints `grow    00000001`.
   test("a module with a table grows its memory to its declared maximum", () =>
-    agreeOn(`(module (memory 1 2) (table 1 funcref) (func (export "f")))`));
+    agreeOn(`(module (memory 1 2) (table 1 funcref) (func (export "f")))`), 60_000);
 });

@@ -10,7 +10,7 @@
 
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { deNaN, generate } from "./generate.ts";
 import {
   type CrashCause, compare, describe, nanMayExplain, type Outcome, TRAP_CLASSES, type TrapClass, type Verdict,
@@ -47,7 +47,6 @@ export interface ModuleRecord {
   confirmation?: Outcome;
   detail?: string;
   savedTo?: string;
-  ms: number;
 }
 
 export interface Summary {
@@ -100,7 +99,6 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
   let next = 0;
 
   const runOne = async (index: number, worker?: ThawWorker): Promise<ModuleRecord> => {
-    const t0 = performance.now();
     const work = join(scratch, String(index));
     const dataDir = join(scratch, `${index}.data`);
     mkdirSync(work);
@@ -119,14 +117,14 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
       } catch (e) {
         // binaryen or wabt failing on their own output is not thaw's problem,
         // but it is kept and counted: it hides modules from the campaign.
-        const record: ModuleRecord = { index, verdict: "generator_error", detail: String(e), ms: performance.now() - t0 };
+        const record: ModuleRecord = { index, verdict: "generator_error", detail: String(e) };
         record.savedTo = join(opts.out, "generator_error", `${opts.seed}-${index}`);
         save(record.savedTo, work, record, `${record.detail}\n`);
         return record;
       }
       const file = join(work, "command.wasm");
       const [thaw, ref] = await runBoth(file, dataDir);
-      const record: ModuleRecord = { index, verdict: compare(thaw, ref), thaw, reference: ref, ms: 0 };
+      const record: ModuleRecord = { index, verdict: compare(thaw, ref), thaw, reference: ref };
       if (record.verdict === "mismatch" && nanMayExplain(thaw, ref)) {
         const denan = join(work, "denan");
         mkdirSync(denan);
@@ -148,7 +146,6 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
       if (keep) {
         record.savedTo = join(opts.out, record.verdict, `${opts.seed}-${index}`);
         const { timeoutMs, memoryMiB } = opts.limits;
-        const fuzzDir = relative(process.cwd(), join(import.meta.dir, ".."));
         save(record.savedTo, work, record, [
           `seed ${opts.seed}, module ${index}: ${record.verdict}`,
           `thaw:      ${describe(thaw)}`,
@@ -161,11 +158,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<Summary> {
           "",
           "Replay (from the repository root):",
           `  bun src/cli.ts run --data /tmp/thaw-replay --timeout ${timeoutMs} --memory ${memoryMiB} ${record.savedTo}/command.wasm`,
-          `  bun ${fuzzDir}/fuzz/reference.ts ${record.savedTo}/command.wasm`,
+          `  bun scripts/fuzz/reference.ts ${record.savedTo}/command.wasm`,
+          `Shrink it: bun scripts/fuzz/reduce.ts ${record.savedTo}`,
           "",
         ].join("\n"));
       }
-      record.ms = performance.now() - t0;
       return record;
     } finally {
       rmSync(work, { recursive: true, force: true });

@@ -10,8 +10,8 @@ export interface ChildResult {
   timedOut: boolean;
 }
 
-export async function runChild(cmd: string[], timeoutMs: number, cwd?: string): Promise<ChildResult> {
-  const proc = Bun.spawn(cmd, { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+export async function runChild(cmd: string[], timeoutMs: number): Promise<ChildResult> {
+  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
