@@ -386,6 +386,24 @@ describe("tables count against the memory limit", () => {
     expect(growth).toBeLessThan(64 << 20);
   });
 
+  test("a grow past the module's own declared maximum is -1, and a later trap is the module's, not the memory limit", async () => {
+    const mod = await load(`(module ${FD_WRITE} ${FD_READ}
+      (memory 1 2)
+      (table 1 funcref)
+      (func (export "_start")
+        (call $print (memory.grow (i32.const 1)))
+        (call $print (memory.grow (i32.const 5)))
+        unreachable)
+      ${PRINT})`, { memoryMiB: 64 });
+    const inst = mod.restore();
+    const r = await sharedEngine().call(inst, {});
+    expect(text(r.stdout)).toBe("1 4294967295 ");
+    expect(r.status).toBe("unreachable");
+    expect(r.growRefused).toBe(false);
+    inst.free();
+    mod.release();
+  });
+
   test("instantiation and loading apply the same limit", async () => {
     // 100,000 funcrefs are 2.4 MB: over a 2 MiB limit at initialization...
     const big = command("", "(table 100000 funcref)");

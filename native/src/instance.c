@@ -93,7 +93,7 @@ static int load_state(thaw_instance* inst) {
  * that was not reset starts with whatever the previous call grew them to. */
 void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st) {
   const thaw_module_info* info = inst->module->info;
-  st->max_pages = inst->module->max_pages;
+  st->max_pages = inst->module->limit_pages;
   st->memory = thaw_instance_memory(inst);
   st->table_bytes = 0;
   for (uint32_t t = 0; t < info->n_funcref_tables; t++) {
@@ -106,13 +106,21 @@ void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st) {
   }
 }
 
+/* A module with tables reserves its whole memory limit, which its memory
+ * and tables share (rt.c), so the tenant is charged for both; one without
+ * needs no more than its memory's maximum. */
+static uint32_t region_pages(const thaw_module* m) {
+  const thaw_module_info* info = m->info;
+  return info->n_funcref_tables + info->n_externref_tables ? m->limit_pages : m->max_pages;
+}
+
 thaw_instance* thaw_instance_restore(thaw_module* m) {
   if (!m) return NULL;
   thaw_instance* inst = calloc(1, sizeof *inst + m->info->instance_size + 16);
   if (!inst) return NULL;
   inst->module = m;
   inst->wasm = (uint8_t*)(((uintptr_t)(inst + 1) + 15) & ~(uintptr_t)15);
-  if (thaw_region_reserve(&inst->region, m->max_pages, (uint32_t)m->limits.tenant) != 0 ||
+  if (thaw_region_reserve(&inst->region, region_pages(m), (uint32_t)m->limits.tenant) != 0 ||
       thaw_region_map_image(&inst->region, m->image_fd, m->image_offset,
                             m->image_len) != 0) {
     thaw_region_release(&inst->region);

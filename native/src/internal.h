@@ -65,7 +65,7 @@ typedef struct thaw_call_state {
   volatile sig_atomic_t active;          /* unwind target is valid */
   volatile sig_atomic_t yield_pending;   /* asked to yield its slot while in host */
   int grow_refused;
-  uint32_t max_pages; /* cap applied by wasm_rt_allocate_memory */
+  uint32_t max_pages; /* the function's memory limit: memory + tables (rt.c) */
   /* Linear memory and tables share one budget (rt.c). */
   wasm_rt_memory_t* memory; /* the instance's memory */
   uint64_t table_bytes;     /* its tables' elements, all tables */
@@ -161,6 +161,7 @@ struct thaw_module {
   uint64_t image_len;
   uint32_t mem_pages;
   uint32_t max_pages; /* snapshot's maximum capped by limits */
+  uint32_t limit_pages; /* the function's memory limit: what memory + tables may use */
   thaw_limits limits;
   uint64_t code_bytes;
   _Atomic int64_t refs; /* the loader's reference plus one per instance */

@@ -238,15 +238,17 @@ uint32_t wasm_rt_exception_size(void) { return t_exc_size; }
 void* wasm_rt_exception(void) { return t_exc_data; }
 
 /* ---- memories and tables ---------------------------------------------------
- * An instance's linear memory and its tables share one budget: the bytes of
- * its memory region (max_pages * 64 KiB, the capped maximum). memory.grow
+ * An instance's linear memory and its tables share one budget: the
+ * function's memory limit (thaw_call_state.max_pages * 64 KiB). memory.grow
  * and table.grow return -1, and instantiation traps with memory_limit, when
  * linear-memory bytes plus table bytes (elements * element size, all tables)
  * would pass it, and set grow_refused so that a trap the module then runs
- * into is reported as memory_limit too. The memory pool charges the
- * tenant's partition the whole region for every instance, so tables, which
- * live in malloc'd memory outside the pool, are always within what the
- * tenant is charged. The running table bytes are in the call state
+ * into is reported as memory_limit too. A grow past the module's own
+ * declared maximum is the module's business: -1, but not thaw's limit. An
+ * instance of a module with tables reserves the whole limit as its region
+ * (instance.c), and the memory pool charges the tenant's partition the
+ * whole region, so tables, which live in malloc'd memory outside the pool,
+ * are always within what the tenant is charged. The running table bytes are in the call state
  * (thaw_call_state.table_bytes), counted from the instance's tables when
  * the call starts.
  *
@@ -255,12 +257,12 @@ void* wasm_rt_exception(void) { return t_exc_data; }
  * Allocations are bracketed as host code: a timeout must not unwind out of
  * malloc or the pool while they hold a lock. */
 
-static uint64_t budget(const wasm_rt_memory_t* mem) {
-  return thaw_region_size(mem->max_pages);
+static uint64_t budget(const thaw_call_state* c) {
+  return thaw_region_size(c->max_pages);
 }
 
 static int tables_may_grow(const thaw_call_state* c, uint64_t bytes) {
-  return c->memory->size + c->table_bytes + bytes <= budget(c->memory);
+  return c->memory->size + c->table_bytes + bytes <= budget(c);
 }
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t* mem, uint32_t initial_pages,
@@ -288,8 +290,11 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
   thaw_call_state* c = thaw_current;
   uint32_t old = mem->pages;
   uint64_t pages = (uint64_t)old + delta;
-  if (pages > mem->max_pages ||
-      pages * THAW_PAGE_SIZE + c->table_bytes > budget(mem)) {
+  if (pages > mem->max_pages) {
+    if (pages > c->max_pages) c->grow_refused = 1;
+    return UINT32_MAX;
+  }
+  if (pages * THAW_PAGE_SIZE + c->table_bytes > budget(c)) {
     c->grow_refused = 1;
     return UINT32_MAX;
   }

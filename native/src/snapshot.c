@@ -182,9 +182,9 @@ static void run_initialize(void* arg) {
   f->info->initialize(f->wasm);
 }
 
-/* A memory limit in pages, as a wasm32 memory can use it. */
+/* A memory limit in pages, as a wasm32 memory can use it (0: no limit). */
 static uint32_t cap_pages(uint64_t pages) {
-  return pages < MAX_WASM_PAGES ? (uint32_t)pages : MAX_WASM_PAGES;
+  return pages && pages < MAX_WASM_PAGES ? (uint32_t)pages : MAX_WASM_PAGES;
 }
 
 /* Returns 0, THAW_ENOMEM, or the unwind status of the step that failed.
@@ -489,9 +489,8 @@ static int read_snapshot(thaw_module* m, int fd, uint32_t n_types, char* err,
       h.image_len != (uint64_t)h.mem_pages * THAW_PAGE_SIZE)
     return fail(err, err_len, THAW_ESNAPSHOT,
                 "snapshot does not match the compiled code%s", NULL);
-  uint32_t max = h.mem_max_pages;
-  if (m->limits.max_memory_pages && max > m->limits.max_memory_pages)
-    max = (uint32_t)m->limits.max_memory_pages;
+  uint32_t limit = cap_pages(m->limits.max_memory_pages);
+  uint32_t max = h.mem_max_pages < limit ? h.mem_max_pages : limit;
   if (h.mem_pages > max)
     return fail(err, err_len, THAW_ENOMEM,
                 "snapshot memory exceeds the memory limit%s", NULL);
@@ -499,10 +498,11 @@ static int read_snapshot(thaw_module* m, int fd, uint32_t n_types, char* err,
   if (!m->instance_bytes) return fail(err, err_len, THAW_ENOMEM, "out of memory%s", NULL);
   if (read_exact(fd, m->instance_bytes, h.instance_size))
     return fail(err, err_len, THAW_ESNAPSHOT, "snapshot is truncated or corrupt%s", NULL);
-  int rc = read_tables(m, fd, &h, n_types, thaw_region_size(max), err, err_len);
+  int rc = read_tables(m, fd, &h, n_types, thaw_region_size(limit), err, err_len);
   if (rc) return rc;
   m->mem_pages = h.mem_pages;
   m->max_pages = max;
+  m->limit_pages = limit;
   m->image_offset = h.image_offset;
   m->image_len = h.image_len;
   return 0;
@@ -561,7 +561,7 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
 int64_t thaw_module_fresh_instantiate_ns(thaw_module* m) {
   struct fresh f;
   uint64_t t0 = thaw_now_ns();
-  int rc = fresh_build(&f, m->info, &m->limits, m->max_pages);
+  int rc = fresh_build(&f, m->info, &m->limits, m->limit_pages);
   uint64_t elapsed = thaw_now_ns() - t0;
   fresh_free(&f);
   return rc ? THAW_EINIT : (int64_t)elapsed;
