@@ -14,26 +14,17 @@ import wasmRtH from "../native/include/wasm-rt.h" with { type: "text" };
 import { CFLAGS, CompileError, compile, inspect } from "../src/compiler/compile.ts";
 import { checkHeader, describeCFunction, generateGlue, GlueError, layoutOf, MODULE_NAME } from "../src/compiler/glue.ts";
 import { frameViolations, MODULE_LIMITS, parseStackUsage, THAW_MAX_FRAME_BYTES } from "../src/compiler/limits.ts";
-import { sanitize } from "../src/compiler/sanitize.ts";
+import { sanitize, uleb } from "../src/compiler/sanitize.ts";
 import { readModule } from "../src/compiler/wasm-module.ts";
 import { DEFAULT_LIMITS } from "../src/engine/engine.ts";
-import { DATA_DIR, sharedEngine, text } from "./helpers.ts";
+import { compileError, DATA_DIR, sharedEngine, text } from "./helpers.ts";
 import { command, wat } from "./wat.ts";
 
 // ---- bytes ----
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
+const leb = uleb;
 
 const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
 const name = (s: string | Uint8Array) => {
@@ -76,15 +67,6 @@ function rebuild(bytes: Uint8Array, exports: [string | Uint8Array, number, numbe
 
 // ---- running ----
 
-async function compileError(bytes: Uint8Array): Promise<CompileError> {
-  try {
-    await compile(bytes, { dataDir: DATA_DIR, engine: sharedEngine() });
-  } catch (e) {
-    if (e instanceof CompileError) return e;
-    throw e;
-  }
-  throw new Error("compile succeeded");
-}
 
 function inspectError(bytes: Uint8Array): CompileError {
   try {
@@ -447,12 +429,9 @@ describe("SIMD", () => {
 
   test("a SIMD instruction without a v128 declaration is refused by name", async () => {
     const mod = wat(command("(drop (i32x4.extract_lane 0 (v128.const i32x4 1 2 3 4)))"));
-    const e = await compile(mod, { dataDir: DATA_DIR, engine: sharedEngine() }).then(
-      () => undefined,
-      (err: CompileError) => err,
-    );
-    expect(e?.code).toBe("unsupported_module");
-    expect(e?.message).toContain("SIMD");
+    const e = await compileError(mod);
+    expect(e.code).toBe("unsupported_module");
+    expect(e.message).toContain("SIMD");
   });
 });
 

@@ -4,18 +4,8 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CompileError, compile } from "../src/compiler/compile.ts";
-import { DATA_DIR, ROOT, sharedEngine, wasmPath } from "./helpers.ts";
-
-async function compileError(bytes: Uint8Array): Promise<CompileError> {
-  try {
-    await compile(bytes, { dataDir: DATA_DIR, engine: sharedEngine() });
-  } catch (e) {
-    if (e instanceof CompileError) return e;
-    throw e;
-  }
-  throw new Error("compile succeeded");
-}
+import { compile } from "../src/compiler/compile.ts";
+import { compileError, DATA_DIR, ROOT, sharedEngine, wasmPath } from "./helpers.ts";
 
 describe("compiler", () => {
   test("bytes that are not wasm", async () => {

@@ -5,7 +5,7 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Artifact, compile } from "../src/compiler/compile.ts";
+import { type Artifact, CompileError, compile } from "../src/compiler/compile.ts";
 import { DEFAULT_LIMITS, Engine, type Limits } from "../src/engine/engine.ts";
 
 export const ROOT = join(import.meta.dir, "..");
@@ -39,4 +39,15 @@ export const text = (b: Uint8Array) => new TextDecoder().decode(b);
 export function rssBytes(): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
   return Number(m?.[1] ?? 0) * 1024;
+}
+
+/** The CompileError a module gets from the real pipeline; fails the test if it compiles. */
+export async function compileError(bytes: Uint8Array): Promise<CompileError> {
+  try {
+    await compile(bytes, { dataDir: DATA_DIR, engine: sharedEngine() });
+  } catch (e) {
+    if (e instanceof CompileError) return e;
+    throw e;
+  }
+  throw new Error("compile succeeded");
 }

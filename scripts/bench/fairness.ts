@@ -21,11 +21,9 @@
 //
 // The server shares compiled artifacts with the tests (test-output/data).
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
-import { ROOT, startThaw } from "./thaw-process.ts";
+import { benchScope, percentile as pct, ROOT, startThaw } from "./thaw-process.ts";
 
 const LOAD_ENV = "THAW_FAIRNESS_LOAD";
 
@@ -80,30 +78,8 @@ const THREADS = Math.max(2, navigator.hardwareConcurrency);
 const CPU_CLIENTS = Number(process.env.BENCH_CPU_CLIENTS ?? 4 * THREADS);
 const KERNEL_N = process.env.BENCH_KERNEL_N ?? "400000";
 
-const pct = (xs: number[], p: number) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 const r2 = (x: number) => Math.round(x * 100) / 100;
-
-const procs: Subprocess[] = [];
-const tmp = mkdtempSync(join(tmpdir(), "thaw-bench-fairness-"));
-async function cleanup() {
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
-  await Promise.all(
-    procs.map((p) => {
-      const t = setTimeout(() => p.kill("SIGKILL"), 3000);
-      return p.exited.finally(() => clearTimeout(t));
-    }),
-  );
-  rmSync(tmp, { recursive: true, force: true });
-}
-process.on("SIGINT", () => {
-  for (const p of procs) p.kill("SIGKILL");
-  rmSync(tmp, { recursive: true, force: true });
-  process.exit(130);
-});
+const { procs, tmp, cleanup } = benchScope("fairness");
 
 const LIGHT = "light-token";
 const HEAVY = "heavy-token";

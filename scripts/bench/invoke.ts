@@ -31,11 +31,9 @@
 // server shares compiled artifacts with the tests (test-output/data) so it
 // starts in seconds when they are cached.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
-import { ROOT, startThaw } from "./thaw-process.ts";
+import { benchScope, percentile as pct, ROOT, startThaw } from "./thaw-process.ts";
 
 const DURATION = process.env.BENCH_DURATION ?? "5s";
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
@@ -44,33 +42,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS ?? 16);
 const BURST = Number(process.env.BENCH_BURST ?? 8);
 
-const pct = (xs: number[], p: number) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 const r1 = (x: number) => Math.round(x * 10) / 10;
-
-const procs: Subprocess[] = [];
-const tmp = mkdtempSync(join(tmpdir(), "thaw-bench-invoke-"));
-// SIGTERM, then SIGKILL if a server is still there after a few seconds
-// (thaw serve logs "stopped" at once but can stay up until its
-// --shutdown-timeout).
-async function cleanup() {
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
-  await Promise.all(
-    procs.map((p) => {
-      const t = setTimeout(() => p.kill("SIGKILL"), 3000);
-      return p.exited.finally(() => clearTimeout(t));
-    }),
-  );
-  rmSync(tmp, { recursive: true, force: true });
-}
-process.on("SIGINT", () => {
-  for (const p of procs) p.kill("SIGKILL");
-  rmSync(tmp, { recursive: true, force: true });
-  process.exit(130);
-});
+const { procs, tmp, cleanup } = benchScope("invoke");
 
 async function startTrivial(): Promise<string> {
   const proc = Bun.spawn([process.execPath, join(import.meta.dir, "trivial-server.ts")], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });

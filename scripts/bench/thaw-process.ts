@@ -4,7 +4,8 @@
 // when they are cached. Servers log at warn so per-call log lines do not
 // cost throughput.
 
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 
@@ -44,4 +45,38 @@ export async function startThaw(dataDir: string, procs: Subprocess[], opts: { ar
     if (ok) return url;
     await Bun.sleep(100);
   }
+}
+
+/** The p-th percentile of xs (nearest rank), NaN for none. */
+export const percentile = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+/**
+ * The processes and scratch directory of one benchmark run, and their
+ * cleanup: SIGTERM, then SIGKILL if a server is still there after a few
+ * seconds (thaw serve logs "stopped" at once but can stay up until its
+ * --shutdown-timeout). Ctrl-C kills them at once.
+ */
+export function benchScope(name: string) {
+  const procs: Subprocess[] = [];
+  const tmp = mkdtempSync(join(tmpdir(), `thaw-bench-${name}-`));
+  process.on("SIGINT", () => {
+    for (const p of procs) p.kill("SIGKILL");
+    rmSync(tmp, { recursive: true, force: true });
+    process.exit(130);
+  });
+  async function cleanup() {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+    await Promise.all(
+      procs.map((p) => {
+        const t = setTimeout(() => p.kill("SIGKILL"), 3000);
+        return p.exited.finally(() => clearTimeout(t));
+      }),
+    );
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return { procs, tmp, cleanup };
 }

@@ -32,7 +32,8 @@ export const ENTRY_EXPORTS = { "_start": "_start", "wizer.initialize": "initiali
 /** The name of a function export that is not an entry point: wasm2c's own name for an unnamed function. */
 const functionExportName = (index: number) => `f${index}`;
 
-function uleb(n: number): number[] {
+/** n as an unsigned LEB128, as section sizes and counts are encoded. */
+export function uleb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n % 128;
