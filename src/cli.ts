@@ -24,7 +24,7 @@ const USAGE = `usage: thaw <command> [options]
         [--compile-timeout MS] [--compile-concurrency N] [--compile-queue N]
         [--callback-allow CIDR|host,...] [--callback-concurrency N] [--callback-tenant-concurrency N]
         [--callback-timeout MS] [--callback-attempts N] [--callback-backoff MS] [--callback-secret S]
-        [--metrics-token T] [--body-timeout MS]
+        [--metrics-token T] [--body-timeout MS] [--idle-timeout S]
       run the HTTP gateway (each flag also as THAW_<FLAG>, e.g. THAW_MAX_BODY)
   deploy FILE.wasm --name NAME [--memory MIB] [--timeout MS] [--env K=V]... [--content-type T]
   invoke NAME [--data @FILE | --data TEXT] [--async [--callback URL] [--attempts N]]

@@ -38,6 +38,8 @@ export interface ServerConfig {
   shutdownTimeout: number;
   /** How long a request's body may take to arrive after its headers; past it, 408 (ms). */
   bodyTimeout: number;
+  /** Seconds a connection may sit idle (no request in progress) before it is closed; Bun allows 1-255. */
+  idleTimeout: number;
   examples?: string;
   /** B: bytes for warm instances across all functions. */
   warmBudget: number;
@@ -93,6 +95,7 @@ const SPEC = {
   "max-waiting": { default: "256", number: true },
   "shutdown-timeout": { default: "30000", number: true },
   "body-timeout": { default: "30000", number: true },
+  "idle-timeout": { default: "30", number: true },
   "warm-budget": { default: String(256 << 20), number: true },
   headroom: { default: "1", number: true },
   retention: { default: "1000", number: true },
@@ -202,6 +205,7 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     maxWaiting: num("max-waiting"),
     shutdownTimeout: num("shutdown-timeout"),
     bodyTimeout: Math.max(1, num("body-timeout")),
+    idleTimeout: Math.min(255, Math.max(1, num("idle-timeout"))),
     examples: values.examples || values["examples-dir"] ? examplesDir : undefined,
     warmBudget: num("warm-budget"),
     headroom: num("headroom"),

@@ -261,3 +261,22 @@ describe("slow uploads", () => {
     expect(await res.text()).toBe("still here");
   });
 });
+
+describe("long requests", () => {
+  let s: ServerProcess;
+  beforeAll(async () => {
+    s = await startServer({ args: ["--idle-timeout", "1"] });
+    expect((await putModule(s, "sleep", "sleep", "wait=true&timeoutMs=60000")).status).toBe(201);
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  // A call is the connection at work, not idle: the idle timeout (Bun's
+  // timer fires within a few seconds of it) must not cut the call off.
+  test("a call that runs far past the idle timeout still gets its answer", async () => {
+    const res = await fetch(`${s.url}/v1/functions/sleep/invoke`, { method: "POST", body: "9000" });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("slept 9000\n");
+  });
+});

@@ -43,8 +43,6 @@ const EXAMPLE_CONTENT_TYPES: Record<string, string> = {
   thumbnail: "image/x-portable-anymap",
 };
 
-/** Bun's idle timeout for a connection (Elysia's default, made explicit: bodies being read are timed by --body-timeout instead). */
-const IDLE_TIMEOUT_S = 30;
 
 export interface RunningServer {
   url: string;
@@ -139,13 +137,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       if (phase === "draining" && !operational(new URL(request.url).pathname))
         return errorResponse(new ThawError("shutting_down", "the server is shutting down", {}, 1), { connection: "close" });
       if (server && request.method !== "GET" && request.method !== "HEAD")
-        startBodyDeadline(request, server, config.bodyTimeout, IDLE_TIMEOUT_S);
+        startBodyDeadline(request, server, config.bodyTimeout, config.idleTimeout);
     })
     .listen({
       hostname: config.host,
       port: config.port,
       maxRequestBodySize: Math.max(config.maxBody, config.maxModule) + (1 << 20),
-      idleTimeout: IDLE_TIMEOUT_S,
+      // A connection's idle timeout, lifted while a request is in progress
+      // (http.ts): bodies are timed by --body-timeout, calls by their own.
+      idleTimeout: config.idleTimeout,
     });
   const server = app.server!;
   const url = `http://${config.host}:${server.port}`;
