@@ -27,7 +27,7 @@ const CALL_ERRORS = {
   408: "request_timeout: the body did not arrive within the server's body timeout",
   409: "function_failed: the function's deploy failed",
   413: "payload_too_large",
-  429: "overloaded: too many calls in flight or waiting (Retry-After)",
+  429: "overloaded (Retry-After), with its reason: the function's calls waiting are at their limit, the tenant's calls in flight at --tenant-concurrency (tenant_concurrency), or the call waited --queue-timeout for an instance or a CPU slot (queue_timeout)",
   500: "function_trap, with the trap and the stderr tail",
   502: "function_exit (a non-zero exit code), with the stderr tail",
   503: "function_not_ready (still compiling), memory_exhausted or shutting_down, with Retry-After",
@@ -141,7 +141,7 @@ export const invokeRoutes = (ctx: AppContext) => {
         detail: {
           summary: "Call a function synchronously",
           description:
-            "The request body is the function's stdin; its stdout is the response body (content type from the function's config). Headers: X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version. Function errors: 502 function_exit, 500 function_trap, 504 function_timeout, 507 function_memory_limit, each with the stderr tail. Platform errors: 404, 409 function_failed, 413, 429 (Retry-After), 503 function_not_ready.",
+            "The request body is the function's stdin; its stdout is the response body (content type from the function's config). Headers: X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version. Function errors: 502 function_exit, 500 function_trap, 504 function_timeout, 507 function_memory_limit, each with the stderr tail. Platform errors: 404, 409 function_failed, 413, 429 overloaded (Retry-After; reason tenant_concurrency or queue_timeout), 503 function_not_ready. A call whose client disconnects before it starts never runs.",
           requestBody: BINARY,
           responses: {
             200: binaryResponse("the function's stdout, in the content type of its config", CALL_HEADERS),
