@@ -502,6 +502,16 @@ void thaw_cpu_yield_pending(thaw_call_state* c) {
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
+/* Frees what thaw_cpu_start allocates for the slots; called with the lock held. */
+static void free_slot_arrays(void) {
+  free(cpu.holders);
+  free(cpu.free_idx);
+  free(cpu.index);
+  cpu.holders = NULL;
+  cpu.free_idx = NULL;
+  cpu.index = NULL;
+}
+
 int thaw_cpu_start(const thaw_cpu_config* cfg) {
   if (!cfg->slots || cfg->max_workers <= cfg->slots) return THAW_EINVAL;
   pthread_mutex_lock(&cpu.lock);
@@ -515,12 +525,7 @@ int thaw_cpu_start(const thaw_cpu_config* cfg) {
   cpu.free_idx = calloc(cfg->slots, sizeof *cpu.free_idx);
   cpu.index = calloc(n, sizeof *cpu.index);
   if (!cpu.holders || !cpu.free_idx || !cpu.index) {
-    free(cpu.holders);
-    free(cpu.free_idx);
-    free(cpu.index);
-    cpu.holders = NULL;
-    cpu.free_idx = NULL;
-    cpu.index = NULL;
+    free_slot_arrays();
     pthread_mutex_unlock(&cpu.lock);
     return THAW_ENOMEM;
   }
@@ -579,12 +584,7 @@ void thaw_cpu_destroy(void) {
       free(f);
     }
   }
-  free(cpu.holders);
-  free(cpu.free_idx);
-  free(cpu.index);
-  cpu.holders = NULL;
-  cpu.free_idx = NULL;
-  cpu.index = NULL;
+  free_slot_arrays();
   pthread_cond_destroy(&cpu.tick);
   cpu.started = 0;
   cpu.stopping = 0;
