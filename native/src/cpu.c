@@ -828,11 +828,11 @@ void thaw_cpu_stats_get(thaw_cpu_stats* out) {
   pthread_mutex_lock(&cpu.lock);
   uint64_t running = cpu.slots - cpu.free_slots;
   *out = (thaw_cpu_stats){
-      .slots = cpu.slots,
+      .cpu_slots = cpu.slots,
       .free_slots = cpu.free_slots,
-      .workers = cpu.workers,
-      .max_workers = cpu.max_workers,
-      .idle_workers = cpu.nidle,
+      .threads = cpu.workers,
+      .max_threads = cpu.max_workers,
+      .idle_threads = cpu.nidle,
       .queued = cpu.queued,
       .running = running,
       .waiting = cpu.waiting,

@@ -12,6 +12,7 @@
 #define THAW_CPU_H
 
 #include <stdint.h>
+#include "thaw.h"
 
 typedef struct thaw_cpu_flow thaw_cpu_flow;
 
@@ -31,17 +32,8 @@ typedef struct thaw_cpu_config {
   int preempt;          /* yield slots to tenants owed them (see executor.c) */
 } thaw_cpu_config;
 
-typedef struct thaw_cpu_stats {
-  uint64_t slots, free_slots;
-  uint64_t workers, max_workers, idle_workers;
-  uint64_t queued;      /* jobs waiting for their first slot */
-  uint64_t running;     /* calls holding a slot */
-  uint64_t waiting;     /* started calls waiting to get a slot back */
-  uint64_t blocked;     /* started calls in a blocking host call, no slot */
-  uint64_t tenants;     /* tenants with a call queued or started */
-  uint64_t preemptions; /* slots taken back from a call for another tenant */
-  uint64_t blocks;      /* blocking host calls that gave their slot up */
-} thaw_cpu_stats;
+/* The executor's statistics (thaw.h) are this module's: one struct. */
+typedef thaw_executor_stats thaw_cpu_stats;
 
 /* Returns 0, or THAW_EINVAL / THAW_ENOMEM. */
 int thaw_cpu_start(const thaw_cpu_config* cfg);

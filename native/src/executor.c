@@ -251,24 +251,7 @@ uint64_t thaw_executor_pending(void) {
   return s.queued + s.running + s.waiting + s.blocked;
 }
 
-void thaw_executor_stats_get(thaw_executor_stats* out) {
-  thaw_cpu_stats s;
-  thaw_cpu_stats_get(&s);
-  *out = (thaw_executor_stats){
-      .cpu_slots = s.slots,
-      .free_slots = s.free_slots,
-      .threads = s.workers,
-      .max_threads = s.max_workers,
-      .idle_threads = s.idle_workers,
-      .queued = s.queued,
-      .running = s.running,
-      .waiting = s.waiting,
-      .blocked = s.blocked,
-      .tenants = s.tenants,
-      .preemptions = s.preemptions,
-      .blocks = s.blocks,
-  };
-}
+void thaw_executor_stats_get(thaw_executor_stats* out) { thaw_cpu_stats_get(out); }
 
 /* Calls already queued run first; then the workers exit. */
 void thaw_executor_stop(void) {
