@@ -71,12 +71,6 @@ static uintptr_t stack_floor_of_this_thread(void) {
   return floor;
 }
 
-uint64_t thaw_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- timeout signal -------------------------------------------------------- */
 
 static void on_timeout_signal(int sig) {

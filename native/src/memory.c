@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -57,6 +58,14 @@
 int thaw_pagemap_written(uint64_t entry) {
   return (entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) &&
          !(entry & PAGEMAP_FILE_OR_SHARED);
+}
+
+/* The clock lives here, in the lowest file that needs it (the pool's
+ * return-to-OS policy), so that wasi.c, cpu.c and call.c reach down for it. */
+uint64_t thaw_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int g_pagemap_fd = -1;
