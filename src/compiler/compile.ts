@@ -22,6 +22,7 @@ import thawModuleH from "../../native/include/thaw_module.h" with { type: "text"
 import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
 import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
 import { newBuildDir, removeBuildDir } from "./builds.ts";
+import { CFLAGS, VALIDATE_FLAGS, WASM2C_FLAGS } from "./flags.ts";
 import { checkHeader, describeCFunction, generateGlue, GlueError, layoutOf, MODULE_NAME } from "./glue.ts";
 import { frameViolations, ModuleLimitError, parseStackUsage } from "./limits.ts";
 import { SANITIZER_VERSION, sanitize } from "./sanitize.ts";
@@ -30,10 +31,6 @@ import { ToolchainError, toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
 import { formatSignature, functionType, type ModuleInfo, readModule, WasmFormatError } from "./wasm-module.ts";
 
-// -O3: 10 % faster than -O2 on the compute kernel (scripts/bench/engine.ts);
-// no -march=native, so an artifact runs on every node of a cluster.
-// -fstack-usage: every function's frame size, for the frame check below.
-export const CFLAGS = ["-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-fstack-usage"];
 const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };
 /** Wall clock for a whole compile (`--compile-timeout` in the server). */
 export const DEFAULT_COMPILE_TIMEOUT_MS = 120_000;
@@ -226,6 +223,8 @@ export async function compile(
       toolVersions.wasm2c,
       toolVersions.cc,
       CFLAGS.join(" "),
+      VALIDATE_FLAGS.join(" "),
+      WASM2C_FLAGS.join(" "),
       sha256(wasmRtH + thawModuleH),
     ].join("\n"),
   ).slice(0, 32);
@@ -249,13 +248,13 @@ export async function compile(
     writeFileSync(join(tmp, "thaw_module.h"), thawModuleH);
 
     progress("validating");
-    const validated = await run([tools.wasmValidate.path, "--disable-simd", "module.wasm"], tmp, deadline);
+    const validated = await run([tools.wasmValidate.path, ...VALIDATE_FLAGS, "module.wasm"], tmp, deadline);
     logs.push(validated.log);
     if (!validated.ok && SIMD_OPCODE.test(validated.log)) fail("unsupported_module", SIMD_MESSAGE);
     if (!validated.ok) fail("invalid_module", `invalid module: ${validated.log.split("\n").slice(1).join(" ").trim()}`);
 
     progress("translating to C (wasm2c)");
-    const translated = await run([tools.wasm2c.path, "-n", MODULE_NAME, "module.wasm", "-o", "fn.c"], tmp, deadline);
+    const translated = await run([tools.wasm2c.path, ...WASM2C_FLAGS, "-n", MODULE_NAME, "module.wasm", "-o", "fn.c"], tmp, deadline);
     logs.push(translated.log);
     if (!translated.ok) fail("compiler_failed", "wasm2c failed");
 
@@ -268,7 +267,7 @@ export async function compile(
     }
     writeFileSync(join(tmp, "glue.c"), generateGlue(layout, "fn.h"));
 
-    progress("compiling native code (cc -O2)");
+    progress("compiling native code");
     const built = await run([tools.cc.path, ...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], tmp, deadline);
     logs.push(built.log);
     if (!built.ok) fail("compiler_failed", "C compiler failed");
