@@ -7,7 +7,10 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_COMPILE_TIMEOUT_MS } from "./compiler/compile.ts";
+import { ACCESS_LOG_HELP, type AccessLog, parseAccessLog } from "./logs/access.ts";
+import { registrySettingsError } from "./oci/policy.ts";
 import { TENANT_PATTERN, TENANT_RULE } from "./server/auth.ts";
+import { CorsConfigError, parseCorsOrigins } from "./server/cors.ts";
 
 export function defaultDataDir(): string {
   return process.env.THAW_DATA_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "thaw");
@@ -76,6 +79,20 @@ export interface ServerConfig {
   compileConcurrency: number;
   /** Deploys that may wait for a compile slot; past that a deploy gets 503 compile_queue_full. */
   compileQueue: number;
+  /** Which calls get an access-log line (src/logs/access.ts). */
+  accessLog: AccessLog;
+  /** Bytes of call logs (stderr) this node keeps in memory, over all tenants; 0 keeps none. */
+  callLogBytes: number;
+  /** Origins browsers may call from (CORS); `*` for any; empty for no CORS headers. */
+  corsOrigins: string[];
+  /** Serve on a non-loopback address with no token (every request the admin of tenant "default"). */
+  insecureOpen: boolean;
+  /** Where OCI deploys may pull from besides public addresses: CIDR ranges, addresses and host names. */
+  registryAllow: string[];
+  /** Registries (host or host:port) pulled over plain http instead of https. */
+  registryPlainHttp: string[];
+  /** One OCI pull, first connect to last byte (ms). */
+  registryTimeout: number;
 }
 
 const SPEC = {
@@ -115,11 +132,40 @@ const SPEC = {
   // cc is single-threaded: one compile per core keeps a burst of deploys from starving calls.
   "compile-concurrency": { default: String(navigator.hardwareConcurrency), number: true },
   "compile-queue": { default: "64", number: true },
+  "access-log": { default: "errors" },
+  "call-log-bytes": { default: String(64 << 20), number: true },
+  "cors-origins": { default: "" },
+  "registry-allow": { default: "" },
+  "registry-plain-http": { default: "" },
+  "registry-timeout": { default: "60000", number: true },
 } as const satisfies Record<string, { default?: string; env?: string; number?: boolean }>;
 
 const envName = (flag: string) => `THAW_${flag.toUpperCase().replaceAll("-", "_")}`;
 
 export class ConfigError extends Error {}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return true;
+  if (!h.includes(":")) return false;
+  try {
+    return new URL(`http://[${h}]/`).hostname === "[::1]";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A node with no token makes every request the admin of tenant "default":
+ * fine on loopback, an open door anywhere else, so it takes an explicit flag.
+ */
+function checkExposure(host: string, open: boolean, insecureOpen: boolean): void {
+  if (!open || insecureOpen || isLoopbackHost(host)) return;
+  throw new ConfigError(
+    `refusing to serve on ${host} (not a loopback address) without tokens: anyone who reaches it could deploy and run code. Set --admin-token or --tokens (THAW_ADMIN_TOKEN, THAW_TOKENS), or pass --insecure-open (THAW_INSECURE_OPEN=1) to serve it open anyway`,
+  );
+}
 
 /** Tenant names become directories under the data directory: one that is not a plain name stops the server. */
 function checkTenant(flag: string, tenant: string): string {
@@ -170,12 +216,30 @@ function scheduling(threads: number, flag: (f: "tenant-concurrency" | "max-block
   return { tenantConcurrency, maxBlocked: flag("max-blocked") ?? 4 * tenantConcurrency, queueTimeout: flag("queue-timeout")! };
 }
 
+const list = (value: string | undefined) => (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+
+function registry(registryAllow: string[], registryPlainHttp: string[], registryTimeout: number) {
+  const error = registrySettingsError({ allow: registryAllow, plainHttp: registryPlainHttp });
+  if (error) throw new ConfigError(error);
+  return { registryAllow, registryPlainHttp, registryTimeout };
+}
+
+function corsOrigins(spec: string): string[] {
+  try {
+    return parseCorsOrigins(spec);
+  } catch (e) {
+    if (e instanceof CorsConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+}
+
 export function parseServerConfig(argv: string[], env: Record<string, string | undefined> = process.env): ServerConfig {
   const { values } = parseArgs({
     args: argv,
     options: {
       ...Object.fromEntries(Object.keys(SPEC).map((k) => [k, { type: "string" as const }])),
       examples: { type: "boolean" },
+      "insecure-open": { type: "boolean" },
       "examples-dir": { type: "string" },
     },
   });
@@ -188,17 +252,24 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${flag} (${envName(flag)}) must be a non-negative number`);
     return n;
   };
+  const accessLog = parseAccessLog(get("access-log")!);
+  if (!accessLog) throw new ConfigError(`--access-log (THAW_ACCESS_LOG) must be ${ACCESS_LOG_HELP}`);
+  const host = get("host")!;
+  const adminToken = get("admin-token") || undefined;
+  const tokens = parseTokens(get("tokens") ?? "");
+  const insecureOpen = values["insecure-open"] === true || /^(1|true|yes)$/i.test(env.THAW_INSECURE_OPEN ?? "");
+  checkExposure(host, !adminToken && Object.keys(tokens).length === 0, insecureOpen);
   const examplesDir = (values["examples-dir"] as string | undefined) ?? join(import.meta.dir, "..", "functions", "build");
   if ((values.examples || values["examples-dir"]) && !existsSync(examplesDir))
     throw new ConfigError(`examples directory ${examplesDir} not found: build it with \`make -C functions\` or pass --examples-dir DIR`);
   return {
-    host: get("host")!,
+    host,
     port: num("port"),
     dataDir: get("data") ?? defaultDataDir(),
     maxBody: num("max-body"),
     maxModule: num("max-module"),
-    adminToken: get("admin-token") || undefined,
-    tokens: parseTokens(get("tokens") ?? ""),
+    adminToken,
+    tokens,
     metricsToken: get("metrics-token") || undefined,
     threads: Math.max(1, num("threads")),
     ...scheduling(Math.max(1, num("threads")), (f) => (get(f) === undefined ? undefined : Math.max(1, num(f)))),
@@ -225,5 +296,10 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     compileTimeout: Math.max(1, num("compile-timeout")),
     compileConcurrency: Math.max(1, num("compile-concurrency")),
     compileQueue: num("compile-queue"),
+    accessLog,
+    callLogBytes: num("call-log-bytes"),
+    corsOrigins: corsOrigins(get("cors-origins") ?? ""),
+    insecureOpen,
+    ...registry(list(get("registry-allow")), list(get("registry-plain-http")), Math.max(1, num("registry-timeout"))),
   };
 }

@@ -28,6 +28,7 @@ export type ErrorCode =
   | "queue_unavailable"
   | "compile_queue_full"
   | "job_not_found"
+  | "oci_pull_failed"
   | "function_exit"
   | "function_trap"
   | "function_timeout"
@@ -53,6 +54,8 @@ export const STATUS: Record<ErrorCode, number> = {
   queue_unavailable: 503,
   compile_queue_full: 503,
   job_not_found: 404,
+  // A deploy from a registry that could not be pulled: the reference's problem (`reason` says which).
+  oci_pull_failed: 422,
   not_wasm: 422,
   invalid_module: 422,
   unsupported_imports: 422,

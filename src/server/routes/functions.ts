@@ -2,7 +2,8 @@
 
 import { type } from "arktype";
 import { Elysia } from "elysia";
-import { parseEnvPairs } from "../../config.ts";
+import { parseEnvPairs, type ServerConfig } from "../../config.ts";
+import { OCI_REQUEST_LIMIT, parseOciDeploy, pullForDeploy } from "../../oci/deploy.ts";
 import type { FunctionConfig, FunctionRecord } from "../../registry/registry.ts";
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
@@ -59,8 +60,15 @@ function checkConfig(config: Partial<FunctionConfig>): Partial<FunctionConfig> {
   return config;
 }
 
-async function readDeploy(request: Request, query: Record<string, string | string[] | undefined>, limit: number) {
+async function readDeploy(request: Request, query: Record<string, string | string[] | undefined>, serverConfig: ServerConfig) {
+  const limit = serverConfig.maxModule;
   const contentType = request.headers.get("content-type") ?? "";
+  if (/^application\/json\s*(;|$)/i.test(contentType)) {
+    // A deploy from a registry (src/oci/deploy.ts): the server pulls the module.
+    const req = parseOciDeploy(await readBody(request, OCI_REQUEST_LIMIT));
+    const config = checkConfig(validated(FunctionConfigInput(req.config ?? {})) as Partial<FunctionConfig>);
+    return { bytes: await pullForDeploy(req, serverConfig), config };
+  }
   if (contentType.startsWith("multipart/form-data")) {
     const declared = Number(request.headers.get("content-length") ?? "0");
     if (declared > limit) throw new ThawError("payload_too_large", `module is over the limit of ${limit} bytes`, { limit });
@@ -80,7 +88,10 @@ async function readDeploy(request: Request, query: Record<string, string | strin
     return { bytes: new Uint8Array(await module.arrayBuffer()), config };
   }
   if (contentType && !/^application\/(wasm|octet-stream)/.test(contentType))
-    throw new ThawError("invalid_request", "send the module as application/wasm, or as multipart/form-data with a `module` part");
+    throw new ThawError(
+      "invalid_request",
+      "send the module as application/wasm, as multipart/form-data with a `module` part, or an OCI reference as application/json",
+    );
   const q = validated(DeployQuery(query));
   const config: Partial<FunctionConfig> = {};
   if (q.memoryMiB !== undefined) config.memoryMiB = q.memoryMiB;
@@ -101,7 +112,7 @@ export const functionRoutes = (ctx: AppContext) =>
     .put(
       "/v1/functions/:name",
       async ({ request, params, query, principal: { tenant } }) => {
-        const { bytes, config } = await readDeploy(request, query as Record<string, string>, ctx.config.maxModule);
+        const { bytes, config } = await readDeploy(request, query as Record<string, string>, ctx.config);
         const wait = queryFlag((query as { wait?: string }).wait);
         const { record, changed, settled } = await ctx.functions.deploy(tenant, params.name, bytes, config);
         const final = wait ? await settled : record;
