@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 BUN_VERSION=1.4.5
 APT_PACKAGES=(wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev libsimde-dev make gcc binaryen)
+# The toolchains `thaw new` templates build with (docs/languages/): Rust's
+# WASI std for Debian's rustc, and libc++ for C++. AssemblyScript comes from
+# npm (package.json's devDependencies fill bun's cache for the templates).
+APT_PACKAGES+=(rustc libstd-rust-dev-wasm32 libc++-dev-wasm32 libc++abi-14-dev-wasm32)
 # shellcheck disable=SC2206 # space-separated list by design
 APT_PACKAGES+=(${THAW_EXTRA_APT:-})
 
