@@ -109,6 +109,7 @@ export const JobView = type({
   status: "'queued' | 'running' | 'succeeded' | 'failed' | 'dead'",
   attempts: "number",
   maxAttempts: "number",
+  "requestId?": type("string").describe("the X-Request-Id of the request that submitted the job; also the request id of its attempts' call logs"),
   createdAt: "string",
   "startedAt?": "string",
   "finishedAt?": "string",
