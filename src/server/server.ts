@@ -105,6 +105,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const invoke = new InvokeService(registry, pools, (t, n) => functions.ensureLoaded(t, n), engine, metrics, log, {
     tenantConcurrency: config.tenantConcurrency,
     queueTimeoutMs: config.queueTimeout,
+    accessLog: config.accessLog,
+    callLogBytes: config.callLogBytes,
   });
   const jobQueueOptions = {
     nodeId, concurrency: config.jobConcurrency, backoffMs: config.jobBackoff, retentionMs: config.jobRetention, callbacks: callbackSettings(config),
