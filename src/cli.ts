@@ -1,85 +1,73 @@
 #!/usr/bin/env bun
-// thaw: the command line. Each command lives in src/cli/; this file only
-// dispatches and turns errors into messages and exit codes.
+// thaw: the command line. Commands, flags and usage texts are one table
+// (src/cli/commands.ts); this file only dispatches and turns errors into
+// one-line messages and exit codes (0 ok, 1 failed, 2 usage).
+//
+// Start-up time is the point of its shape: a command's code is imported only
+// when that command runs, so `thaw --help` and the client commands never load
+// the compiler, the engine, the server or bullmq (about a second of imports).
+// Errors are therefore recognised without importing their classes: commands
+// turn what they can explain into CliError/UsageError (src/cli/common.ts),
+// and system errors are told apart by their `code`.
 
-import { CompileError } from "./compiler/compile.ts";
-import { ConfigError } from "./config.ts";
-import { EngineError } from "./engine/engine.ts";
-import { compileCommand } from "./cli/compile.ts";
-import { UsageError } from "./cli/common.ts";
-import { deployCommand, functionsCommand, invokeCommand, jobCommand } from "./cli/client.ts";
-import { runCommand } from "./cli/run.ts";
-import { serveCommand } from "./cli/serve.ts";
+import { version } from "../package.json" with { type: "json" };
+import { command } from "./cli/commands.ts";
+import { CliError, UsageError } from "./cli/common.ts";
+import { commandHelp, overview } from "./cli/help.ts";
 
-const USAGE = `usage: thaw <command> [options]
-
-  run FILE.wasm [--stdin FILE] [--env K=V]... [--timeout MS] [--memory MIB] [-- ARG...]
-      compile (cached) and run one call; exit status is the module's
-  compile FILE.wasm [--json] [--timeout MS]
-      build the native artifact and snapshot; print its path and sizes
-  serve [--port N] [--host H] [--data DIR] [--examples] [--admin-token T] [--tokens tok:tenant,...]
-        [--max-body BYTES] [--max-module BYTES] [--threads N] [--max-waiting N] [--shutdown-timeout MS]
-        [--max-blocked N] [--tenant-concurrency N] [--queue-timeout MS]
-        [--redis-url URL] [--job-concurrency N] [--job-backoff MS] [--job-retention MS]
-        [--compile-timeout MS] [--compile-concurrency N] [--compile-queue N]
-        [--callback-allow CIDR|host,...] [--callback-concurrency N] [--callback-tenant-concurrency N]
-        [--callback-timeout MS] [--callback-attempts N] [--callback-backoff MS] [--callback-secret S]
-        [--metrics-token T] [--body-timeout MS] [--idle-timeout S]
-      run the HTTP gateway (each flag also as THAW_<FLAG>, e.g. THAW_MAX_BODY)
-  deploy FILE.wasm --name NAME [--memory MIB] [--timeout MS] [--env K=V]... [--content-type T]
-  invoke NAME [--data @FILE | --data TEXT] [--async [--callback URL] [--attempts N]]
-  job ID [--wait] [--result]
-  functions [--json]
-      talk to a server at THAW_URL (default http://127.0.0.1:8080) with THAW_TOKEN
-
-  Common: --data DIR (or THAW_DATA_DIR) where artifacts are kept.
-`;
-
-const commands: Record<string, (argv: string[]) => Promise<number>> = {
-  run: runCommand,
-  compile: compileCommand,
-  serve: serveCommand,
-  deploy: deployCommand,
-  invoke: invokeCommand,
-  job: jobCommand,
-  functions: functionsCommand,
+const wantsHelp = (argv: string[]) => {
+  const end = argv.indexOf("--");
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === "--help" || a === "-h");
 };
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === "help" || name === "--help" || name === "-h") {
-    process.stdout.write(USAGE);
+  if (name === "--version" || name === "-V" || name === "version") {
+    process.stdout.write(`thaw ${version}\n`);
+    return 0;
+  }
+  if (!name || name === "--help" || name === "-h" || (name === "help" && !rest[0])) {
+    (name ? process.stdout : process.stderr).write(overview(version));
     return name ? 0 : 2;
   }
-  const command = commands[name];
-  if (!command) {
-    process.stderr.write(`thaw: unknown command "${name}"\n\n${USAGE}`);
+  if (name === "help") return main([rest[0]!, "--help"]);
+  const cmd = command(name);
+  if (!cmd) {
+    process.stderr.write(`thaw: unknown command ${JSON.stringify(name)} (see thaw --help)\n`);
     return 2;
   }
-  try {
-    return await command(rest);
-  } catch (e) {
-    if (e instanceof CompileError) {
-      process.stderr.write(`thaw: ${e.code}: ${e.message}\n`);
-      if (e.details.log) process.stderr.write(`thaw: build log (tail):\n${e.details.log}\n`);
-      return 1;
-    }
-    const errno = e as NodeJS.ErrnoException;
-    if (errno.code === "ENOENT" || errno.code === "EACCES" || errno.code === "EISDIR") {
-      process.stderr.write(`thaw: cannot read ${errno.path ?? "file"}: ${errno.code}\n`);
-      return 2;
-    }
-    if (e instanceof EngineError) {
-      process.stderr.write(`thaw: engine: ${e.message}\n`);
-      return 1;
-    }
-    const code = (e as { code?: unknown }).code;
-    if (e instanceof UsageError || e instanceof ConfigError || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))) {
-      process.stderr.write(`thaw: ${(e as Error).message}\n`);
-      return 2;
-    }
-    throw e;
+  if (wantsHelp(rest)) {
+    process.stdout.write(commandHelp(cmd));
+    return 0;
   }
+  try {
+    return await (await cmd.load())(rest);
+  } catch (e) {
+    return report(name, e);
+  }
+}
+
+function report(name: string, e: unknown): number {
+  if (e instanceof UsageError) {
+    process.stderr.write(`thaw ${name}: ${e.message}${e.message.includes("--help") ? "" : ` (see thaw ${name} --help)`}\n`);
+    return 2;
+  }
+  if (e instanceof CliError) {
+    process.stderr.write(`thaw: ${e.message}\n`);
+    if (e.detail) process.stderr.write(e.detail.endsWith("\n") ? e.detail : `${e.detail}\n`);
+    return e.exitCode;
+  }
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === "ENOENT" || err?.code === "EACCES" || err?.code === "EISDIR" || err?.code === "ENOTDIR") {
+    process.stderr.write(`thaw: cannot read ${err.path ?? "file"}: ${err.code}\n`);
+    return 2;
+  }
+  // `new` and `push` parse their own arguments (src/cli/new.ts, src/oci/cli.ts).
+  if (String(err?.code).startsWith("ERR_PARSE_ARGS")) {
+    process.stderr.write(`thaw ${name}: ${err.message} (see thaw ${name} --help)\n`);
+    return 2;
+  }
+  throw e;
 }
 
 process.exitCode = await main(process.argv.slice(2));

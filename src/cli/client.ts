@@ -1,95 +1,46 @@
-// Commands that talk to a running server: deploy, invoke, job, functions.
-// The server is THAW_URL (default http://127.0.0.1:8080); a bearer token
-// comes from THAW_TOKEN.
+// Client commands that call functions and read state: invoke, job,
+// functions. (deploy is src/cli/deploy.ts, logs src/cli/logs.ts.)
 
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { UsageError } from "./common.ts";
-import { parseEnv } from "./run.ts";
+import { parse } from "./commands.ts";
+import { checkName, CliError, positiveInt, readStdin, stdinIsPiped, UsageError } from "./common.ts";
+import { Server } from "./http.ts";
 
-const serverUrl = (flag?: string) => (flag ?? process.env.THAW_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "");
+/** A job id as the server accepts it (src/server/routes/jobs.ts). */
+const JOB_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-function headers(extra: Record<string, string> = {}): Record<string, string> {
-  const token = process.env.THAW_TOKEN;
-  return { ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra };
-}
-
-async function failIfError(res: Response): Promise<boolean> {
-  if (res.ok) return false;
-  const text = await res.text();
-  let message = text;
-  try {
-    const e = JSON.parse(text).error;
-    message = `${e.code}: ${e.message}${e.stderr ? `\n${e.stderr}` : ""}`;
-  } catch {}
-  process.stderr.write(`thaw: ${res.status} ${message}\n`);
-  return true;
-}
-
-export async function deployCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      name: { type: "string" },
-      memory: { type: "string" },
-      timeout: { type: "string" },
-      env: { type: "string", multiple: true },
-      "content-type": { type: "string" },
-      "max-concurrency": { type: "string" },
-      url: { type: "string" },
-    },
-  });
-  const file = positionals[0];
-  if (!file || !values.name) throw new UsageError("thaw deploy FILE.wasm --name NAME");
-  const config: Record<string, unknown> = { env: parseEnv(values.env ?? []) };
-  if (values.memory) config.memoryMiB = Number(values.memory);
-  if (values.timeout) config.timeoutMs = Number(values.timeout);
-  if (values["content-type"]) config.contentType = values["content-type"];
-  if (values["max-concurrency"]) config.maxConcurrency = Number(values["max-concurrency"]);
-  const form = new FormData();
-  form.set("module", new Blob([readFileSync(file)], { type: "application/wasm" }), file);
-  form.set("config", JSON.stringify(config));
-  process.stderr.write(`thaw: deploying ${values.name} (compiling)...\n`);
-  const res = await fetch(`${serverUrl(values.url)}/v1/functions/${values.name}?wait=true`, {
-    method: "PUT",
-    body: form,
-    headers: headers(),
-  });
-  if (await failIfError(res)) return 1;
-  const fn = (await res.json()) as { name: string; status: string; version: number; sizes: { moduleBytes: number; codeBytes?: number } };
-  console.log(`${fn.name} ${fn.status} v${fn.version} (${fn.sizes.moduleBytes} B module, ${fn.sizes.codeBytes ?? "?"} B native code)`);
-  return 0;
+/**
+ * The request body: --data TEXT, --data @FILE, --data @- (stdin); without
+ * --data, piped stdin, and nothing when stdin is a terminal.
+ */
+export async function requestBody(data: string | undefined): Promise<Uint8Array | string> {
+  if (data === "@-") return readStdin();
+  if (data?.startsWith("@")) return readFileSync(data.slice(1));
+  if (data !== undefined) return data;
+  return stdinIsPiped() ? readStdin() : "";
 }
 
 export async function invokeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      data: { type: "string", short: "d" },
-      url: { type: "string" },
-      async: { type: "boolean" },
-      callback: { type: "string" },
-      attempts: { type: "string" },
-    },
-  });
-  const name = positionals[0];
-  if (!name) throw new UsageError("thaw invoke NAME [--data @file | --data TEXT] [--async [--callback URL] [--attempts N]]");
-  const data = values.data?.startsWith("@") ? readFileSync(values.data.slice(1)) : (values.data ?? "");
-  const base = serverUrl(values.url);
-  if (!values.async) {
-    const res = await fetch(`${base}/v1/functions/${name}/invoke`, { method: "POST", body: data, headers: headers() });
-    if (await failIfError(res)) return 1;
-    process.stdout.write(new Uint8Array(await res.arrayBuffer()));
+  const args = parse("invoke", argv);
+  const [name, ...extra] = args.positionals;
+  if (!name) throw new UsageError("needs the NAME of a function");
+  if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  checkName(name);
+  const async = args.flag("async");
+  if (!async && (args.string("callback") || args.string("attempts"))) throw new UsageError("--callback and --attempts need --async");
+  const attempts = positiveInt("attempts", args.string("attempts"));
+  const body = await requestBody(args.string("data"));
+  const server = new Server(args.string("url"));
+  if (!async) {
+    const res = await server.ok(`/v1/functions/${name}/invoke`, { method: "POST", body });
+    await Bun.write(Bun.stdout, await res.arrayBuffer());
     return 0;
   }
   const query = new URLSearchParams();
-  if (values.callback) query.set("callback", values.callback);
-  if (values.attempts) query.set("attempts", values.attempts);
-  const res = await fetch(`${base}/v1/functions/${name}/jobs?${query}`, { method: "POST", body: data, headers: headers() });
-  if (await failIfError(res)) return 1;
-  const job = (await res.json()) as { id: string };
+  const callback = args.string("callback");
+  if (callback) query.set("callback", callback);
+  if (attempts) query.set("attempts", String(attempts));
+  const job = await server.json<{ id: string }>(`/v1/functions/${name}/jobs?${query}`, { method: "POST", body });
   console.log(job.id);
   process.stderr.write(`thaw: queued; see it with \`thaw job ${job.id}\`\n`);
   return 0;
@@ -99,40 +50,45 @@ const FINISHED = ["succeeded", "failed", "dead"];
 
 /** A job's state as JSON; with --wait, poll until it is finished; with --result, print its stdout. */
 export async function jobCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { url: { type: "string" }, wait: { type: "boolean" }, result: { type: "boolean" } },
-  });
-  const id = positionals[0];
-  if (!id) throw new UsageError("thaw job ID [--wait] [--result]");
-  const base = serverUrl(values.url);
-  let job: { status: string; result?: unknown };
+  const args = parse("job", argv);
+  const [id, ...extra] = args.positionals;
+  if (!id) throw new UsageError("needs a job ID");
+  if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (!JOB_ID.test(id)) throw new UsageError(`invalid job id ${JSON.stringify(id)}: 1 to 128 of A-Z, a-z, 0-9, _ . : and -`);
+  const server = new Server(args.string("url"));
+  let job: { status: string; result?: unknown; error?: { code?: string; message?: string } };
   for (let delay = 50; ; delay = Math.min(1000, delay * 2)) {
-    const res = await fetch(`${base}/v1/jobs/${encodeURIComponent(id)}`, { headers: headers() });
-    if (await failIfError(res)) return 1;
-    job = (await res.json()) as typeof job;
-    if (!values.wait || FINISHED.includes(job.status)) break;
+    job = await server.json<typeof job>(`/v1/jobs/${id}`);
+    if (!args.flag("wait") || FINISHED.includes(job.status)) break;
     await Bun.sleep(delay);
   }
-  if (values.result && job.result) {
-    const res = await fetch(`${base}/v1/jobs/${encodeURIComponent(id)}/result`, { headers: headers() });
-    if (await failIfError(res)) return 1;
-    process.stdout.write(new Uint8Array(await res.arrayBuffer()));
+  if (args.flag("result")) {
+    if (!job.result) throw new CliError(`job ${id} has no result (${job.status})`);
+    const res = await server.ok(`/v1/jobs/${id}/result`);
+    await Bun.write(Bun.stdout, await res.arrayBuffer());
   } else console.log(JSON.stringify(job, null, 2));
   return job.status === "succeeded" || !FINISHED.includes(job.status) ? 0 : 1;
 }
 
+interface FunctionRow {
+  name: string;
+  status: string;
+  version: number;
+  tier?: string | null;
+  pool?: { warm: number; calls: number };
+}
+
 export async function functionsCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { url: { type: "string" }, json: { type: "boolean" } } });
-  const res = await fetch(`${serverUrl(values.url)}/v1/functions`, { headers: headers() });
-  if (await failIfError(res)) return 1;
-  const { functions } = (await res.json()) as { functions: { name: string; status: string; version: number; pool?: { warm: number; calls: number } }[] };
-  if (values.json) {
+  const args = parse("functions", argv);
+  if (args.positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
+  const { functions } = await new Server(args.string("url")).json<{ functions: FunctionRow[] }>("/v1/functions");
+  if (args.flag("json")) {
     console.log(JSON.stringify(functions));
     return 0;
   }
   for (const f of functions)
-    console.log(`${f.name.padEnd(24)} ${f.status.padEnd(10)} v${f.version}  warm=${f.pool?.warm ?? 0} calls=${f.pool?.calls ?? 0}`);
+    console.log(
+      `${f.name.padEnd(24)} ${f.status.padEnd(10)} v${f.version}${f.tier ? ` ${f.tier}` : ""}  warm=${f.pool?.warm ?? 0} calls=${f.pool?.calls ?? 0}`,
+    );
   return 0;
 }

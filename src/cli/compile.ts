@@ -6,45 +6,46 @@
 
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
 import { CompileError, compile, DEFAULT_COMPILE_TIMEOUT_MS } from "../compiler/compile.ts";
-import { Engine } from "../engine/engine.ts";
+import { Engine, EngineError } from "../engine/engine.ts";
 import { defaultDataDir } from "../config.ts";
-import { reportCompileProgress, UsageError } from "./common.ts";
+import { parse } from "./commands.ts";
+import { CliError, reportCompileProgress, UsageError } from "./common.ts";
+
+/** The compiler's and engine's errors as the one line src/cli.ts prints (it does not import their classes). */
+export function localError(e: unknown): unknown {
+  if (e instanceof CompileError) return new CliError(`${e.code}: ${e.message}`, 1, e.details.log ? `thaw: build log (tail):\n${e.details.log}` : undefined);
+  if (e instanceof EngineError) return new CliError(`engine: ${e.message}`);
+  return e;
+}
 
 export async function compileCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      data: { type: "string" },
-      json: { type: "boolean" },
-      timeout: { type: "string" },
-      "build-dir": { type: "string" },
-    },
-  });
-  const file = positionals[0];
-  if (!file) throw new UsageError("thaw compile needs a FILE.wasm");
-  const timeoutMs = values.timeout ? Number(values.timeout) : DEFAULT_COMPILE_TIMEOUT_MS;
+  const args = parse("compile", argv);
+  const file = args.positionals[0];
+  if (!file) throw new UsageError("needs a FILE.wasm");
+  const timeout = args.string("timeout");
+  const timeoutMs = timeout ? Number(timeout) : DEFAULT_COMPILE_TIMEOUT_MS;
   if (!(timeoutMs > 0)) throw new UsageError("--timeout takes a positive number of milliseconds");
+  const json = args.flag("json");
+  const module = readFileSync(file);
   const engine = new Engine(undefined, 1, 1);
   let a;
   try {
-    a = await compile(readFileSync(file), {
-      dataDir: values.data ?? defaultDataDir(),
+    a = await compile(module, {
+      dataDir: args.string("data") ?? defaultDataDir(),
       engine,
-      progress: values.json ? undefined : reportCompileProgress(basename(file)),
+      progress: json ? undefined : reportCompileProgress(basename(file)),
       timeoutMs,
-      buildDir: values["build-dir"],
+      buildDir: args.string("build-dir"),
     });
   } catch (e) {
-    if (!(values.json && e instanceof CompileError)) throw e;
+    if (!(json && e instanceof CompileError)) throw localError(e);
     console.log(JSON.stringify({ error: { code: e.code, message: e.message, ...e.details } }));
     return 1;
   } finally {
     engine.close();
   }
-  if (values.json) {
+  if (json) {
     console.log(JSON.stringify({ path: a.soPath, snapshot: a.snapshotPath, cached: a.cached, ...a.meta }));
     return 0;
   }

@@ -1,11 +1,20 @@
 // `thaw serve`: run a node. Settings by flag or THAW_* variable (config.ts).
 
-import { parseServerConfig } from "../config.ts";
+import { ConfigError, parseServerConfig } from "../config.ts";
 import { startServer } from "../server/server.ts";
+import { UsageError } from "./common.ts";
+
+function config(argv: string[]) {
+  try {
+    return parseServerConfig(argv);
+  } catch (e) {
+    if (e instanceof ConfigError || String((e as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) throw new UsageError((e as Error).message);
+    throw e;
+  }
+}
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const config = parseServerConfig(argv);
-  const server = await startServer(config);
+  const server = await startServer(config(argv));
   const done = new Promise<void>((resolve) => {
     const stop = () => void server.shutdown().then(resolve);
     process.once("SIGTERM", stop);
