@@ -8,6 +8,7 @@ import {
   KeepAlivePolicy,
   LOCAL_TAU_MIN_CALLS,
   MiB,
+  PAPER_POOL,
   PoolPolicy,
   type RateState,
   addArrival,
@@ -237,9 +238,9 @@ describe("trimToBudget", () => {
   });
 });
 
-describe("PoolPolicy", () => {
+describe("PoolPolicy with PAPER_POOL (the paper's rules: eq. 3, k = 0 after the idle grace, LRU)", () => {
   test("steady 100/s regular arrivals, τ = 20 ms → λ ≈ 100, k = ⌈2⌉ + 1 = 3", () => {
-    const p = new PoolPolicy({ budgetBytes: BIG });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
     let t = 0;
     const n = 12_000; // 120 s (the estimator is within e^-12 of steady state)
     for (let i = 0; i < n; i++, t += 10) call(p, "f", t, 20);
@@ -259,7 +260,7 @@ describe("PoolPolicy", () => {
 
   test("steady 100/s Poisson arrivals → λ near 100, k in {3, 4}", () => {
     const r = rng(1);
-    const p = new PoolPolicy({ budgetBytes: BIG });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
     let t = 0;
     const reads: number[] = [];
     let nextRead = 60_000; // after 6 T: within e^-6 of steady state
@@ -280,7 +281,7 @@ describe("PoolPolicy", () => {
   });
 
   test("bursty: k rises with the burst, falls back to h, then 0 after the idle grace; code unloaded after the code grace", () => {
-    const p = new PoolPolicy({ budgetBytes: BIG, idleGraceMs: 60_000, codeGraceMs: 300_000 });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG, idleGraceMs: 60_000, codeGraceMs: 300_000 });
     const arrivals: number[] = [];
     const go = (t: number) => {
       arrivals.push(t);
@@ -297,7 +298,7 @@ describe("PoolPolicy", () => {
       target(directRate(arrivals, t), 50, { headroom: 1, maxConcurrency: 64, ceilSlack: 0.05 });
     // After 1 s of burst λ ≈ 1000·(1 - e^-0.1) ≈ 95 → λτ ≈ 4.8 → k = 6 (the plan
     // could not have seen it then, so check the estimator via a fresh replay).
-    const replay = new PoolPolicy({ budgetBytes: BIG });
+    const replay = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
     for (const a of arrivals.filter((a) => a <= start + 999)) call(replay, "f", a, 50);
     expect(fp(replay.plan(start + 999), "f").k).toBe(6);
     // At the end of the burst: λ ≈ 181 → λτ ≈ 9.07 → k = 11.
@@ -327,7 +328,7 @@ describe("PoolPolicy", () => {
 
   test("many rare functions: 1,000 functions, one call each per minute → k = h each, all within budget", () => {
     const mem = { linBytes: Math.round(1.8 * MiB), codeBytes: 1 * MiB };
-    const p = new PoolPolicy({ budgetBytes: 4096 * MiB });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: 4096 * MiB });
     const name = (i: number) => `fn${String(i).padStart(4, "0")}`;
     for (let i = 0; i < 1_000; i++) p.setMemory(name(i), mem);
     // One hour; function i is called at i·60 ms into every minute, running 10 ms.
@@ -354,7 +355,7 @@ describe("PoolPolicy", () => {
 
   test("budget pressure through the policy: LRU trimmed first, most recent keep their full k", () => {
     const mem = { linBytes: 2 * MiB, codeBytes: 4 * MiB };
-    const p = new PoolPolicy({ budgetBytes: 30 * MiB });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: 30 * MiB });
     // a, b, c, d each at 100/s with τ = 20 ms (k = 3, 3·2 + 4 = 10 MiB each) for 10 s;
     // their last calls are staggered a < b < c < d.
     const fns = ["a", "b", "c", "d"];
@@ -383,7 +384,7 @@ describe("PoolPolicy", () => {
     const r = rng(2024);
     const int = (n: number) => Math.floor(r() * n);
     for (let round = 0; round < 1_000; round++) {
-      const p = new PoolPolicy({ budgetBytes: int(200) * MiB, headroom: int(3), idleGraceMs: 60_000, codeGraceMs: 120_000 });
+      const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: int(200) * MiB, headroom: int(3), idleGraceMs: 60_000, codeGraceMs: 120_000 });
       const nf = 1 + int(12);
       let t = 0;
       for (let i = 0; i < nf; i++) {
@@ -416,7 +417,7 @@ describe("PoolPolicy", () => {
   });
 
   test("eq. 2 in the plan: big code gets cheaper per instance as more instances share it", () => {
-    const p = new PoolPolicy({ budgetBytes: BIG });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
     const mem = { linBytes: 1 * MiB, codeBytes: 12 * MiB };
     p.setMemory("busy", mem);
     p.setMemory("quiet", mem);
@@ -431,7 +432,7 @@ describe("PoolPolicy", () => {
     expect(plan.plannedBytes).toBe(18 * MiB + 13 * MiB);
     // When the budget trims busy (now the LRU one) to 2 instances, each
     // carries half the code.
-    const p2 = new PoolPolicy({ budgetBytes: 13 * MiB + 14 * MiB });
+    const p2 = new PoolPolicy({ ...PAPER_POOL, budgetBytes: 13 * MiB + 14 * MiB });
     p2.setMemory("busy", mem);
     p2.setMemory("quiet", mem);
     for (let t = 0; t < 30_000; t += 10) call(p2, "busy", t, 50); // last used 30 040
@@ -445,7 +446,7 @@ describe("PoolPolicy", () => {
   });
 
   test("concurrency cap, unknown τ, never-used and forgotten functions, touch", () => {
-    const p = new PoolPolicy({ budgetBytes: BIG });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
     p.setMaxConcurrency("f", 4);
     for (let t = 0; t < 20_000; t += 1) call(p, "f", t, 100); // λτ ≈ 86 → capped
     expect(fp(p.plan(20_000), "f").k).toBe(4);
@@ -464,7 +465,7 @@ describe("PoolPolicy", () => {
     expect([...p.plan(0).functions.keys()]).toEqual(["g", "h"]);
     expect(() => p.setMemory("x", { linBytes: -1, codeBytes: 0 })).toThrow(RangeError);
     expect(() => p.setMaxConcurrency("x", 0)).toThrow(RangeError);
-    expect(() => new PoolPolicy({ budgetBytes: 1, durationAlpha: 0 })).toThrow(RangeError);
+    expect(() => new PoolPolicy({ ...PAPER_POOL, budgetBytes: 1, durationAlpha: 0 })).toThrow(RangeError);
   });
 });
 
@@ -606,9 +607,9 @@ describe("KeepAlivePolicy", () => {
   });
 });
 
-describe("cluster τ", () => {
+describe("cluster τ (PAPER_POOL: eq. 3 alone, so k shows which τ was used)", () => {
   test("a function this node never ran plans by the cluster's τ; without it, by its own", () => {
-    const p = new PoolPolicy({ budgetBytes: BIG });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
     p.touch("f", 0);
     p.setClusterRate("f", 10, 0);
     p.setClusterTau("f", 500);
@@ -625,7 +626,7 @@ describe("cluster τ", () => {
   });
 
   test("enough recent local calls outweigh the cluster's τ, until they age", () => {
-    const p = new PoolPolicy({ budgetBytes: BIG });
+    const p = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
     p.touch("f", 0);
     p.setClusterRate("f", 10, 0);
     p.setClusterTau("f", 500);

@@ -168,6 +168,8 @@ export interface BudgetItem {
   k: number;
   linBytes: number;
   codeBytes: number;
+  /** Predicted value of each of the k instances (instanceValues); only trimByValue reads it. */
+  values?: readonly number[];
 }
 
 export interface BudgetResult {
@@ -184,15 +186,157 @@ export function lruCompare(a: { fn: string; lastUsedMs: number | null }, b: { fn
   return a.fn < b.fn ? -1 : a.fn > b.fn ? 1 : 0;
 }
 
+/** P(N >= m) for N ~ Poisson(mean). */
+export function poissonTail(mean: number, m: number): number {
+  if (m <= 0) return 1;
+  if (mean <= 0) return 0;
+  let term = Math.exp(-mean);
+  let below = term;
+  for (let i = 1; i < m; i++) {
+    term *= mean / i;
+    below += term;
+  }
+  return Math.max(0, 1 - below);
+}
+
 /**
- * Eq. 4 with LRU trimming. Charges each function functionBytes(mem, warm)
- * (eq. 2 with s = warm). If Σ over the wishes exceeds the budget, walks the
- * functions in LRU order and lowers each one's warm count by the least amount
- * that makes the total fit (a step of one instance saves M_lin; the last
- * instance also frees M_code), going to 0 and on to the next function if
- * needed. Result: in LRU order the warm counts look like 0, ..., 0, partial,
- * full, ..., full, and plannedBytes <= budgetBytes always (in the worst case
- * everything is 0). Requires integer k >= 0 and non-negative byte sizes.
+ * Predicted value of each of a function's k warm instances, in cold starts
+ * avoided per second (index j-1 for the j-th instance), for arrivals at
+ * `lambda` calls/s of calls lasting `tauMs`, with the plan re-applied every
+ * `intervalMs` (Δ):
+ *
+ *     v_j = (1 - exp(-λ·Δ·P(Poisson(λ·τ) >= j - 1))) / Δ
+ *
+ * Why: an instance a call had to restore stays idle after the call until the
+ * next plan trims it, so a missing j-th instance costs at most one cold
+ * start per interval -- the first arrival in it that finds j - 1 calls in
+ * progress. Arrivals that do are a thinned Poisson stream (Poisson arrivals
+ * see the M/G/∞ occupancy, Poisson with mean λ·τ), and the chance that one
+ * comes within Δ is 1 - exp(-rate·Δ). So v_1 = (1 - e^(-λΔ))/Δ, about λ
+ * for a rare function (each of its calls would be cold) and at most 1/Δ
+ * for a busy one; v_j never increases with j.
+ */
+export function instanceValues(lambda: number, tauMs: number, k: number, intervalMs: number): number[] {
+  const dt = intervalMs / 1000;
+  const busy = (lambda * tauMs) / 1000;
+  const values: number[] = [];
+  for (let j = 1; j <= k; j++) {
+    const rate = lambda * poissonTail(busy, j - 1);
+    values.push(dt > 0 ? -Math.expm1(-rate * dt) / dt : rate);
+  }
+  return values;
+}
+
+/**
+ * The rate to value a function by: λ, but no more than one call per idle
+ * time so far. The estimate decays with T = 10 s whatever the traffic, so a
+ * function whose burst ended 10 s ago still reads a third of the burst's
+ * rate; having seen no call in 10 s is itself evidence of fewer than about
+ * one call per 10 s now (bursty functions go quiet all at once). This brings
+ * recency into the value as LRU has it, and keeps frequency for functions in
+ * use (LRFU-like).
+ */
+export function recentRate(lambda: number, idleMs: number): number {
+  return idleMs > 0 ? Math.min(lambda, 1000 / idleMs) : lambda;
+}
+
+/**
+ * The smallest c with P(Poisson(mean) >= c) <= risk (0 for risk 0 or mean
+ * 0): instances enough that an arrival finds them all busy with probability
+ * at most `risk`, the concurrency of calls in progress being Poisson with
+ * mean λ·τ (M/G/∞). Eq. 3's fixed h covers a mean concurrency of 0.1 well
+ * (P(N >= 2) = 0.5 %) but one of 1.5 poorly (⌈1.5⌉ + 1 = 3 leaves P(N >= 3)
+ * = 19 %); this sizes the headroom from the same λ·τ. Capped at 1000.
+ */
+export function concurrencyQuantile(mean: number, risk: number): number {
+  if (risk <= 0 || mean <= 0) return 0;
+  let c = 0;
+  while (c < 1000 && poissonTail(mean, c) > risk) c++;
+  return c;
+}
+
+/** Binary min-heap (tiny, for the value trim). */
+class MinHeap<T> {
+  private readonly a: T[] = [];
+  constructor(private readonly less: (x: T, y: T) => boolean) {}
+  get size(): number {
+    return this.a.length;
+  }
+  push(x: T): void {
+    const a = this.a;
+    a.push(x);
+    for (let i = a.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (!this.less(a[i]!, a[p]!)) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+  pop(): T | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length && last !== undefined) {
+      a[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
+        if (l + 1 < a.length && this.less(a[l + 1]!, a[m]!)) m = l + 1;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/**
+ * Eq. 4 trimmed by predicted value per byte: while the wishes exceed the
+ * budget, take back the warm instance, over all functions, whose value
+ * (item.values[j-1], see instanceValues; missing = 0) per byte it frees is
+ * lowest, always a function's top instance (the j-th frees M_lin, the last
+ * one M_lin + M_code). Ties: LRU, then name. So a rarely called function's
+ * floor instance goes before a busy function's spare, and of two functions
+ * of equal value the bigger goes first (GreedyDual-Size, as in FaaSCache).
+ * plannedBytes <= budgetBytes always.
+ */
+export function trimByValue(items: readonly BudgetItem[], budgetBytes: number): BudgetResult {
+  const warm = new Map<string, number>();
+  let planned = 0;
+  for (const it of items) {
+    warm.set(it.fn, it.k);
+    planned += functionBytes(it, it.k);
+  }
+  if (planned <= budgetBytes) return { warm, plannedBytes: planned };
+  type Top = { it: BudgetItem; j: number; density: number };
+  const top = (it: BudgetItem, j: number): Top => {
+    const freed = j === 1 ? it.linBytes + it.codeBytes : it.linBytes;
+    const value = it.values?.[j - 1] ?? 0;
+    return { it, j, density: freed > 0 ? value / freed : value > 0 ? Infinity : 0 };
+  };
+  const heap = new MinHeap<Top>((x, y) => (x.density !== y.density ? x.density < y.density : lruCompare(x.it, y.it) < 0));
+  for (const it of items) if (it.k > 0) heap.push(top(it, it.k));
+  while (planned > budgetBytes && heap.size) {
+    const t = heap.pop()!;
+    planned -= functionBytes(t.it, t.j) - functionBytes(t.it, t.j - 1);
+    warm.set(t.it.fn, t.j - 1);
+    if (t.j > 1) heap.push(top(t.it, t.j - 1));
+  }
+  return { warm, plannedBytes: planned };
+}
+
+/**
+ * Eq. 4 with LRU trimming (the paper's rule). Charges each function
+ * functionBytes(mem, warm) (eq. 2 with s = warm). If Σ over the wishes
+ * exceeds the budget, walks the functions in LRU order and lowers each one's
+ * warm count by the least amount that makes the total fit (a step of one
+ * instance saves M_lin; the last instance also frees M_code), going to 0 and
+ * on to the next function if needed. Result: in LRU order the warm counts
+ * look like 0, ..., 0, partial, full, ..., full, and plannedBytes <=
+ * budgetBytes always (in the worst case everything is 0). Requires integer
+ * k >= 0 and non-negative byte sizes.
  */
 export function trimToBudget(items: readonly BudgetItem[], budgetBytes: number): BudgetResult {
   const warm = new Map<string, number>();
@@ -310,6 +454,11 @@ export interface CommonConfig {
 
 interface FunctionState {
   rate: RateState | null;
+  /** Same estimator with a short time constant (bursts). */
+  burst: RateState | null;
+  /** Returns from quiet (arrivals after an idle gap longer than PoolPolicy's grace): their rate, long time constant, and EWMA of those gaps (ms). */
+  returns: RateState | null;
+  quietGapMs: number | null;
   /** This node's share of the cluster's rate (calls/s), when a rate store reports one. */
   clusterRate: number | null;
   tau: number | null;
@@ -331,6 +480,10 @@ const isTime = (t: number) => Number.isFinite(t);
 const isBytes = (b: number) => Number.isFinite(b) && b >= 0;
 const isCount = (n: number) => Number.isInteger(n) && n >= 0;
 const later = (a: number | null, b: number) => (a === null ? b : Math.max(a, b));
+/** T of the burst estimator: follows a burst within about a second. */
+export const BURST_TIME_CONSTANT_MS = 1_000;
+/** T of the returns estimator: remembers how often a function comes back from quiet, for about an hour. */
+export const LONG_TIME_CONSTANT_MS = 3_600_000;
 /** A cluster share at or above this (calls/s) keeps a function in use. */
 const CLUSTER_ACTIVE_RATE = 0.01;
 /** Completions within about T a node needs before it trusts its own τ over the cluster's. */
@@ -373,6 +526,9 @@ abstract class TrackingPolicy implements WarmPolicy {
     if (!s) {
       s = {
         rate: null,
+        burst: null,
+        returns: null,
+        quietGapMs: null,
         clusterRate: null,
         tau: null,
         completions: null,
@@ -387,6 +543,7 @@ abstract class TrackingPolicy implements WarmPolicy {
     check(isTime(nowMs), "nowMs");
     const s = this.state(fn);
     s.rate = addArrival(s.rate, nowMs, this.timeConstantMs);
+    s.burst = addArrival(s.burst, nowMs, BURST_TIME_CONSTANT_MS);
     s.lastArrivalMs = later(s.lastArrivalMs, nowMs);
     s.lastUsedMs = later(s.lastUsedMs, nowMs);
   }
@@ -490,34 +647,90 @@ abstract class TrackingPolicy implements WarmPolicy {
 }
 
 // ---------------------------------------------------------------------------
-// The predicted pool (paper §3.3)
+// The predicted pool (paper §3.3, with a warm floor, burst rate and value trim)
 
 export interface PoolPolicyConfig extends CommonConfig {
   /** h of eq. 3. Default 1. */
   headroom?: number;
   /** See `target`. Default 0.05. */
   ceilSlack?: number;
-  /** k = 0 once a function has been idle longer than this (ms). Default 60 000. */
+  /** Eq. 3's k applies until a function has been idle this long (ms). Default 60 000. */
   idleGraceMs?: number;
-  /** unloadCode once idle longer than this (ms). Default 300 000. */
+  /** unloadCode once idle longer than this and than the floor window (ms). Default 300 000. */
   codeGraceMs?: number;
+  /** Plan by max(λ, λ over BURST_TIME_CONSTANT_MS), so k follows a burst within a second. Default true. */
+  burstAware?: boolean;
+  /** Shortest floor window (ms): one instance stays warm this long after the last use. 0 = no floor. Default 600 000. */
+  warmFloorMs?: number;
+  /** The floor window stretches to gapFactor typical quiet gaps (see floorWindow). 0 = off. Default 2. */
+  gapFactor?: number;
+  /** Longest floor window (ms). Default 14 400 000 (4 h). */
+  maxFloorMs?: number;
+  /** "value" (trimByValue) or "lru" (the paper, trimToBudget). Default "value". */
+  trimOrder?: "value" | "lru";
+  /** Δ of instanceValues: how often the plan is applied (ms). Default 250, the manager's tick. */
+  planIntervalMs?: number;
+  /** k is at least the (1 - overflowRisk) quantile of the concurrency, see concurrencyQuantile. 0 = off. Default 0.02. */
+  overflowRisk?: number;
+}
+
+/** The predicted pool exactly as the paper describes it (and as thaw did before the floor): for comparisons. */
+export const PAPER_POOL = { burstAware: false, overflowRisk: 0, warmFloorMs: 0, gapFactor: 0, trimOrder: "lru" } as const;
+
+/**
+ * How long after its last use a function keeps its floor instance (ms):
+ * warmFloorMs, stretched to gapFactor times the function's typical quiet
+ * gap (EWMA of the idle gaps it came back from), at most maxFloorMs. A
+ * function called every 30 minutes (the timer-triggered functions common in
+ * the Azure trace) then stays warm across its gaps instead of starting cold
+ * every time; one with no quiet gaps seen yet gets warmFloorMs.
+ */
+export function floorWindow(quietGapMs: number | null, warmFloorMs: number, gapFactor: number, maxFloorMs: number): number {
+  if (warmFloorMs <= 0) return 0;
+  if (quietGapMs === null || gapFactor <= 0) return warmFloorMs;
+  return Math.max(warmFloorMs, Math.min(maxFloorMs, gapFactor * quietGapMs));
+}
+
+/**
+ * The wish of a used, loaded function idle for idleMs: eq. 3's k while
+ * idle <= idleGraceMs, and at least one instance (the floor) while idle <=
+ * the floor window. The floor costs one M_lin + M_code per recently used
+ * function -- a few KiB to a few hundred KiB in thaw -- and turns the first
+ * call after a quiet spell from a cold start into a warm one; the budget
+ * takes it back, cheapest value first, when memory is short.
+ */
+export function wish(eq3: number, idleMs: number, idleGraceMs: number, floorWindowMs: number, cap: number): number {
+  const k = idleMs <= idleGraceMs ? eq3 : 0;
+  return floorWindowMs > 0 && idleMs <= floorWindowMs ? Math.max(k, Math.min(1, cap)) : k;
 }
 
 /**
  * The predicted pool. Per function f, at plan time t:
  *
- * - λ_f: decayed-count arrival rate (see RateState), T = rateTimeConstantMs.
+ * - λ_f: decayed-count arrival rate (see RateState), T = rateTimeConstantMs,
+ *   or this node's share of the cluster's rate. With burstAware, the max of
+ *   that and the same estimator with T = 1 s: at a burst's start the 10 s
+ *   estimate needs seconds to see it (after 1 s of a jump to rate R it reads
+ *   R·(1 - e^-0.1) ≈ 0.1 R), so the pool lags and the burst's first calls
+ *   overflow it; the 1 s estimate reads 0.63 R. The max keeps the long
+ *   estimate's memory on the way down (a lull of a second does not drop the
+ *   pool), and the short one's noise (sd sqrt(R/2 s)) only ever adds.
  * - τ_f: EWMA of durations (α = durationAlpha, seeded with the first one),
  *   or the cluster's τ while this node has run fewer than
  *   LOCAL_TAU_MIN_CALLS recent calls (see tauOf); treated as 0 until a
  *   duration is known, so a new function gets k = h.
- * - idle_f = t - lastUsed_f.
- * - unloadCode_f = idle_f > codeGraceMs ("idle functions' native code
- *   unloaded after a grace period"). A function never used (no arrival,
- *   completion or touch) has no idle clock: k = 0 and unloadCode = false;
- *   the manager should touch() a function when it activates it.
- * - k_f = 0 if never used, idle_f > idleGraceMs or unloadCode_f; otherwise
- *   target(λ_f, τ_f) = min(maxConcurrency_f, ⌈λ_f·τ_f - slack⌉⁺ + h).
+ * - idle_f = t - lastUsed_f; window_f = floorWindow (0 without a floor).
+ * - unloadCode_f = idle_f > max(codeGraceMs, window_f) ("idle functions'
+ *   native code unloaded after a grace period"). A function never used (no
+ *   arrival, completion or touch) has no idle clock: k = 0 and unloadCode =
+ *   false; the manager should touch() a function when it activates it.
+ * - k_f = 0 if never used or unloadCode_f; otherwise wish(target(λ_f, τ_f),
+ *   ...): eq. 3 (min(maxConcurrency_f, ⌈λ_f·τ_f - slack⌉⁺ + h)) within the
+ *   idle grace, and a floor of one instance within window_f. Why a floor and
+ *   not the paper's k = 0 after the grace: the exponential estimate decays
+ *   to nothing in a minute of quiet, so every function with gaps longer
+ *   than that started cold on each return, although its instance would have
+ *   cost a few KiB of a budget that was nowhere near binding.
  * - M_inst,f = M_lin,f + M_code,f / s_f with s_f = max(1, warm_f), the
  *   budgeted number of warm instances. Why warm (and not the pre-budget k
  *   or the pool's current warm count): those are exactly the instances that
@@ -529,7 +742,17 @@ export interface PoolPolicyConfig extends CommonConfig {
  *   Code of a function with warm = 0 is not charged: it is still resident
  *   until unloadCode, but it is clean, file-backed memory the kernel can
  *   reclaim, and eq. 4 budgets warm instances only.
- * - Budget: trimToBudget (LRU by lastUsed, ties by name, minimal trims).
+ * - Budget: trimByValue -- instance by instance, the fewest cold starts
+ *   avoided per byte first: instanceValues(λ_f, τ_f, k_f, planIntervalMs)
+ *   within the idle grace; past it, the floor is worth the rate at which f
+ *   comes back from quiet (returns, T = 1 h), since it saves one cold start
+ *   per return. Or, with trimOrder "lru", the paper's trimToBudget
+ *   (LRU by lastUsed, whole functions). The value order takes back the
+ *   floors of functions unlikely to be called soon before any busy
+ *   function's instance, and a busy function's spares before another's only
+ *   instance. LRU would instead take a function called every minute (and
+ *   idle for 50 s) before one called once, 40 s ago, and empty a busy pool
+ *   whose last call was a few ms older than a rare function's.
  */
 export class PoolPolicy extends TrackingPolicy {
   readonly name = "predicted" as const;
@@ -537,6 +760,13 @@ export class PoolPolicy extends TrackingPolicy {
   readonly ceilSlack: number;
   readonly idleGraceMs: number;
   readonly codeGraceMs: number;
+  readonly burstAware: boolean;
+  readonly warmFloorMs: number;
+  readonly gapFactor: number;
+  readonly maxFloorMs: number;
+  readonly trimOrder: "value" | "lru";
+  readonly planIntervalMs: number;
+  readonly overflowRisk: number;
 
   constructor(config: PoolPolicyConfig) {
     super(config);
@@ -544,10 +774,39 @@ export class PoolPolicy extends TrackingPolicy {
     this.ceilSlack = config.ceilSlack ?? 0.05;
     this.idleGraceMs = config.idleGraceMs ?? 60_000;
     this.codeGraceMs = config.codeGraceMs ?? 300_000;
+    this.burstAware = config.burstAware ?? true;
+    this.warmFloorMs = config.warmFloorMs ?? 600_000;
+    this.gapFactor = config.gapFactor ?? 2;
+    this.maxFloorMs = config.maxFloorMs ?? 4 * 3_600_000;
+    this.trimOrder = config.trimOrder ?? "value";
+    this.planIntervalMs = config.planIntervalMs ?? 250;
+    this.overflowRisk = config.overflowRisk ?? 0.02;
     check(isCount(this.headroom), "headroom");
     check(this.ceilSlack >= 0 && this.ceilSlack < 1, "ceilSlack");
     check(this.idleGraceMs >= 0, "idleGraceMs");
     check(this.codeGraceMs >= 0, "codeGraceMs");
+    check(this.warmFloorMs >= 0, "warmFloorMs");
+    check(Number.isFinite(this.gapFactor) && this.gapFactor >= 0, "gapFactor");
+    check(this.maxFloorMs >= 0, "maxFloorMs");
+    check(this.trimOrder === "value" || this.trimOrder === "lru", "trimOrder");
+    check(Number.isFinite(this.planIntervalMs) && this.planIntervalMs >= 0, "planIntervalMs");
+    check(this.overflowRisk >= 0 && this.overflowRisk < 1, "overflowRisk");
+  }
+
+  /** An arrival after more than the idle grace of quiet is a return: it feeds the returns rate and the quiet gap. */
+  override recordArrival(fn: string, nowMs: number): void {
+    const s = this.state(fn);
+    const idle = s.lastUsedMs === null ? null : nowMs - s.lastUsedMs;
+    if (idle !== null && idle > this.idleGraceMs) {
+      s.returns = addArrival(s.returns, nowMs, LONG_TIME_CONSTANT_MS);
+      s.quietGapMs = ewma(s.quietGapMs, idle, 0.5);
+    }
+    super.recordArrival(fn, nowMs);
+  }
+
+  protected override lambdaOf(s: FunctionState, nowMs: number): number {
+    const base = super.lambdaOf(s, nowMs);
+    return this.burstAware ? Math.max(base, rateAt(s.burst, nowMs, BURST_TIME_CONSTANT_MS)) : base;
   }
 
   plan(nowMs: number): Plan {
@@ -558,19 +817,27 @@ export class PoolPolicy extends TrackingPolicy {
     for (const fn of names) {
       const s = this.fns.get(fn)!;
       const idle = this.idleFor(s, nowMs);
-      const unloadCode = s.lastUsedMs !== null && idle > this.codeGraceMs;
-      const k =
-        s.lastUsedMs === null || idle > this.idleGraceMs || unloadCode
-          ? 0
-          : target(this.lambdaOf(s, nowMs), this.tauOf(s, nowMs) ?? 0, {
-              headroom: this.headroom,
-              maxConcurrency: this.capOf(s),
-              ceilSlack: this.ceilSlack,
-            });
+      const window = floorWindow(s.quietGapMs, this.warmFloorMs, this.gapFactor, this.maxFloorMs);
+      const unloadCode = s.lastUsedMs !== null && idle > Math.max(this.codeGraceMs, window);
+      const lambda = this.lambdaOf(s, nowMs);
+      const cap = this.capOf(s);
+      const tau = this.tauOf(s, nowMs) ?? 0;
+      const eq3 = Math.max(
+        target(lambda, tau, { headroom: this.headroom, maxConcurrency: cap, ceilSlack: this.ceilSlack }),
+        Math.min(cap, concurrencyQuantile((lambda * tau) / 1000, this.overflowRisk)),
+      );
+      const k = s.lastUsedMs === null || unloadCode ? 0 : wish(eq3, idle, this.idleGraceMs, window, cap);
+      // Past the idle grace only the floor is left; it saves one cold start per return from quiet.
+      const values =
+        this.trimOrder !== "value"
+          ? undefined
+          : idle <= this.idleGraceMs
+            ? instanceValues(recentRate(lambda, idle), this.tauOf(s, nowMs) ?? 0, k, this.planIntervalMs)
+            : [rateAt(s.returns, nowMs, LONG_TIME_CONSTANT_MS)].slice(0, k);
       wishes.set(fn, { k, unloadCode });
-      items.push({ fn, lastUsedMs: s.lastUsedMs, k, ...this.memOf(s) });
+      items.push({ fn, lastUsedMs: s.lastUsedMs, k, values, ...this.memOf(s) });
     }
-    const budget = trimToBudget(items, this.budgetBytes);
+    const budget = this.trimOrder === "value" ? trimByValue(items, this.budgetBytes) : trimToBudget(items, this.budgetBytes);
     const functions = new Map<string, FunctionPlan>();
     for (const fn of names) {
       const w = wishes.get(fn)!;
