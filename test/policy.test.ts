@@ -1,5 +1,7 @@
 // The warm-pool policy on a simulated clock: the estimators, eq. 2-4, LRU
-// trimming, the grace periods, and the two baselines. No engine, no I/O.
+// trimming, the grace periods, the two baselines, and the predicted pool's
+// defaults beyond the paper (warm floor, burst rate, Poisson headroom, value
+// trimming), each shown against PAPER_POOL on the same calls. No engine, no I/O.
 
 import { describe, expect, test } from "bun:test";
 import {
@@ -12,15 +14,22 @@ import {
   PoolPolicy,
   type RateState,
   addArrival,
+  concurrencyQuantile,
   decay,
   ewma,
+  floorWindow,
   functionBytes,
   instanceBytes,
+  instanceValues,
   lruCompare,
+  poissonTail,
   rateAt,
+  recentRate,
   target,
+  trimByValue,
   trimToBudget,
   uniformTarget,
+  wish,
 } from "../src/pool/policy.ts";
 import { mulberry32 as rng } from "../scripts/bench/trace-gen.ts";
 
@@ -639,5 +648,250 @@ describe("cluster τ (PAPER_POOL: eq. 3 alone, so k shows which τ was used)", (
     // A minute later those calls weigh e^-6 each: the cluster knows better.
     p.setClusterRate("f", 10, 60_000);
     expect(fp(p.plan(60_000), "f").tau).toBe(500);
+  });
+});
+
+describe("beyond the paper: helpers", () => {
+  test("poissonTail and concurrencyQuantile", () => {
+    expect(poissonTail(1, 0)).toBe(1);
+    expect(poissonTail(0, 1)).toBe(0);
+    expect(poissonTail(1, 1)).toBeCloseTo(1 - Math.exp(-1), 12);
+    expect(poissonTail(2, 3)).toBeCloseTo(1 - 5 * Math.exp(-2), 12);
+    // μ = 1: P(N >= 3) = 8 %, P(N >= 4) = 1.9 % -> 4 instances for a 2 % risk.
+    expect(concurrencyQuantile(1, 0.02)).toBe(4);
+    expect(concurrencyQuantile(0.01, 0.02)).toBe(1);
+    expect(concurrencyQuantile(0, 0.02)).toBe(0);
+    expect(concurrencyQuantile(5, 0)).toBe(0);
+    expect(concurrencyQuantile(1e9, 0.02)).toBe(1000);
+  });
+
+  test("instanceValues: λ for a rare function, at most 1/Δ, never increasing with j", () => {
+    const rare = instanceValues(0.01, 10, 1, 250);
+    expect(rare[0]).toBeCloseTo((1 - Math.exp(-0.0025)) / 0.25, 12);
+    expect(Math.abs(rare[0]! - 0.01)).toBeLessThan(1e-4);
+    const busy = instanceValues(100, 10, 6, 250);
+    expect(busy).toHaveLength(6);
+    for (const v of busy) expect(v).toBeLessThanOrEqual(4 + 1e-12);
+    for (let j = 1; j < busy.length; j++) expect(busy[j]!).toBeLessThanOrEqual(busy[j - 1]!);
+    // The 4th instance serves arrivals that find 3 calls in progress: P = 8 % of 100/s.
+    expect(busy[3]).toBeCloseTo((1 - Math.exp(-100 * poissonTail(1, 3) * 0.25)) / 0.25, 12);
+    expect(instanceValues(5, 10, 0, 250)).toEqual([]);
+  });
+
+  test("recentRate, floorWindow and wish", () => {
+    expect(recentRate(5, 100)).toBe(5);
+    expect(recentRate(5, 10_000)).toBe(0.1);
+    expect(recentRate(5, 0)).toBe(5);
+    expect(floorWindow(null, 600_000, 2, 14_400_000)).toBe(600_000);
+    expect(floorWindow(1_800_000, 600_000, 2, 14_400_000)).toBe(3_600_000);
+    expect(floorWindow(100_000, 600_000, 2, 14_400_000)).toBe(600_000);
+    expect(floorWindow(86_400_000, 600_000, 2, 14_400_000)).toBe(14_400_000);
+    expect(floorWindow(1_800_000, 600_000, 0, 14_400_000)).toBe(600_000);
+    expect(floorWindow(1_800_000, 0, 2, 14_400_000)).toBe(0);
+    // eq. 3 within the grace, the floor of one past it, nothing past the window.
+    expect(wish(3, 30_000, 60_000, 600_000, 64)).toBe(3);
+    expect(wish(3, 100_000, 60_000, 600_000, 64)).toBe(1);
+    expect(wish(0, 30_000, 60_000, 600_000, 64)).toBe(1);
+    expect(wish(3, 700_000, 60_000, 600_000, 64)).toBe(0);
+    expect(wish(3, 0, 60_000, 0, 64)).toBe(3);
+    expect(wish(0, 0, 60_000, 0, 64)).toBe(0);
+  });
+});
+
+describe("trimByValue", () => {
+  const MB = MiB;
+  test("fits: nothing trimmed; over: the fewest cold starts avoided per byte go first, instance by instance", () => {
+    const items: BudgetItem[] = [
+      { fn: "busy", lastUsedMs: 100, k: 3, linBytes: MB, codeBytes: MB, values: [4, 3, 0.4] },
+      { fn: "rare", lastUsedMs: 200, k: 1, linBytes: MB, codeBytes: MB, values: [0.01] },
+      { fn: "mid", lastUsedMs: 50, k: 2, linBytes: MB, codeBytes: MB, values: [1, 0.2] },
+    ];
+    expect(trimByValue(items, 9 * MB).plannedBytes).toBe(9 * MB);
+    // 8 MiB: rare's floor (0.01 per 2 MiB) goes first, although rare is the most recently used.
+    const r8 = trimByValue(items, 8 * MB);
+    expect([...r8.warm]).toEqual([["busy", 3], ["rare", 0], ["mid", 2]]);
+    expect(r8.plannedBytes).toBe(7 * MB);
+    // LRU on the same wishes takes mid (oldest) first and keeps rare.
+    const lru = trimToBudget(items, 8 * MB);
+    expect([...lru.warm]).toEqual([["busy", 3], ["rare", 1], ["mid", 1]]);
+    // 6 MiB: then mid's spare (0.2/MiB); 5 MiB: then busy's third (0.4/MiB, below mid's first: 1 per 2 MiB).
+    const r6 = trimByValue(items, 6 * MB);
+    expect([...r6.warm]).toEqual([["busy", 3], ["rare", 0], ["mid", 1]]);
+    expect(r6.plannedBytes).toBe(6 * MB);
+    expect([...trimByValue(items, 5 * MB).warm]).toEqual([["busy", 2], ["rare", 0], ["mid", 1]]);
+    // Equal density: LRU, then name.
+    const tie: BudgetItem[] = [
+      { fn: "b", lastUsedMs: 10, k: 1, linBytes: MB, codeBytes: 0, values: [1] },
+      { fn: "a", lastUsedMs: 10, k: 1, linBytes: MB, codeBytes: 0, values: [1] },
+      { fn: "c", lastUsedMs: 5, k: 1, linBytes: MB, codeBytes: 0, values: [1] },
+    ];
+    expect([...trimByValue(tie, 1 * MB).warm]).toEqual([["b", 1], ["a", 0], ["c", 0]]);
+  });
+
+  test("property: 1,000 random trims stay within budget, trim only when over, and never more than one step too much", () => {
+    const r = rng(77);
+    const int = (n: number) => Math.floor(r() * n);
+    for (let round = 0; round < 1_000; round++) {
+      const items: BudgetItem[] = Array.from({ length: 1 + int(10) }, (_, i) => {
+        const k = int(6);
+        return {
+          fn: `f${i}`,
+          lastUsedMs: r() < 0.1 ? null : int(1000),
+          k,
+          linBytes: int(4 * MiB),
+          codeBytes: int(8 * MiB),
+          values: Array.from({ length: k }, () => r() * 4).sort((a, b) => b - a),
+        };
+      });
+      const wanted = items.reduce((s, it) => s + functionBytes(it, it.k), 0);
+      const budget = int(wanted + MiB);
+      const res = trimByValue(items, budget);
+      expect(res.plannedBytes).toBeLessThanOrEqual(budget);
+      let exact = 0;
+      let biggestStep = 0;
+      for (const it of items) {
+        const w = res.warm.get(it.fn)!;
+        expect(w).toBeGreaterThanOrEqual(0);
+        expect(w).toBeLessThanOrEqual(it.k);
+        exact += functionBytes(it, w);
+        if (w < it.k) biggestStep = Math.max(biggestStep, functionBytes(it, w + 1) - functionBytes(it, w));
+      }
+      expect(res.plannedBytes).toBe(exact);
+      if (wanted <= budget) expect(res.plannedBytes).toBe(wanted);
+      else expect(res.plannedBytes).toBeGreaterThan(budget - biggestStep);
+    }
+  });
+});
+
+describe("PoolPolicy defaults: warm floor, burst rate, Poisson headroom, value trimming", () => {
+  test("the first call after a quiet minute is warm: one instance stays for 10 min (paper: none after 60 s)", () => {
+    const p = new PoolPolicy({ budgetBytes: BIG });
+    const paper = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
+    for (const q of [p, paper]) call(q, "f", 0, 10); // last used at 10
+    expect(fp(p.plan(10 + 60_001), "f").warm).toBe(1);
+    expect(fp(paper.plan(10 + 60_001), "f").warm).toBe(0);
+    expect(fp(p.plan(10 + 600_000), "f").k).toBe(1);
+    expect(fp(p.plan(10 + 300_001), "f").unloadCode).toBe(false); // code stays while the floor does
+    const gone = fp(p.plan(10 + 600_001), "f");
+    expect([gone.k, gone.warm, gone.unloadCode]).toEqual([0, 0, true]);
+    expect(fp(paper.plan(10 + 300_001), "f").unloadCode).toBe(true);
+  });
+
+  test("a function called every 30 min stays warm across its gaps; a one-off does not", () => {
+    const p = new PoolPolicy({ budgetBytes: BIG });
+    const period = 1_800_000;
+    for (let i = 0; i < 8; i++) call(p, "timer", i * period, 10);
+    call(p, "once", 7 * period, 10);
+    const last = 7 * period + 10;
+    // Typical quiet gap 30 min -> window 60 min.
+    expect(fp(p.plan(last + period - 20), "timer").warm).toBe(1);
+    expect(fp(p.plan(last + 61 * 60_000), "timer").warm).toBe(0);
+    expect(fp(p.plan(last + 11 * 60_000), "once").warm).toBe(0);
+    // Without the stretch (gapFactor 0) the timer is cold at every call.
+    const plain = new PoolPolicy({ budgetBytes: BIG, gapFactor: 0 });
+    for (let i = 0; i < 8; i++) call(plain, "timer", i * period, 10);
+    expect(fp(plain.plan(last + period - 20), "timer").warm).toBe(0);
+  });
+
+  test("a burst is followed within a second: 200/s for 0.5 s gives k = 6 (paper: 2)", () => {
+    const p = new PoolPolicy({ budgetBytes: BIG });
+    const paper = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
+    const arrivals: number[] = [];
+    for (let t = 0; t < 500; t += 5) {
+      arrivals.push(t);
+      for (const q of [p, paper]) call(q, "f", t, 20);
+    }
+    const burst = directRate(arrivals, 500, 1_000); // ≈ 78.5/s, where T = 10 s reads 9.75/s
+    const f = fp(p.plan(500), "f");
+    expect(f.lambda).toBeCloseTo(Math.max(burst, directRate(arrivals, 500)), 6);
+    expect(f.k).toBe(Math.max(target(burst, 20, { headroom: 1, maxConcurrency: 64, ceilSlack: 0.05 }), concurrencyQuantile((burst * 20) / 1000, 0.02)));
+    expect(f.k).toBe(6);
+    expect(fp(paper.plan(500), "f").k).toBe(2);
+    // Going down the 10 s estimate keeps its memory: 5 s after the burst λ is the long one.
+    expect(fp(p.plan(5_500), "f").lambda).toBeCloseTo(directRate(arrivals, 5_500), 9);
+  });
+
+  test("headroom from the Poisson tail: steady 100/s of 10 ms calls holds 4 (paper: 2, overflowing 26 % of arrivals)", () => {
+    const p = new PoolPolicy({ budgetBytes: BIG });
+    const paper = new PoolPolicy({ ...PAPER_POOL, budgetBytes: BIG });
+    for (let t = 0; t < 60_000; t += 10) for (const q of [p, paper]) call(q, "f", t, 10);
+    const f = fp(p.plan(60_000), "f");
+    expect(f.k).toBe(4);
+    expect(poissonTail((f.lambda * 10) / 1000, f.k)).toBeLessThanOrEqual(0.02);
+    const k0 = fp(paper.plan(60_000), "f").k;
+    expect(k0).toBe(2);
+    expect(poissonTail(1, k0)).toBeGreaterThan(0.25);
+  });
+
+  test("when the budget binds, a busy pool outranks a rarer function's floor (LRU would empty the busy pool)", () => {
+    const mem = { linBytes: 1 * MiB, codeBytes: 1 * MiB };
+    const run = (opts: object) => {
+      const p = new PoolPolicy({ budgetBytes: 5 * MiB, ...opts });
+      for (const fn of ["busy", "rare"]) p.setMemory(fn, mem);
+      for (let t = 0; t < 30_000; t += 10) call(p, "busy", t, 10); // last used 30 000
+      call(p, "rare", 30_001, 10); // more recent than busy
+      return p.plan(30_020);
+    };
+    const plan = run({});
+    expect([fp(plan, "busy").k, fp(plan, "rare").k]).toEqual([4, 1]);
+    expect([fp(plan, "busy").warm, fp(plan, "rare").warm]).toEqual([4, 0]);
+    expect(plan.plannedBytes).toBe(5 * MiB);
+    // Same wishes, LRU: busy is the older one and loses two instances.
+    const lru = run({ trimOrder: "lru" });
+    expect([fp(lru, "busy").warm, fp(lru, "rare").warm]).toEqual([2, 1]);
+  });
+
+  test("floors past the grace go by how often the function comes back, not by recency", () => {
+    const mem = { linBytes: 1 * MiB, codeBytes: 0 };
+    const p = new PoolPolicy({ budgetBytes: 1 * MiB });
+    for (const fn of ["back", "once"]) p.setMemory(fn, mem);
+    for (let i = 0; i < 20; i++) call(p, "back", i * 90_000, 10); // returns every 90 s
+    const lastBack = 19 * 90_000 + 10;
+    call(p, "once", lastBack + 5_000, 10); // newer, but has never come back from quiet
+    const plan = p.plan(lastBack + 80_000); // both idle past the 60 s grace: floors only
+    expect([fp(plan, "back").k, fp(plan, "once").k]).toEqual([1, 1]);
+    expect([fp(plan, "back").warm, fp(plan, "once").warm]).toEqual([1, 0]);
+    // LRU keeps the newer one instead.
+    const lru = new PoolPolicy({ budgetBytes: 1 * MiB, trimOrder: "lru" });
+    for (const fn of ["back", "once"]) lru.setMemory(fn, mem);
+    for (let i = 0; i < 20; i++) call(lru, "back", i * 90_000, 10);
+    call(lru, "once", lastBack + 5_000, 10);
+    const l = lru.plan(lastBack + 80_000);
+    expect([fp(l, "back").warm, fp(l, "once").warm]).toEqual([0, 1]);
+  });
+
+  test("property: 500 random plans with the defaults stay within budget", () => {
+    const r = rng(99);
+    const int = (n: number) => Math.floor(r() * n);
+    for (let round = 0; round < 500; round++) {
+      const p = new PoolPolicy({ budgetBytes: int(64) * MiB, headroom: int(3) });
+      let t = 0;
+      for (let i = 0; i < 1 + int(10); i++) {
+        const fn = `f${i}`;
+        p.setMemory(fn, { linBytes: int(2 * MiB), codeBytes: int(4 * MiB) });
+        if (r() < 0.3) p.setMaxConcurrency(fn, 1 + int(5));
+        const rate = 1 + int(300);
+        t = int(1_000_000);
+        for (let c = 0; c < int(200); c++) {
+          t += -Math.log(1 - r()) * (1000 / rate);
+          call(p, fn, t, r() * 100);
+        }
+      }
+      const plan = p.plan(int(2_000_000));
+      let exact = 0;
+      for (const f of plan.functions.values()) {
+        expect(f.warm).toBeLessThanOrEqual(f.k);
+        if (f.unloadCode) expect(f.warm).toBe(0);
+        exact += f.bytes;
+      }
+      expect(plan.plannedBytes).toBe(exact);
+      expect(plan.plannedBytes).toBeLessThanOrEqual(plan.budgetBytes);
+    }
+  });
+
+  test("bad settings are refused", () => {
+    for (const bad of [{ overflowRisk: 1 }, { overflowRisk: -0.1 }, { gapFactor: -1 }, { warmFloorMs: -1 }, { maxFloorMs: -1 }, { planIntervalMs: Number.NaN }, { trimOrder: "mru" }]) {
+      expect(() => new PoolPolicy({ budgetBytes: 1, ...(bad as object) })).toThrow(RangeError);
+    }
   });
 });
