@@ -21,9 +21,14 @@
 // embedded), so other services can enqueue calls without thaw's code:
 //
 //   { v: 1, tenant: str, function: str, body: bin,
-//     env?: {str: str}, callbackUrl?: str, retryFunctionErrors?: bool }
+//     env?: {str: str}, callbackUrl?: str, retryFunctionErrors?: bool,
+//     requestId?: str }
+//
+// requestId is the X-Request-Id of the request that submitted the job: it
+// is shown with the job and is the request id of every attempt's call log.
 
 import { Packr } from "msgpackr";
+import { validRequestId } from "../logs/request-id.ts";
 import type { ErrorCode } from "../service/errors.ts";
 
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "dead";
@@ -37,6 +42,8 @@ export interface JobSpec {
   callbackUrl?: string;
   /** Retry function errors too, not only platform failures. */
   retryFunctionErrors?: boolean;
+  /** The X-Request-Id of the submitting request. */
+  requestId?: string;
 }
 
 /** What a finished call left: kept with the job until it expires. */
@@ -72,6 +79,8 @@ export interface JobView {
   status: JobStatus;
   attempts: number;
   maxAttempts: number;
+  /** The X-Request-Id of the request that submitted the job. */
+  requestId?: string;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
@@ -98,7 +107,7 @@ export interface JobView {
 /** Everything a queue stores about a job besides the payload, in one shape for both queues. */
 export interface JobState {
   id: string;
-  spec: Pick<JobSpec, "tenant" | "function" | "callbackUrl">;
+  spec: Pick<JobSpec, "tenant" | "function" | "callbackUrl" | "requestId">;
   status: JobStatus;
   attempts: number;
   maxAttempts: number;
@@ -131,6 +140,7 @@ export function viewOf(s: JobState): JobView {
     status: s.status,
     attempts: s.attempts,
     maxAttempts: s.maxAttempts,
+    requestId: s.spec.requestId,
     createdAt: iso(s.createdAt)!,
     startedAt: iso(s.startedAt),
     finishedAt: iso(s.finishedAt),
@@ -183,6 +193,8 @@ export function decodePayload(bytes: Uint8Array): JobSpec {
   if (env !== undefined && (typeof env !== "object" || Object.values(env as object).some((v) => typeof v !== "string")))
     throw new PayloadError("payload env must map strings to strings");
   if (p.callbackUrl !== undefined && typeof p.callbackUrl !== "string") throw new PayloadError("payload callbackUrl must be a string");
+  if (p.requestId !== undefined && (typeof p.requestId !== "string" || !validRequestId(p.requestId)))
+    throw new PayloadError("payload requestId must be a string of 1 to 128 of A-Z, a-z, 0-9, '.', '_', ':' and '-'");
   return {
     tenant: p.tenant,
     function: p.function,
@@ -190,5 +202,6 @@ export function decodePayload(bytes: Uint8Array): JobSpec {
     env: env as Record<string, string> | undefined,
     callbackUrl: p.callbackUrl as string | undefined,
     retryFunctionErrors: p.retryFunctionErrors === true,
+    requestId: p.requestId as string | undefined,
   };
 }

@@ -284,7 +284,7 @@ export class RedisJobQueue implements JobQueue {
       await this.saveOutcome(job, token, { node: this.options.nodeId, error });
       throw new UnrecoverableError(JSON.stringify(error));
     }
-    const attempt = await this.runner.attempt(spec, job.timestamp);
+    const attempt = await this.runner.attempt(spec, job.timestamp, job.id);
     if (attempt.kind === "wait") {
       // The function is still compiling: later, without counting an attempt or holding a slot meanwhile.
       await job.updateData({ ...job.data, deferred: (job.data.deferred ?? 0) + 1 });
@@ -440,7 +440,7 @@ export class RedisJobQueue implements JobQueue {
     const callback = key && spec.callbackUrl ? (delivery ? (JSON.parse(delivery) as CallbackStatus) : pendingStatus(spec.callbackUrl, key)) : undefined;
     return {
       id: job.id!,
-      spec: { tenant: spec.tenant, function: spec.function, callbackUrl: spec.callbackUrl },
+      spec: { tenant: spec.tenant, function: spec.function, callbackUrl: spec.callbackUrl, requestId: spec.requestId },
       status: statusOf(bullState, job),
       attempts: Math.max(job.attemptsMade, attemptsOf(job)),
       maxAttempts: job.opts.attempts ?? 1,

@@ -46,9 +46,9 @@ export class JobRunner {
     private readonly log: Logger,
   ) {}
 
-  /** One attempt of a job submitted at `createdAt` (ms since epoch). */
-  async attempt(spec: JobSpec, createdAt = Date.now()): Promise<AttemptOutcome> {
-    const outcome = await this.run(spec);
+  /** One attempt of job `jobId`, submitted at `createdAt` (ms since epoch). */
+  async attempt(spec: JobSpec, createdAt = Date.now(), jobId?: string): Promise<AttemptOutcome> {
+    const outcome = await this.run(spec, jobId);
     if (outcome.kind === "retry" && outcome.error.code === "function_not_ready") {
       const waited = Date.now() - createdAt;
       // Polls more slowly the longer the build takes: 100 ms at first, at most every 2 s.
@@ -58,10 +58,11 @@ export class JobRunner {
     return outcome;
   }
 
-  private async run(spec: JobSpec): Promise<AttemptOutcome> {
+  private async run(spec: JobSpec, jobId?: string): Promise<AttemptOutcome> {
     let o: InvokeOutcome;
     try {
-      o = await this.invoke.invoke(spec.tenant, spec.function, { body: spec.body, env: spec.env });
+      // The job's id is the call id of its attempts' logs, the submitter's request id their request id.
+      o = await this.invoke.invoke(spec.tenant, spec.function, { body: spec.body, env: spec.env, requestId: spec.requestId, callId: jobId });
     } catch (e) {
       const code: ErrorCode = e instanceof ThawError ? e.code : "internal";
       const error = { code, message: (e as Error).message };

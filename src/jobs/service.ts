@@ -14,6 +14,8 @@ export interface SubmitRequest {
   callbackUrl?: string;
   attempts?: number;
   retryFunctionErrors?: boolean;
+  /** The X-Request-Id of the submitting request, kept with the job. */
+  requestId?: string;
 }
 
 export class JobService {
@@ -29,7 +31,7 @@ export class JobService {
       throw new ThawError("invalid_request", `attempts must be a whole number from 1 to ${MAX_ATTEMPTS}`);
     const callbackUrl = req.callbackUrl === undefined ? undefined : await this.queue.callbacks.policy.check(req.callbackUrl);
     const state = await this.queue.submit(
-      { tenant, function: name, body: req.body, callbackUrl, retryFunctionErrors: req.retryFunctionErrors },
+      { tenant, function: name, body: req.body, callbackUrl, retryFunctionErrors: req.retryFunctionErrors, requestId: req.requestId },
       attempts,
     );
     return viewOf(state);

@@ -13,6 +13,11 @@
 import type { Server } from "bun";
 import { ThawError } from "../service/errors.ts";
 
+export const REQUEST_ID_HEADER = "x-request-id";
+
+/** The request's id, as app.ts set it for its response. */
+export const requestIdOf = (set: { headers: Record<string, unknown> }): string => set.headers[REQUEST_ID_HEADER] as string;
+
 export function errorResponse(e: ThawError, extraHeaders: Record<string, string> = {}): Response {
   const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
   if (e.retryAfterSeconds !== undefined) headers["retry-after"] = String(e.retryAfterSeconds);

@@ -1,6 +1,8 @@
 // Synchronous invocation: find the function's pool, lease an instance (warm,
 // or restored on the spot: a cold start), run the call on the engine, give
-// the instance back reset. Every call is counted, timed and logged once.
+// the instance back reset. Every call is counted and timed; its stderr goes
+// to the function's call log (src/logs/store.ts) and, as --access-log says,
+// a line to the access log (src/logs/access.ts), both with the request id.
 //
 // Admission, in order:
 //  - a tenant has at most `tenantConcurrency` calls in flight on this node
@@ -16,8 +18,11 @@
 //    and counted; nobody reads the answer). A call that has started runs
 //    to its end.
 
+import { randomUUID } from "node:crypto";
 import { BusyError, type CallResult, CancelledError, type Engine, QueueTimeoutError } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
+import { type AccessLog, AccessLogPolicy } from "../logs/access.ts";
+import { CallLogs, type CallOutcome, logLimits } from "../logs/store.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { PoolEntry, PoolManager } from "../pool/manager.ts";
 import { type Lease, OverloadedError, RetiredError, WaitAbortedError, WaitTimeoutError } from "../pool/pool.ts";
@@ -32,6 +37,10 @@ export interface InvokeRequest {
   env?: Record<string, string>;
   /** Aborted when the client goes away: a call that has not started never does. */
   signal?: AbortSignal;
+  /** The X-Request-Id of the request behind the call (the submitter's, for a job). */
+  requestId?: string;
+  /** The call's id in its log entry: the job's id for a job; new when absent. */
+  callId?: string;
 }
 
 export interface InvokeOptions {
@@ -39,9 +48,25 @@ export interface InvokeOptions {
   tenantConcurrency: number;
   /** How long a call may wait for an instance and a CPU slot before it is refused (ms). */
   queueTimeoutMs: number;
+  /** Which calls get an access-log line. */
+  accessLog: AccessLog;
+  /** Bytes of stderr kept in call logs on this node (0: none). */
+  callLogBytes: number;
 }
 
 export const DEFAULT_QUEUE_TIMEOUT_MS = 2000;
+export const DEFAULT_CALL_LOG_BYTES = 64 << 20;
+/** How often the call logs of deleted functions are dropped. */
+const LOG_SWEEP_MS = 60_000;
+
+/** How a call that ran ended, in its call log. */
+const LOG_OUTCOMES: Partial<Record<InvokeOutcome["outcome"], CallOutcome>> = {
+  ok: "ok",
+  function_exit: "exit",
+  function_trap: "trap",
+  function_timeout: "timeout",
+  function_memory_limit: "memory_limit",
+};
 
 /** 64, or 4 calls per CPU slot on a node with more than 16. */
 export const defaultTenantConcurrency = (threads: number) => Math.max(64, 4 * threads);
@@ -68,6 +93,9 @@ export class InvokeService {
   /** Calls in flight per tenant (admitted, not yet answered). */
   private readonly inFlight = new Map<string, number>();
   private readonly options: InvokeOptions;
+  private readonly accessLog: AccessLogPolicy;
+  /** Each function's recent stderr (GET /v1/functions/{name}/logs). */
+  readonly logs: CallLogs;
 
   constructor(
     private readonly registry: Registry,
@@ -81,7 +109,12 @@ export class InvokeService {
     this.options = {
       tenantConcurrency: options.tenantConcurrency ?? defaultTenantConcurrency(engine.threads),
       queueTimeoutMs: options.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS,
+      accessLog: options.accessLog ?? { mode: "errors" },
+      callLogBytes: options.callLogBytes ?? DEFAULT_CALL_LOG_BYTES,
     };
+    this.accessLog = new AccessLogPolicy(this.options.accessLog);
+    this.logs = new CallLogs(logLimits(this.options.callLogBytes), (t, n) => registry.get(t, n)?.createdAt);
+    setInterval(() => this.logs.sweep(), LOG_SWEEP_MS).unref();
   }
 
   /** Calls of `tenant` in flight on this node now. */
@@ -99,14 +132,29 @@ export class InvokeService {
     if (this.draining) throw new ThawError("shutting_down", "the server is shutting down", {}, 1);
     try {
       const outcome = await this.run(tenant, name, req, started);
-      this.record(tenant, name, outcome.outcome, outcome);
+      this.record(tenant, name, outcome.outcome, req, outcome);
+      if (outcome.outcome !== "ok" || outcome.result.stderr.length > 0) this.keepLog(tenant, name, req, outcome);
       return outcome;
     } catch (e) {
       // A name that does not exist is any string a client sends: one series
       // per tenant for all of them keeps /metrics bounded by what is deployed.
-      if (e instanceof ThawError) this.record(tenant, e.code === "function_not_found" ? UNKNOWN_FUNCTION : name, e.code);
+      if (e instanceof ThawError) this.record(tenant, e.code === "function_not_found" ? UNKNOWN_FUNCTION : name, e.code, req);
       throw e;
     }
+  }
+
+  private keepLog(tenant: string, name: string, req: InvokeRequest, o: InvokeOutcome): void {
+    this.logs.append(tenant, name, {
+      callId: req.callId ?? randomUUID(),
+      requestId: req.requestId,
+      outcome: LOG_OUTCOMES[o.outcome] ?? "trap",
+      exitCode: o.result.exitCode,
+      trap: o.outcome === "function_trap" ? o.result.status : undefined,
+      stderr: o.result.stderr,
+      stderrTruncated: o.result.stderrTruncated,
+      version: o.version,
+      durationMs: o.result.durationNs / 1e6,
+    });
   }
 
   private async run(tenant: string, name: string, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
@@ -215,7 +263,7 @@ export class InvokeService {
   private readonly series = new Map<string, { calls: { inc(): void }; errors?: { inc(): void } }>();
   private readonly timing = new Map<string, { cold: { inc(): void }; warm: { observe(v: number): void }; coldLatency: { observe(v: number): void } }>();
 
-  private record(tenant: string, name: string, outcome: string, o?: InvokeOutcome): void {
+  private record(tenant: string, name: string, outcome: string, req: InvokeRequest, o?: InvokeOutcome): void {
     const key = `${tenant}\0${name}\0${outcome}`;
     let s = this.series.get(key);
     if (!s) {
@@ -245,8 +293,9 @@ export class InvokeService {
         t.coldLatency.observe(o.latencyNs / 1e9);
       } else t.warm.observe(o.latencyNs / 1e9);
     }
-    if (!this.log.enabled("info")) return;
-    this.log.info("call", {
+    const ok = outcome === "ok";
+    if (!this.accessLog.wants(ok) || !this.log.enabled(ok ? "info" : "warn")) return;
+    this.log[ok ? "info" : "warn"]("call", {
       tenant,
       function: name,
       version: o?.version,
@@ -254,6 +303,8 @@ export class InvokeService {
       cold: o?.cold,
       outcome,
       exitCode: o?.result.exitCode,
+      requestId: req.requestId,
+      callId: req.callId,
     });
   }
 }

@@ -1,6 +1,7 @@
 // Calling functions: POST /v1/functions/{name}/invoke (request body to
 // stdin, stdout to the response) and ANY /fn/{name}/* (WAGI: the HTTP
-// request as CGI variables, CGI headers in stdout set the response).
+// request as CGI variables, CGI headers in stdout set the response). The
+// WAGI call is exported for the OpenFaaS routes (openfaas.ts).
 
 import type { Server } from "bun";
 import { Elysia } from "elysia";
@@ -8,20 +9,21 @@ import { ThawError } from "../../service/errors.ts";
 import type { InvokeOutcome } from "../../service/invoke.ts";
 import type { Principal } from "../auth.ts";
 import type { AppContext } from "../context.ts";
-import { errorResponse, readBody } from "../http.ts";
+import { errorResponse, REQUEST_ID_HEADER, readBody, requestIdOf } from "../http.ts";
 import { binaryResponse, errorResponses } from "../openapi.ts";
 import { FunctionName } from "../schemas.ts";
 import { type CgiResponse, CgiResponseError, cgiEnvironment, parseCgiOutput } from "../wagi.ts";
 
 const STDERR_TAIL = 4096;
 
-const CALL_HEADERS = {
+export const CALL_HEADERS = {
+  "X-Request-Id": "the request's id: the client's if it sent a valid one, else a new one; also in the call's log entry",
   "X-Thaw-Exit-Code": "the function's exit code",
   "X-Thaw-Duration-Ms": "time the call took in the engine",
   "X-Thaw-Cold": "true when no warm instance was ready and one was restored (a cold start)",
   "X-Thaw-Version": "the version of the function that ran",
 };
-const CALL_ERRORS = {
+export const CALL_ERRORS = {
   401: "unauthorized: no bearer token, or an unknown one (WWW-Authenticate: Bearer)",
   404: "function_not_found",
   408: "request_timeout: the body did not arrive within the server's body timeout",
@@ -59,14 +61,15 @@ export const wagiPathItem = Object.fromEntries(
   ]),
 );
 
-interface WagiContext {
+export interface WagiContext {
   request: Request;
   params: { name: string };
   principal: Principal;
   server: Server<unknown> | null;
+  set: { headers: Record<string, unknown> };
 }
 
-function callHeaders(o: InvokeOutcome): Record<string, string> {
+export function callHeaders(o: InvokeOutcome): Record<string, string> {
   return {
     "x-thaw-exit-code": String(o.result.exitCode),
     "x-thaw-duration-ms": (o.result.durationNs / 1e6).toFixed(3),
@@ -76,7 +79,7 @@ function callHeaders(o: InvokeOutcome): Record<string, string> {
 }
 
 /** A function error as JSON, with the stderr tail; undefined when it went well. */
-function functionError(o: InvokeOutcome): Response | undefined {
+export function functionError(o: InvokeOutcome): Response | undefined {
   if (o.outcome === "ok") return undefined;
   const stderr = new TextDecoder().decode(o.result.stderr.subarray(-STDERR_TAIL));
   const messages: Record<string, string> = {
@@ -93,41 +96,50 @@ function functionError(o: InvokeOutcome): Response | undefined {
   return errorResponse(err, callHeaders(o));
 }
 
+/**
+ * A call with the HTTP request as CGI variables, its path under `base`
+ * (/fn or /function): the function's CGI head, if it writes one, sets the
+ * response. The request id is the platform's: a function cannot set it.
+ */
+export async function wagiCall(ctx: AppContext, { request, params, principal, server, set }: WagiContext, base: string): Promise<Response> {
+  const name = params.name;
+  if (!FunctionName.allows({ name })) throw new ThawError("function_not_found", `no function "${name}"`);
+  const body = await readBody(request, ctx.config.maxBody);
+  const prefix = `${base}/${name}`;
+  const path = new URL(request.url).pathname;
+  const env = cgiEnvironment(request, prefix, path.slice(prefix.length) || "/", server?.requestIP(request)?.address ?? "");
+  const requestId = requestIdOf(set);
+  const o = await ctx.invoke.invoke(principal.tenant, name, { body, env, signal: request.signal, requestId });
+  const failed = functionError(o);
+  if (failed) return failed;
+  let cgi: CgiResponse | undefined;
+  try {
+    cgi = parseCgiOutput(o.result.stdout);
+  } catch (e) {
+    if (!(e instanceof CgiResponseError)) throw e;
+    return errorResponse(new ThawError("function_bad_response", `function output is not a valid HTTP response: ${e.message}`), callHeaders(o));
+  }
+  const headers = new Headers(callHeaders(o));
+  if (!cgi) {
+    headers.set("content-type", o.config.contentType);
+    return new Response(o.result.stdout, { headers });
+  }
+  if (!cgi.headers.some(([n]) => n.toLowerCase() === "content-type")) headers.set("content-type", o.config.contentType);
+  for (const [n, v] of cgi.headers) headers.append(n, v);
+  headers.set(REQUEST_ID_HEADER, requestId);
+  return new Response(cgi.body, { status: cgi.status, headers });
+}
+
 export const invokeRoutes = (ctx: AppContext) => {
-  const wagi = async ({ request, params, principal, server }: WagiContext) => {
-    const name = params.name;
-    if (!FunctionName.allows({ name })) throw new ThawError("function_not_found", `no function "${name}"`);
-    const body = await readBody(request, ctx.config.maxBody);
-    const prefix = `/fn/${name}`;
-    const path = new URL(request.url).pathname;
-    const env = cgiEnvironment(request, prefix, path.slice(prefix.length) || "/", server?.requestIP(request)?.address ?? "");
-    const o = await ctx.invoke.invoke(principal.tenant, name, { body, env, signal: request.signal });
-    const failed = functionError(o);
-    if (failed) return failed;
-    let cgi: CgiResponse | undefined;
-    try {
-      cgi = parseCgiOutput(o.result.stdout);
-    } catch (e) {
-      if (!(e instanceof CgiResponseError)) throw e;
-      return errorResponse(new ThawError("function_bad_response", `function output is not a valid HTTP response: ${e.message}`), callHeaders(o));
-    }
-    const headers = new Headers(callHeaders(o));
-    if (!cgi) {
-      headers.set("content-type", o.config.contentType);
-      return new Response(o.result.stdout, { headers });
-    }
-    if (!cgi.headers.some(([n]) => n.toLowerCase() === "content-type")) headers.set("content-type", o.config.contentType);
-    for (const [n, v] of cgi.headers) headers.append(n, v);
-    return new Response(cgi.body, { status: cgi.status, headers });
-  };
+  const wagi = (c: WagiContext) => wagiCall(ctx, c, "/fn");
   const wagiOptions = { parse: "none", detail: { hide: true } } as const;
   return new Elysia({ name: "invoke" })
     .use(ctx.authn)
     .post(
       "/v1/functions/:name/invoke",
-      async ({ request, params, principal }) => {
+      async ({ request, params, principal, set }) => {
         const body = await readBody(request, ctx.config.maxBody);
-        const o = await ctx.invoke.invoke(principal.tenant, params.name, { body, signal: request.signal });
+        const o = await ctx.invoke.invoke(principal.tenant, params.name, { body, signal: request.signal, requestId: requestIdOf(set) });
         return (
           functionError(o) ??
           new Response(o.result.stdout, {

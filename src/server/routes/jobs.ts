@@ -8,7 +8,7 @@ import { type } from "arktype";
 import { Elysia } from "elysia";
 import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
-import { json, queryFlag, readBody } from "../http.ts";
+import { json, queryFlag, readBody, requestIdOf } from "../http.ts";
 import { binaryResponse, errorResponses } from "../openapi.ts";
 import { ErrorBody, FunctionName, JobId, JobQuery, JobView } from "../schemas.ts";
 
@@ -19,7 +19,7 @@ export const jobRoutes = (ctx: AppContext) =>
     .use(ctx.authn)
     .post(
       "/v1/functions/:name/jobs",
-      async ({ request, params, query, principal: { tenant } }) => {
+      async ({ request, params, query, set, principal: { tenant } }) => {
         const q = JobQuery(query);
         if (q instanceof type.errors) throw new ThawError("invalid_request", q.summary);
         const body = await readBody(request, ctx.config.maxBody);
@@ -28,6 +28,7 @@ export const jobRoutes = (ctx: AppContext) =>
           callbackUrl: q.callback,
           attempts: q.attempts,
           retryFunctionErrors: queryFlag(q.retryFunctionErrors),
+          requestId: requestIdOf(set),
         });
         return json(job, 202, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
       },

@@ -20,6 +20,7 @@ import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file"
 import type { AppContext } from "../context.ts";
 import { errorResponses, METRICS_SECURITY, PUBLIC, SECURITY_SCHEMES } from "../openapi.ts";
 import { wagiPathItem } from "./invoke.ts";
+import { openFaasPaths } from "./openfaas.ts";
 
 export const ASSETS = "/openapi/assets";
 
@@ -48,12 +49,13 @@ export const systemRoutes = (ctx: AppContext) =>
             title: "thaw",
             version: "0.1.0",
             description:
-              "Serverless WebAssembly functions run from copy-on-write snapshots. Errors are JSON `{error: {code, message}}` with a stable code. Authenticate with `Authorization: Bearer <token>` when the server has tokens. A request body that has not arrived within the server's body timeout (--body-timeout) is answered 408 `request_timeout`; while the node drains for shutdown, every request but /healthz, /readyz, /metrics and the docs is answered 503 `shutting_down` with Retry-After.",
+              "Serverless WebAssembly functions run from copy-on-write snapshots. Errors are JSON `{error: {code, message}}` with a stable code. Authenticate with `Authorization: Bearer <token>` when the server has tokens. A request body that has not arrived within the server's body timeout (--body-timeout) is answered 408 `request_timeout`; while the node drains for shutdown, every request but /healthz, /readyz, /metrics and the docs is answered 503 `shutting_down` with Retry-After. Every response carries X-Request-Id: the client's own if it sent a valid one (1 to 128 of A-Z, a-z, 0-9, `.`, `_`, `:`, `-`), else a new one; it is in the call's log entry, the server's error lines and the job a request submits. With --cors-origins, allowed origins get Access-Control-Allow-Origin (with Vary: Origin) on every response, and preflights (OPTIONS with Access-Control-Request-Method) are answered 204 without a token.",
           },
           components: { securitySchemes: SECURITY_SCHEMES },
           security: [{ bearer: [] }],
           // The WAGI trigger answers any method: described once per method (see invoke.ts).
-          paths: { "/fn/{name}/*": wagiPathItem },
+          // So are the OpenFaaS sync routes (openfaas.ts).
+          paths: { "/fn/{name}/*": wagiPathItem, ...openFaasPaths },
         } as never,
       }),
     )
