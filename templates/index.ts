@@ -40,7 +40,7 @@ export interface Language {
   files: Record<string, string>;
 }
 
-export const LANGUAGES: ReadonlyMap<string, Language> = new Map([
+export const LANGUAGES: ReadonlyMap<string, Language> = new Map<string, Language>([
   ["c", { title: "C", source: "main.c", stdio: cMain, http: cHttp, files: { "build.sh": cBuild } }],
   ["cpp", { title: "C++", source: "main.cpp", stdio: cppMain, http: cppHttp, files: { "build.sh": cppBuild } }],
   ["rust", { title: "Rust", source: "main.rs", stdio: rustMain, http: rustHttp, files: { "build.sh": rustBuild } }],
