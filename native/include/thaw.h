@@ -125,6 +125,7 @@ typedef struct thaw_module_stats {
   uint64_t live_instances;
   uint64_t has_start;
   uint64_t has_initialize;
+  uint64_t guarded;         /* built without bounds checks: guarded memory (guard.c) */
 } thaw_module_stats;
 
 typedef struct thaw_module thaw_module;

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define THAW_MODULE_ABI 1
+#define THAW_MODULE_ABI 2
 #define THAW_MAX_TABLES 8
 
 /* The snapshot file's format (snapshot.c). It lives here because the
@@ -35,8 +35,12 @@
  * thaw_max_frame_bytes() (thaw.h). */
 #define THAW_MAX_FRAME_BYTES (256u << 10)
 
+/* thaw_module_info.flags */
+#define THAW_MODULE_GUARDED 1u /* no bounds checks: needs guarded memory (guard.c) */
+
 typedef struct thaw_module_info {
   uint32_t abi;
+  uint32_t flags;
   uint32_t instance_size;
   int32_t wasi_offset;   /* offset of the import pointer; -1: no WASI import */
   int32_t memory_offset; /* offset of the wasm_rt_memory_t */

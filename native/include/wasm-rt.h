@@ -6,10 +6,15 @@
  * generates code for; the function definitions live in native/src/rt.c.
  *
  * Choices that differ from wabt's defaults, and why:
- *  - Bounds checks instead of guard pages (WASM_RT_MEMCHECK_SIGNAL_HANDLER=0):
- *    a 4 GiB+guard reservation per instance would cap density at a few
- *    thousand instances per address space; explicit checks cost a compare
- *    per access and let an instance reserve only its memory cap.
+ *  - Out-of-bounds accesses: guard pages on x86-64 Linux, explicit checks
+ *    elsewhere or when the build defines THAW_EXPLICIT_BOUNDS_CHECKS=1
+ *    (src/compiler/flags.ts). Guarded code does no compare per access, and
+ *    no reload of the memory's size after every store; libthaw gives each
+ *    instance an 8 GiB slot of address space and turns the fault into a
+ *    trap. native/src/guard.c explains the model and its density cost; the
+ *    choice travels in thaw_module_info.flags (the glue sets it from the
+ *    macro below), so libthaw never runs unchecked code on an unguarded
+ *    memory.
  *  - Stack exhaustion is a check in every function's prologue, never a
  *    SIGSEGV on the native stack. wasm2c's prologue is fixed text in fn.c,
  *    `if (++wasm_rt_call_stack_depth > WASM_RT_MAX_CALL_STACK_DEPTH) trap`,
@@ -57,8 +62,16 @@ extern "C" {
 #define wasm_rt_unreachable __builtin_unreachable
 #define WASM_RT_NO_RETURN __attribute__((noreturn))
 
+#ifndef THAW_EXPLICIT_BOUNDS_CHECKS
+#if defined(__x86_64__) && defined(__linux__)
+#define THAW_EXPLICIT_BOUNDS_CHECKS 0
+#else
+#define THAW_EXPLICIT_BOUNDS_CHECKS 1
+#endif
+#endif
+
 #define WASM_RT_SKIP_SIGNAL_RECOVERY 1
-#define WASM_RT_MEMCHECK_SIGNAL_HANDLER 0
+#define WASM_RT_MEMCHECK_SIGNAL_HANDLER (!THAW_EXPLICIT_BOUNDS_CHECKS)
 #define WASM_RT_USE_STACK_DEPTH_COUNT 1
 #define WASM_RT_MERGED_OOB_AND_EXHAUSTION_TRAPS 0
 

@@ -95,6 +95,9 @@ void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st) {
   const thaw_module_info* info = inst->module->info;
   st->max_pages = inst->module->limit_pages;
   st->memory = thaw_instance_memory(inst);
+  st->guarded = inst->module->guarded;
+  st->code_lo = inst->module->code_lo;
+  st->code_hi = inst->module->code_hi;
   st->table_bytes = 0;
   for (uint32_t t = 0; t < info->n_funcref_tables; t++) {
     const wasm_rt_funcref_table_t* tab = (void*)(inst->wasm + info->funcref_table_offsets[t]);
@@ -120,7 +123,11 @@ thaw_instance* thaw_instance_restore(thaw_module* m) {
   if (!inst) return NULL;
   inst->module = m;
   inst->wasm = (uint8_t*)(((uintptr_t)(inst + 1) + 15) & ~(uintptr_t)15);
-  if (thaw_region_reserve(&inst->region, region_pages(m), (uint32_t)m->limits.tenant) != 0 ||
+  uint32_t tenant = (uint32_t)m->limits.tenant;
+  int reserved = m->guarded ? thaw_region_reserve_guarded(&inst->region, region_pages(m), tenant,
+                                                          (uint64_t)m->mem_pages * THAW_PAGE_SIZE)
+                            : thaw_region_reserve(&inst->region, region_pages(m), tenant);
+  if (reserved != 0 ||
       thaw_region_map_image(&inst->region, m->image_fd, m->image_offset,
                             m->image_len) != 0) {
     thaw_region_release(&inst->region);
@@ -145,7 +152,16 @@ int thaw_instance_reset(thaw_instance* inst) {
   if (!inst || inst->lost) return THAW_EINVAL;
   const thaw_module* m = inst->module;
   wasm_rt_memory_t* mem = thaw_instance_memory(inst);
-  int rc = thaw_region_restore(&inst->region, mem->size, m->image_view, m->image_len);
+  /* A guarded region unmaps what the call grew (the next grow maps fresh
+   * zero pages); an unguarded one zeroes it with the rest. */
+  uint64_t snap = (uint64_t)m->mem_pages * THAW_PAGE_SIZE;
+  uint64_t len = mem->size;
+  int rc = 0;
+  if (inst->region.guarded && len > snap) {
+    rc = thaw_region_resize(&inst->region, len, snap);
+    len = snap;
+  }
+  if (!rc) rc = thaw_region_restore(&inst->region, len, m->image_view, m->image_len);
   free_tables(inst);
   if (!rc) rc = load_state(inst);
   if (rc) inst->lost = 1;

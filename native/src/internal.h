@@ -69,6 +69,10 @@ typedef struct thaw_call_state {
   /* Linear memory and tables share one budget (rt.c). */
   wasm_rt_memory_t* memory; /* the instance's memory */
   uint64_t table_bytes;     /* its tables' elements, all tables */
+  /* Guarded memory (guard.c): the fault handler traps only faults of this
+   * call's code, [code_lo, code_hi), in this call's memory slot. */
+  int guarded;
+  uintptr_t code_lo, code_hi;
   /* Watchdog bookkeeping (call.c), guarded by its lock. */
   uint64_t deadline_ns;
   uint64_t last_signal_ns;
@@ -120,20 +124,38 @@ void thaw_wasi_free(thaw_wasi* w);
 
 /* Linear-memory regions (memory.c). A region reserves `max_pages` of
  * address space; [0, image_len) maps the snapshot image copy-on-write and
- * the rest is anonymous zero memory. */
+ * the rest is anonymous zero memory. A guarded region (guard.c) lives in a
+ * THAW_GUARD_SPAN slot of which only [0, size) is mapped. */
 typedef struct thaw_region {
   uint8_t* base;
   size_t reserved;
+  int guarded;
 } thaw_region;
 
 size_t thaw_region_size(uint32_t max_pages);
 int thaw_region_reserve(thaw_region* r, uint32_t max_pages, uint32_t tenant);
+/* A guarded region for a memory of max_pages, with `size` bytes mapped. */
+int thaw_region_reserve_guarded(thaw_region* r, uint32_t max_pages,
+                                uint32_t tenant, uint64_t size);
+/* Guarded regions: map [0, new_size) and nothing past it (else a no-op). */
+int thaw_region_resize(thaw_region* r, uint64_t old_size, uint64_t new_size);
 int thaw_region_map_image(thaw_region* r, int fd, uint64_t file_off,
                           size_t image_len);
 int thaw_region_discard(thaw_region* r, size_t len);
 int thaw_region_restore(thaw_region* r, size_t len, const uint8_t* image,
                         size_t image_len);
 void thaw_region_release(thaw_region* r);
+
+/* Guard slots (guard.c). Every access wasm2c code makes lies within 8 GiB
+ * of the memory's base: a 32-bit address plus a 32-bit offset. */
+#define THAW_GUARD_SPAN (8ull << 30)
+uint8_t* thaw_guard_take(uint32_t tenant, uint64_t charge, uint64_t size);
+int thaw_guard_resize(uint8_t* base, uint64_t old_size, uint64_t new_size);
+int thaw_guard_owns(const uint8_t* base);
+void thaw_guard_put(uint8_t* base);
+uint64_t thaw_guard_free_slots(void);
+/* The executable segment of the fn.so that holds `info`. */
+void thaw_code_bounds(const thaw_module_info* info, uintptr_t* lo, uintptr_t* hi);
 
 /* Run a fn.so's init_module(), which registers its function types: ids
  * 1..n, per module (rt.c). Returns n, or THAW_ENOMEM. */
@@ -164,6 +186,8 @@ struct thaw_module {
   uint32_t limit_pages; /* the function's memory limit: what memory + tables may use */
   thaw_limits limits;
   uint64_t code_bytes;
+  uintptr_t code_lo, code_hi; /* its executable segment */
+  int guarded;                /* compiled without bounds checks (guard.c) */
   _Atomic int64_t refs; /* the loader's reference plus one per instance */
   _Atomic int64_t live;
 };

@@ -22,9 +22,11 @@
  * set private; thaw_region_discard gives it back when the pool decides the
  * instance is idle for long (return-to-OS).
  *
- * Because wasm2c is built with bounds checks (wasm-rt.h), nothing past
- * `size` is ever touched, so no guard pages are needed and one region costs
- * one or two VMAs.
+ * Code built with explicit bounds checks (wasm-rt.h) never touches
+ * anything past `size`, so its region needs no guard pages and costs one or
+ * two VMAs. Code built without them gets a guarded region instead: the
+ * same operations on a slot of guard.c, where only [0, size) is mapped and
+ * the tenant is charged through a pool block of the same size as here.
  *
  * Regions are blocks of the process-wide buddy pool (buddy.c): power-of-two
  * blocks of one NORESERVE arena, 2 MiB-aligned and MADV_HUGEPAGE from 2 MiB
@@ -142,8 +144,21 @@ void thaw_memory_maintain(void) {
 int thaw_region_reserve(thaw_region* r, uint32_t max_pages, uint32_t tenant) {
   thaw_pool* pool = thaw_memory_pool();
   r->reserved = thaw_region_size(max_pages);
+  r->guarded = 0;
   r->base = pool ? thaw_pool_alloc_zeroed(pool, tenant, r->reserved) : NULL;
   return r->base ? 0 : THAW_ENOMEM;
+}
+
+int thaw_region_reserve_guarded(thaw_region* r, uint32_t max_pages,
+                                uint32_t tenant, uint64_t size) {
+  r->reserved = thaw_region_size(max_pages);
+  r->guarded = 1;
+  r->base = thaw_guard_take(tenant, r->reserved, size);
+  return r->base ? 0 : THAW_ENOMEM;
+}
+
+int thaw_region_resize(thaw_region* r, uint64_t old_size, uint64_t new_size) {
+  return r->guarded ? thaw_guard_resize(r->base, old_size, new_size) : 0;
 }
 
 int thaw_region_map_image(thaw_region* r, int fd, uint64_t file_off,
@@ -177,11 +192,14 @@ int thaw_region_restore(thaw_region* r, size_t len, const uint8_t* image,
 }
 
 void thaw_region_release(thaw_region* r) {
-  if (r->base) {
+  if (r->base && r->guarded) {
+    thaw_guard_put(r->base);
+  } else if (r->base) {
     mmap(r->base, r->reserved, PROT_READ | PROT_WRITE,
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
     thaw_pool_free(thaw_memory_pool(), r->base);
   }
   r->base = NULL;
   r->reserved = 0;
+  r->guarded = 0;
 }

@@ -275,7 +275,9 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t* mem, uint32_t initial_pages,
   }
   thaw_region r;
   thaw_host_enter();
-  int rc = thaw_region_reserve(&r, max_pages, 0);
+  uint64_t size = (uint64_t)initial_pages * THAW_PAGE_SIZE;
+  int rc = c->guarded ? thaw_region_reserve_guarded(&r, max_pages, 0, size)
+                      : thaw_region_reserve(&r, max_pages, 0);
   if (rc == 0) {
     mem->data = r.base;
     mem->pages = initial_pages;
@@ -298,13 +300,21 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
     c->grow_refused = 1;
     return UINT32_MAX;
   }
+  if (c->guarded) {
+    /* Runs inside wasm code: a timeout waits for the mapping to finish. */
+    thaw_region r = {mem->data, thaw_region_size(mem->max_pages), 1};
+    thaw_host_enter();
+    int rc = thaw_region_resize(&r, mem->size, pages * THAW_PAGE_SIZE);
+    thaw_host_leave();
+    if (rc) return UINT32_MAX;
+  }
   mem->pages = (uint32_t)pages;
   mem->size = pages * THAW_PAGE_SIZE;
   return old;
 }
 
 void wasm_rt_free_memory(wasm_rt_memory_t* mem) {
-  thaw_region r = {mem->data, thaw_region_size(mem->max_pages)};
+  thaw_region r = {mem->data, thaw_region_size(mem->max_pages), thaw_guard_owns(mem->data)};
   thaw_region_release(&r);
   mem->data = NULL;
 }

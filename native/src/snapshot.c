@@ -150,6 +150,12 @@ static code_range code_of(const thaw_module_info* info) {
   return c;
 }
 
+void thaw_code_bounds(const thaw_module_info* info, uintptr_t* lo, uintptr_t* hi) {
+  code_range c = code_of(info);
+  *lo = c.base + c.lo;
+  *hi = c.base + c.hi;
+}
+
 /* ---- making a snapshot --------------------------------------------------------- */
 
 struct create_job {
@@ -202,6 +208,8 @@ static int fresh_build(struct fresh* f, const thaw_module_info* info,
   if (!f->wasm) return THAW_ENOMEM;
   f->st.max_pages = max_pages;
   f->st.memory = mem;
+  f->st.guarded = (info->flags & THAW_MODULE_GUARDED) != 0;
+  thaw_code_bounds(info, &f->st.code_lo, &f->st.code_hi);
   uint64_t deadline = limits->timeout_ms ? thaw_now_ns() + limits->timeout_ms * 1000000u : 0;
   thaw_wasi_begin_call(&f->wasi, NULL, deadline);
   uint32_t depth = (uint32_t)limits->max_call_depth;
@@ -553,7 +561,11 @@ thaw_module* thaw_module_load(const char* so_path, const char* snapshot_path,
     }
     m->image_view = view;
   }
-  m->code_bytes = code_of(m->info).bytes;
+  code_range code = code_of(m->info);
+  m->code_bytes = code.bytes;
+  m->code_lo = code.base + code.lo;
+  m->code_hi = code.base + code.hi;
+  m->guarded = (m->info->flags & THAW_MODULE_GUARDED) != 0;
   atomic_store(&m->refs, 1);
   return m;
 }
@@ -579,6 +591,7 @@ void thaw_module_stats_get(const thaw_module* m, thaw_module_stats* out) {
   out->live_instances = (uint64_t)atomic_load(&m->live);
   out->has_start = m->info->start != NULL;
   out->has_initialize = m->info->initialize != NULL;
+  out->guarded = (uint64_t)m->guarded;
 }
 
 void thaw_module_unref(thaw_module* m) {

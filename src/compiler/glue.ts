@@ -122,6 +122,7 @@ static void thaw_free(void* i) { Z_${MODULE_NAME}_free(i); }
 ${entry("start", layout.start)}${entry("initialize", layout.initialize)}
 __attribute__((visibility("default"))) const thaw_module_info thaw_function_info = {
   .abi = THAW_MODULE_ABI,
+  .flags = WASM_RT_MEMCHECK_SIGNAL_HANDLER ? THAW_MODULE_GUARDED : 0,
   .instance_size = sizeof(${INSTANCE_T}),
   .wasi_offset = ${layout.wasi ? `offsetof(${INSTANCE_T}, ${WASI_FIELD})` : "-1"},
   .memory_offset = offsetof(${INSTANCE_T}, ${MEMORY_FIELD}),

@@ -92,6 +92,8 @@ export interface ModuleStats {
   liveInstances: number;
   hasStart: boolean;
   hasInitialize: boolean;
+  /** Built without bounds checks: out-of-bounds accesses fault in a guard region (native/src/guard.c). */
+  guarded: boolean;
 }
 
 export interface MemoryPoolStats {
@@ -448,6 +450,7 @@ export class LoadedModule {
       liveInstances: n(STATS.liveInstances),
       hasStart: s[STATS.hasStart] !== 0n,
       hasInitialize: s[STATS.hasInitialize] !== 0n,
+      guarded: s[STATS.guarded] !== 0n,
     };
   }
 

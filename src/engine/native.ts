@@ -74,7 +74,7 @@ export const RESULT = {
 } as const;
 export const STATS = {
   codeBytes: 0, snapshotBytes: 1, memoryPages: 2, maxMemoryPages: 3,
-  instanceBytes: 4, liveInstances: 5, hasStart: 6, hasInitialize: 7, size: 8,
+  instanceBytes: 4, liveInstances: 5, hasStart: 6, hasInitialize: 7, guarded: 8, size: 9,
 } as const;
 
 export const RESULT_FLAGS = { stdoutTruncated: 1n, stderrTruncated: 2n, growRefused: 4n, instanceLost: 8n, reset: 16n };
