@@ -78,6 +78,11 @@ export class Cluster {
     return current ?? building;
   }
 
+  /** Download artifact `key` if some node shared it; false if none did or Redis is away. */
+  fetchArtifact(key: string): Promise<boolean> {
+    return this.artifacts.download(key).catch(() => false);
+  }
+
   /** Delete the function everywhere; false if the cluster did not have it. */
   remove(tenant: string, name: string): Promise<boolean> {
     return needRedis("delete", () => this.records.remove(tenant, name));

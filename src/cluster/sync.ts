@@ -14,7 +14,8 @@
 //    heartbeat, hence the grace) the build is taken over, by the one node
 //    whose compare-and-set on the record wins;
 //  - otherwise the record is stored locally and, when its active version is
-//    not what this node serves, the artifact is made local -- already on
+//    not what this node serves (another version, or the same version's
+//    optimized code replacing its fast tier), the artifact is made local -- already on
 //    disk, downloaded, or, when no node has it, compiled from the shared
 //    module bytes by the one node that claims it -- and loaded.
 //
@@ -35,7 +36,7 @@
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Artifact, artifactPaths } from "../compiler/compile.ts";
+import { type Artifact, artifactPaths, type Tier } from "../compiler/compile.ts";
 import type { Logger } from "../log.ts";
 import type { FunctionRecord, Registry } from "../registry/registry.ts";
 import type { SharedArtifacts } from "./artifacts.ts";
@@ -54,13 +55,13 @@ const EPOCH_FILE = "cluster-epoch";
 /** What the sync needs from the node's function service. */
 export interface LocalFunctions {
   building(tenant: string, name: string): boolean;
-  /** Version of the pool serving the function here, if its code is loaded. */
-  servingVersion(tenant: string, name: string): number | undefined;
+  /** Artifact of the pool serving the function here, if its code is loaded. */
+  servingArtifact(tenant: string, name: string): string | undefined;
   /** Load artifact `artifactKey` as the record's active version, if the record is still the local one. */
   serve(record: FunctionRecord, artifactKey: string): void;
   drop(tenant: string, name: string): void;
   rebuild(record: FunctionRecord): Promise<FunctionRecord>;
-  compileModule(moduleHash: string): Promise<Artifact>;
+  compileModule(moduleHash: string, tier: Tier): Promise<Artifact | undefined>;
 }
 
 interface Mark {
@@ -211,7 +212,7 @@ export class RegistrySync {
 
   private needsLoading(record: FunctionRecord): boolean {
     const active = record.active!;
-    return !this.hasArtifact(active.artifactKey) || this.local.servingVersion(record.tenant, record.name) !== active.version;
+    return !this.hasArtifact(active.artifactKey) || this.local.servingArtifact(record.tenant, record.name) !== active.artifactKey;
   }
 
   private hasArtifact(key: string): boolean {
@@ -275,7 +276,8 @@ export class RegistrySync {
   private async compileMissing(record: FunctionRecord, artifactKey: string, moduleHash: string): Promise<string | undefined> {
     if (!(await this.ensureModule(moduleHash))) return undefined;
     this.log.info("no node has the artifact: compiling it", { tenant: record.tenant, function: record.name, artifact: artifactKey });
-    const built = await this.local.compileModule(moduleHash);
+    const built = await this.local.compileModule(moduleHash, record.active!.tier ?? "optimized");
+    if (!built) return undefined;
     await this.artifacts.upload(built.meta.key);
     if (built.meta.key !== artifactKey) {
       // Another toolchain makes another key: point the record at what now exists.

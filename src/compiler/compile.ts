@@ -2,6 +2,16 @@
 // away (sanitize.ts), validate, wasm2c, generate the glue, build a shared
 // object, check its stack frames, make the snapshot.
 //
+// Two tiers: `fast` (clang -O0, FAST_CFLAGS) makes a deploy callable in
+// about a second; `optimized` (CFLAGS) is what runs for good. The server
+// builds the fast tier first and the optimized one in the background
+// (service/functions.ts). Each tier's artifact is complete on its own, with
+// its own snapshot from its own run of the module's initializer: artifacts
+// stay self-contained and content-addressed, and the initializer being
+// deterministic is something thaw already assumes of every snapshot. C
+// source over a megabyte is built as several units in parallel (split.ts),
+// `jobs` compiler processes at a time.
+//
 // Artifacts are content-addressed: the key hashes the sanitized module, the
 // tool versions, the C flags and thaw's runtime headers, so a module is
 // compiled once per node and a toolchain upgrade recompiles instead of
@@ -22,12 +32,13 @@ import thawModuleH from "../../native/include/thaw_module.h" with { type: "text"
 import wasmRtH from "../../native/include/wasm-rt.h" with { type: "text" };
 import { DEFAULT_LIMITS, type Engine, SnapshotError } from "../engine/engine.ts";
 import { newBuildDir, removeBuildDir } from "./builds.ts";
-import { CFLAGS, VALIDATE_FLAGS, WASM2C_FLAGS } from "./flags.ts";
+import { CFLAGS, FAST_CFLAGS, VALIDATE_FLAGS, WASM2C_FLAGS } from "./flags.ts";
 import { checkHeader, describeCFunction, generateGlue, GlueError, layoutOf, MODULE_NAME } from "./glue.ts";
 import { frameViolations, ModuleLimitError, parseStackUsage } from "./limits.ts";
 import { SANITIZER_VERSION, sanitize } from "./sanitize.ts";
 import { COMPILER_LIMITS, compilerBox, runBoxed } from "./sandbox.ts";
-import { ToolchainError, toolchain } from "./toolchain.ts";
+import { SPLIT_VERSION, splitUnits, unitCount } from "./split.ts";
+import { type Tool, ToolchainError, type Toolchain, toolchain } from "./toolchain.ts";
 import { unsupportedImports } from "./wasi.ts";
 import { formatSignature, functionType, type ModuleInfo, readModule, WasmFormatError } from "./wasm-module.ts";
 
@@ -61,8 +72,50 @@ export class CompileError extends Error {
   }
 }
 
+export type Tier = "fast" | "optimized";
+export const TIERS: readonly Tier[] = ["fast", "optimized"];
+
+/** `auto`: the optimized artifact if it is cached, else the fast one (`thaw run`). */
+export type TierChoice = Tier | "auto";
+
+export function parseTier(value: string): TierChoice {
+  if (value === "fast" || value === "optimized" || value === "auto") return value;
+  throw new Error(`tier must be fast, optimized or auto, not ${JSON.stringify(value.slice(0, 32))}`);
+}
+
+/**
+ * The server's compile child (subprocess.ts) gets its tier, parallelism and
+ * progress file in these variables; they are compile()'s defaults when its
+ * caller does not say.
+ */
+export const COMPILE_ENV = { tier: "THAW_COMPILE_TIER", jobs: "THAW_COMPILE_JOBS", progress: "THAW_COMPILE_PROGRESS" } as const;
+
+function fromEnvironment(): { tier?: TierChoice; jobs?: number; progress?: Progress } {
+  const env = process.env;
+  const tier = env[COMPILE_ENV.tier];
+  const jobs = Number(env[COMPILE_ENV.jobs]);
+  const file = env[COMPILE_ENV.progress];
+  return {
+    tier: tier ? parseTier(tier) : undefined,
+    jobs: Number.isInteger(jobs) && jobs > 0 ? jobs : undefined,
+    progress: file
+      ? (stage) => {
+          try {
+            writeFileSync(file, stage);
+          } catch {
+            // Progress is a courtesy: a build never fails for it.
+          }
+        }
+      : undefined,
+  };
+}
+
 export interface ArtifactMeta {
   key: string;
+  /** Absent in artifacts built before tiers: those were optimized. */
+  tier?: Tier;
+  /** C units compiled (1 unless the C source was split). */
+  units?: number;
   moduleHash: string;
   moduleBytes: number;
   codeBytes: number;
@@ -82,7 +135,10 @@ export interface Artifact {
   cached: boolean;
 }
 
-export type Progress = (step: string) => void;
+/** The build's stages, in order: what `progress` is called with. */
+export const STAGES = ["validating", "translating", "compiling", "snapshotting"] as const;
+export type Stage = (typeof STAGES)[number];
+export type Progress = (stage: Stage) => void;
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 
@@ -194,6 +250,87 @@ function checkFrames(dir: string, info: ModuleInfo, fail: (code: CompileErrorCod
     fail("module_limit", violations.slice(0, 3).join("; ") + (violations.length > 3 ? ` (and ${violations.length - 3} more)` : ""));
 }
 
+/** The C compiler and flags of a tier. */
+function tierTools(tools: Toolchain, tier: Tier): { cc: Tool; flags: readonly string[] } {
+  return tier === "fast" ? { cc: tools.fastCc, flags: FAST_CFLAGS } : { cc: tools.cc, flags: CFLAGS };
+}
+
+/** An artifact's key: everything its files depend on. */
+function keyOf(sanitizedHash: string, tools: Toolchain, tier: Tier): string {
+  const { cc, flags } = tierTools(tools, tier);
+  return sha256(
+    [
+      sanitizedHash,
+      `sanitizer ${SANITIZER_VERSION}`,
+      tools.wasm2c.version,
+      cc.version,
+      flags.join(" "),
+      VALIDATE_FLAGS.join(" "),
+      WASM2C_FLAGS.join(" "),
+      sha256(wasmRtH + thawModuleH),
+      `tier ${tier}`,
+      `split ${SPLIT_VERSION}`,
+    ].join("\n"),
+  ).slice(0, 32);
+}
+
+function cached(dataDir: string, key: string): Artifact | undefined {
+  const paths = artifactPaths(dataDir, key);
+  if (!existsSync(paths.metaPath)) return undefined;
+  const meta = JSON.parse(readFileSync(paths.metaPath, "utf8")) as ArtifactMeta;
+  return { ...paths, meta, cached: true };
+}
+
+/** The key the module's artifact of `tier` has, and whether it is on disk; no tool runs. */
+export async function findArtifact(bytes: Uint8Array, dataDir: string, tier: Tier): Promise<{ key: string; artifact?: Artifact }> {
+  const info = inspect(bytes);
+  const tools = await toolchain().catch((e: Error) => {
+    throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
+  });
+  const key = keyOf(sha256(sanitize(bytes, info)), tools, tier);
+  return { key, artifact: cached(dataDir, key) };
+}
+
+/**
+ * fn.c and glue.c -> fn.so: in one compiler call, or, for C source over a
+ * unit's size, as split.ts's units compiled `jobs` at a time and linked.
+ * Returns the number of units.
+ */
+async function buildObject(
+  cc: string,
+  flags: readonly string[],
+  dir: string,
+  deadline: number,
+  jobs: number,
+  logs: string[],
+  fail: (code: CompileErrorCode, message: string) => never,
+): Promise<number> {
+  const source = readFileSync(join(dir, "fn.c"), "utf8");
+  const units = splitUnits(source, unitCount(source.length));
+  const check = (r: { ok: boolean; log: string }) => {
+    logs.push(r.log);
+    if (!r.ok) fail("compiler_failed", "C compiler failed");
+  };
+  if (!units) {
+    check(await run([cc, ...flags, "-I.", "-o", "fn.so", "fn.c", "glue.c"], dir, deadline));
+    return 1;
+  }
+  const sources = ["glue.c"];
+  units.forEach((text, i) => {
+    writeFileSync(join(dir, `unit${i}.c`), text);
+    sources.push(`unit${i}.c`);
+  });
+  const objectFlags = flags.filter((f) => f !== "-shared");
+  const queue = [...sources];
+  const worker = async () => {
+    for (let src = queue.shift(); src; src = queue.shift())
+      check(await run([cc, ...objectFlags, "-I.", "-c", "-o", src.replace(/\.c$/, ".o"), src], dir, deadline));
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, sources.length)) }, worker));
+  check(await run([cc, ...flags, "-o", "fn.so", ...sources.map((f) => f.replace(/\.c$/, ".o"))], dir, deadline));
+  return units.length;
+}
+
 export async function compile(
   bytes: Uint8Array,
   opts: {
@@ -204,9 +341,14 @@ export async function compile(
     timeoutMs?: number;
     /** Where to build (the server names it, so it can remove it if it has to kill this compile). */
     buildDir?: string;
+    /** Default `optimized`. */
+    tier?: TierChoice;
+    /** C compiler processes run at once for a split module (default 1). */
+    jobs?: number;
   },
 ): Promise<Artifact> {
-  const progress = opts.progress ?? (() => {});
+  const env = fromEnvironment();
+  const progress = opts.progress ?? env.progress ?? (() => {});
   const info = inspect(bytes);
   // wasm-validate, wasm2c and the C compiler only ever see the sanitized
   // module, and the key is its hash: what was built is what was validated.
@@ -214,25 +356,20 @@ export async function compile(
   const tools = await toolchain().catch((e: Error) => {
     throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
   });
-  const toolVersions = { wasm2c: tools.wasm2c.version, cc: tools.cc.version };
-  const moduleHash = sha256(bytes);
-  const key = sha256(
-    [
-      sha256(sanitized),
-      `sanitizer ${SANITIZER_VERSION}`,
-      toolVersions.wasm2c,
-      toolVersions.cc,
-      CFLAGS.join(" "),
-      VALIDATE_FLAGS.join(" "),
-      WASM2C_FLAGS.join(" "),
-      sha256(wasmRtH + thawModuleH),
-    ].join("\n"),
-  ).slice(0, 32);
-  const paths = artifactPaths(opts.dataDir, key);
-  if (existsSync(paths.metaPath)) {
-    const meta = JSON.parse(readFileSync(paths.metaPath, "utf8")) as ArtifactMeta;
-    return { ...paths, meta, cached: true };
+  const sanitizedHash = sha256(sanitized);
+  const choice = opts.tier ?? env.tier ?? "optimized";
+  if (choice === "auto") {
+    const optimized = cached(opts.dataDir, keyOf(sanitizedHash, tools, "optimized"));
+    if (optimized) return optimized;
   }
+  const tier: Tier = choice === "auto" ? "fast" : choice;
+  const { cc, flags } = tierTools(tools, tier);
+  const toolVersions = { wasm2c: tools.wasm2c.version, cc: cc.version };
+  const moduleHash = sha256(bytes);
+  const key = keyOf(sanitizedHash, tools, tier);
+  const found = cached(opts.dataDir, key);
+  if (found) return found;
+  const paths = artifactPaths(opts.dataDir, key);
 
   const started = performance.now();
   const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_COMPILE_TIMEOUT_MS);
@@ -253,7 +390,7 @@ export async function compile(
     if (!validated.ok && SIMD_OPCODE.test(validated.log)) fail("unsupported_module", SIMD_MESSAGE);
     if (!validated.ok) fail("invalid_module", `invalid module: ${validated.log.split("\n").slice(1).join(" ").trim()}`);
 
-    progress("translating to C (wasm2c)");
+    progress("translating");
     const translated = await run([tools.wasm2c.path, ...WASM2C_FLAGS, "-n", MODULE_NAME, "module.wasm", "-o", "fn.c"], tmp, deadline);
     logs.push(translated.log);
     if (!translated.ok) fail("compiler_failed", "wasm2c failed");
@@ -267,13 +404,11 @@ export async function compile(
     }
     writeFileSync(join(tmp, "glue.c"), generateGlue(layout, "fn.h"));
 
-    progress("compiling native code");
-    const built = await run([tools.cc.path, ...CFLAGS, "-I.", "-o", "fn.so", "fn.c", "glue.c"], tmp, deadline);
-    logs.push(built.log);
-    if (!built.ok) fail("compiler_failed", "C compiler failed");
+    progress("compiling");
+    const units = await buildObject(cc.path, flags, tmp, deadline, opts.jobs ?? env.jobs ?? 1, logs, fail);
     checkFrames(tmp, info, fail);
 
-    progress("initializing and snapshotting");
+    progress("snapshotting");
     try {
       opts.engine.createSnapshot(join(tmp, "fn.so"), join(tmp, "fn.snap"), INIT_LIMITS);
     } catch (e) {
@@ -289,6 +424,8 @@ export async function compile(
     loaded.release();
     const meta: ArtifactMeta = {
       key,
+      tier,
+      units,
       moduleHash,
       moduleBytes: bytes.length,
       codeBytes: stats.codeBytes,
@@ -299,7 +436,7 @@ export async function compile(
       toolchain: toolVersions,
       createdAt: new Date().toISOString(),
     };
-    for (const f of ["fn.c", "fn.h", "glue.c", "wasm-rt.h", "thaw_module.h"]) rmSync(join(tmp, f), { force: true });
+    for (const f of readdirSync(tmp)) if (/\.[cho]$/.test(f)) rmSync(join(tmp, f), { force: true });
     writeFileSync(join(tmp, "build.log"), logs.join("\n"));
     writeFileSync(join(tmp, "artifact.json"), JSON.stringify(meta, null, 2));
     try {

@@ -1,7 +1,23 @@
-// The node's compile queue: at most `concurrency` compiles run at once
-// (each is a C compiler taking a core and up to gigabytes), the rest wait in
-// FIFO order, and at most `capacity` may wait: past that a deploy is refused
-// at once (503 compile_queue_full) rather than queued behind hours of work.
+// The node's compile queue: at most `concurrency` compiler processes run at
+// once (each is a C compiler taking a core and up to gigabytes), the rest
+// wait, and at most `capacity` deploys may wait: past that a deploy is
+// refused at once (503 compile_queue_full) rather than queued behind hours
+// of work.
+//
+// A compile weighs as many slots as the compiler processes it runs at once
+// (a large module is built as several C units in parallel, compile.ts),
+// capped at `concurrency` so it can always run.
+//
+// Two priorities: `deploy` (the fast-tier build that makes a deploy
+// callable, rebuilds the node owes) and `background` (the optimized builds
+// that replace fast code later). A waiting deploy always goes before every
+// waiting background build; within a priority the order is FIFO, and the
+// head of the line waits for enough slots rather than being overtaken (no
+// starvation of heavy compiles). Background builds never count against
+// `capacity` and are never refused: they are work the node owes itself.
+// Since a running compile is never interrupted, background builds leave one
+// slot free when there is more than one: a deploy arriving during a long
+// -O3 build starts at once instead of waiting for it.
 //
 // A deploy takes its place in line before it is recorded (`enter`), so the
 // bound is exact even though recording may wait on the cluster; it either
@@ -15,15 +31,33 @@
 // decayed mean compile time over the number of slots.
 
 export interface Ticket {
-  /** Waits for a slot, runs `fn` in it, and frees the place. */
+  /** Compiler processes this compile may run at once (its weight, at most `concurrency`). */
+  readonly slots: number;
+  /** Waits for its slots, runs `fn` in them, and frees the place. */
   run<T>(fn: () => Promise<T>): Promise<T>;
   /** Gives the place back without running. */
   cancel(): void;
 }
 
+export type CompilePriority = "deploy" | "background";
+
+export interface EnterOptions {
+  /** Never refused (still waits its turn). */
+  force?: boolean;
+  priority?: CompilePriority;
+  /** Compiler processes the compile would like to run at once. */
+  weight?: number;
+}
+
+interface Waiter {
+  slots: number;
+  priority: CompilePriority;
+  grant: () => void;
+}
+
 export class CompileQueue {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
+  private used = 0;
+  private readonly waiting: Waiter[] = [];
   /** Decayed mean compile time; 10 s is a first guess until compiles are measured. */
   private meanMs = 10_000;
 
@@ -37,29 +71,42 @@ export class CompileQueue {
     return Math.min(600, Math.max(1, Math.ceil(this.meanMs / 1000 / this.concurrency)));
   }
 
-  /** A place in line, or undefined when `capacity` compiles already wait (never with `force`). */
-  enter(force = false): Ticket | undefined {
-    if (!force && this.running >= this.concurrency && this.waiting.length >= this.capacity) return undefined;
+  /** Deploy-priority compiles waiting for slots. */
+  private get waitingDeploys(): number {
+    return this.waiting.filter((w) => w.priority === "deploy").length;
+  }
+
+  /** A place in line, or undefined when `capacity` deploys already wait (never with `force` or in the background). */
+  enter(opts: EnterOptions = {}): Ticket | undefined {
+    const priority = opts.priority ?? "deploy";
+    const slots = Math.max(1, Math.min(this.limit(priority), Math.floor(opts.weight ?? 1)));
+    const refusable = !opts.force && priority === "deploy";
+    if (refusable && this.used >= this.concurrency && this.waitingDeploys >= this.capacity) return undefined;
     let state: "waiting" | "running" | "done" = "waiting";
     let used = false;
     let wake!: () => void;
     const granted = new Promise<void>((resolve) => (wake = resolve));
-    const grant = () => {
-      state = "running";
-      wake();
+    const waiter: Waiter = {
+      slots,
+      priority,
+      grant: () => {
+        state = "running";
+        wake();
+      },
     };
-    if (this.running < this.concurrency) {
-      this.running++;
-      grant();
-    } else {
-      this.waiting.push(grant);
-    }
+    // Deploys go after the deploys already waiting, before any background build.
+    const at = priority === "deploy" ? this.waiting.findIndex((w) => w.priority === "background") : -1;
+    if (at < 0) this.waiting.push(waiter);
+    else this.waiting.splice(at, 0, waiter);
+    this.next();
     const leave = () => {
-      if (state === "waiting") this.waiting.splice(this.waiting.indexOf(grant), 1);
-      if (state === "running") this.next();
+      if (state === "waiting") this.waiting.splice(this.waiting.indexOf(waiter), 1);
+      if (state === "running") this.used -= slots;
       state = "done";
+      this.next();
     };
     return {
+      slots,
       run: async <T>(fn: () => Promise<T>) => {
         if (used || state === "done") throw new Error("a compile ticket runs once");
         used = true;
@@ -76,10 +123,17 @@ export class CompileQueue {
     };
   }
 
-  /** A slot came free: hand it to the next in line, or count it free. */
+  /** Slots the compiles of a priority may hold together. */
+  private limit(priority: CompilePriority): number {
+    return priority === "background" && this.concurrency > 1 ? this.concurrency - 1 : this.concurrency;
+  }
+
+  /** Start whoever is at the head of the line while their slots are free. */
   private next(): void {
-    const grant = this.waiting.shift();
-    if (grant) grant();
-    else this.running--;
+    while (this.waiting.length && this.used + this.waiting[0]!.slots <= this.limit(this.waiting[0]!.priority)) {
+      const w = this.waiting.shift()!;
+      this.used += w.slots;
+      w.grant();
+    }
   }
 }

@@ -13,17 +13,28 @@
 // the child itself, naming the tool; the outer timeout catches the rest
 // (a start function that never returns, a hung child).
 //
+// The tier, how many C compilers the child may run at once, and where it
+// reports progress reach it in its environment (THAW_COMPILE_*, read by
+// compile.ts), so `thaw compile` needs no flags for them. The child reports
+// each stage of the build (validating, translating, ...) by rewriting a
+// small file beside its build directory, which the server reads every
+// 100 ms while the child runs: the function record's `build` field shows
+// it. A file, not the child's stdout, because the sandbox hands back a
+// command's output only when it has ended.
+//
 // The server names the child's build directory and removes it afterwards
 // whatever happened, since a killed child cleans nothing up. What the child
 // printed when it died without answering (Bun's crash banner: paths, kernel,
 // CPU) goes to the server's log only; the deploy error says what happened
 // in words that give nothing of the machine away.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import { newBuildDir, removeBuildDir } from "./builds.ts";
-import { type Artifact, type ArtifactMeta, artifactPaths, CompileError, type CompileErrorCode } from "./compile.ts";
+import {
+  type Artifact, type ArtifactMeta, artifactPaths, COMPILE_ENV, CompileError, type CompileErrorCode, type Stage, STAGES, type Tier,
+} from "./compile.ts";
 import { runBoxed } from "./sandbox.ts";
 import { ToolchainError } from "./toolchain.ts";
 
@@ -33,10 +44,10 @@ export function thawCommand(): string[] {
   return compiled ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
 }
 
-/** What the child needs of the server's environment: where the tools are and which C compiler. */
+/** What the child needs of the server's environment: where the tools are and which C compilers. */
 function childEnv(): Record<string, string | undefined> {
-  const { PATH, HOME, TMPDIR, CC } = process.env;
-  return { PATH, HOME, TMPDIR, CC };
+  const { PATH, HOME, TMPDIR, CC, THAW_FAST_CC } = process.env;
+  return { PATH, HOME, TMPDIR, CC, THAW_FAST_CC };
 }
 
 interface ChildAnswer {
@@ -47,16 +58,34 @@ interface ChildAnswer {
 export async function compileInSubprocess(
   modulePath: string,
   dataDir: string,
-  opts: { timeoutMs: number; log: Logger },
+  opts: { timeoutMs: number; log: Logger; tier: Tier; jobs: number; onStage?: (stage: Stage) => void },
 ): Promise<Artifact> {
   const buildDir = newBuildDir(dataDir);
+  const progressFile = `${buildDir}.progress`;
   const argv = [
     ...thawCommand(), "compile", "--json", "--data", dataDir,
     "--timeout", String(opts.timeoutMs), "--build-dir", buildDir, modulePath,
   ];
+  const env = {
+    ...childEnv(),
+    [COMPILE_ENV.tier]: opts.tier,
+    [COMPILE_ENV.jobs]: String(opts.jobs),
+    [COMPILE_ENV.progress]: progressFile,
+  };
+  let last = "";
+  const watch = setInterval(() => {
+    let stage = "";
+    try {
+      stage = readFileSync(progressFile, "utf8").trim();
+    } catch {
+      return;
+    }
+    if (stage !== last && (STAGES as readonly string[]).includes(stage)) opts.onStage?.(stage as Stage);
+    last = stage;
+  }, 100);
   try {
     const r = await runBoxed(argv, {
-      env: childEnv(),
+      env,
       timeoutMs: opts.timeoutMs,
       pidNamespace: false,
       keepBytes: 1 << 20,
@@ -88,6 +117,8 @@ export async function compileInSubprocess(
     const meta = JSON.parse(readFileSync(paths.metaPath, "utf8")) as ArtifactMeta;
     return { ...paths, meta, cached: false };
   } finally {
+    clearInterval(watch);
+    rmSync(progressFile, { force: true });
     removeBuildDir(buildDir);
   }
 }

@@ -14,6 +14,8 @@ const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 export interface PoolGauge {
   tenant: string;
   function: string;
+  /** The compiler tier of the code the pool runs (fast, optimized). */
+  tier: string;
   warm: number;
   busy: number;
   waiting: number;
@@ -65,8 +67,15 @@ export class Metrics {
   });
   readonly compileSeconds = new Histogram({
     name: "thaw_compile_duration_seconds",
-    help: "Time to compile and snapshot a module",
+    help: "Time to compile and snapshot a module (either tier)",
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  /** thaw_compiles_total counts the builds that make deploys callable; these replace fast code later. */
+  readonly tierUpgrades = new Counter({
+    name: "thaw_tier_upgrades_total",
+    help: "Background optimized builds of functions serving fast-tier code, by result",
+    labelNames: ["result"],
     registers: [this.registry],
   });
   readonly clusterArtifacts = new Counter({
@@ -107,6 +116,16 @@ export class Metrics {
           for (const p of source.pools()) this.set({ tenant: p.tenant, function: p.function }, pick(p));
         },
       });
+    new Gauge({
+      name: "thaw_function_tier",
+      help: "1 for the compiler tier (fast, optimized) of the code each loaded function runs",
+      labelNames: ["tenant", "function", "tier"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of source.pools()) this.set({ tenant: p.tenant, function: p.function, tier: p.tier }, 1);
+      },
+    });
     perPool("thaw_warm_instances", "Idle instances ready for a call", (p) => p.warm);
     perPool("thaw_busy_instances", "Instances running a call", (p) => p.busy);
     perPool("thaw_waiting_calls", "Calls waiting for a concurrency slot", (p) => p.waiting);

@@ -6,16 +6,16 @@
 // to the OS after a retention delay, and unload the code of functions idle
 // past the code grace period.
 //
-// Activating a new version swaps the pool atomically: new calls go to the
-// new pool, calls in flight finish on the old one, which then frees itself
-// (FunctionPool.retire). An unloaded function is loaded again by the next
+// Activating a new version, or the optimized code of the same version,
+// swaps the pool atomically: new calls go to the new pool, calls in flight
+// finish on the old one, which then frees itself (FunctionPool.retire). An unloaded function is loaded again by the next
 // call (FunctionService.ensureLoaded), which is then a cold start.
 
 import type { LoadedModule } from "../engine/engine.ts";
 import { nodeShare, type RateStore } from "../rates/store.ts";
 import type { FunctionConfig } from "../registry/registry.ts";
 import type { FunctionPlan, Plan, WarmPolicy } from "./policy.ts";
-import { FunctionPool } from "./pool.ts";
+import { FunctionPool, type PoolCode } from "./pool.ts";
 
 export interface PoolEntry {
   tenant: string;
@@ -78,12 +78,13 @@ export class PoolManager {
     if (rates) this.rateTimer = setInterval(() => void this.syncRates(), 1000).unref();
   }
 
-  activate(tenant: string, name: string, module: LoadedModule, config: FunctionConfig, version: number): PoolEntry {
+  activate(tenant: string, name: string, module: LoadedModule, config: FunctionConfig, version: number, code?: PoolCode): PoolEntry {
     const key = poolKey(tenant, name);
     const pool = new FunctionPool(
       module,
       { maxConcurrency: config.maxConcurrency, maxWaiting: this.options.maxWaiting, maxIdle: config.maxConcurrency },
       version,
+      code,
     );
     const stats = module.stats();
     this.policy.setMaxConcurrency(key, config.maxConcurrency);
@@ -96,6 +97,7 @@ export class PoolManager {
     }
     const entry = { tenant, name, config, pool, tenantId: this.tenantId(tenant), functionId };
     const old = this.entries.get(key);
+    if (old?.pool.version === version) pool.inherit(old.pool);
     this.entries.set(key, entry);
     old?.pool.retire();
     this.apply(entry, this.policy.plan(Date.now()), false);

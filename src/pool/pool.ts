@@ -11,10 +11,12 @@
 // comes back reset to the snapshot, or is freed if it cannot be reused
 // (timeout).
 //
-// A pool is retired when a new version replaces it or the function is
-// deleted: calls in flight finish on it, nothing new starts, and the module
-// is released when the last call returns.
+// A pool is retired when a new version replaces it, the optimized build of
+// the same version replaces its fast-tier code, or the function is deleted:
+// calls in flight finish on it, nothing new starts, and the module is
+// released when the last call returns.
 
+import type { Tier } from "../compiler/compile.ts";
 import type { Instance, LoadedModule } from "../engine/engine.ts";
 
 export interface PoolOptions {
@@ -22,6 +24,12 @@ export interface PoolOptions {
   maxWaiting: number;
   /** Idle instances kept after calls return; more are freed. */
   maxIdle: number;
+}
+
+/** Which build of the version a pool runs. */
+export interface PoolCode {
+  artifactKey: string;
+  tier: Tier;
 }
 
 export interface Lease {
@@ -90,6 +98,7 @@ export class FunctionPool {
     readonly module: LoadedModule,
     private options: PoolOptions,
     readonly version: number,
+    readonly code?: PoolCode,
   ) {}
 
   acquire(opts: AcquireOptions = {}): Promise<Lease> | Lease {
@@ -199,6 +208,12 @@ export class FunctionPool {
 
   get inFlight(): number {
     return this.busy;
+  }
+
+  /** Count `older`'s calls as this pool's: it ran the same version, on the other tier's code. */
+  inherit(older: FunctionPool): void {
+    this.calls += older.calls;
+    this.coldStarts += older.coldStarts;
   }
 
   retire(): void {

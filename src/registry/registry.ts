@@ -10,6 +10,7 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Tier } from "../compiler/compile.ts";
 
 export interface FunctionConfig {
   memoryMiB: number;
@@ -42,8 +43,9 @@ export interface FunctionRecord {
   status: FunctionStatus;
   error?: DeployError;
   moduleHash: string;
-  /** Artifact of the latest successful deploy: the version calls run on. */
-  active?: { artifactKey: string; moduleHash: string; config: FunctionConfig; version: number };
+  /** Artifact of the latest successful deploy: the version calls run on, and
+   * which tier of it (absent in records from before tiers: optimized). */
+  active?: { artifactKey: string; moduleHash: string; config: FunctionConfig; version: number; tier?: Tier };
   version: number;
   /** Cluster mode, while compiling: the node building this version (another takes over if it dies). */
   builder?: string;

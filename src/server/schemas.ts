@@ -57,6 +57,10 @@ export const FunctionView = type({
   sizes: { moduleBytes: "number", "codeBytes?": "number", "objectBytes?": "number", "snapshotBytes?": "number" },
   "compileMs?": "number",
   "pool?": { warm: "number", busy: "number", waiting: "number", calls: "number", coldStarts: "number" },
+  /** The compiler tier of the code calls run on now (null before the first build). */
+  tier: "'fast' | 'optimized' | null",
+  /** While a compile runs: its stage (queued, validating, translating, compiling, snapshotting), tier and time so far. */
+  "build?": { stage: "string", tier: "'fast' | 'optimized'", elapsedMs: "number" },
   createdAt: "string",
   updatedAt: "string",
   url: "string",

@@ -77,6 +77,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         return {
           tenant: e.tenant,
           function: e.name,
+          tier: e.pool.code?.tier ?? "optimized",
           ...e.pool.stats(),
           lambda: fp?.lambda ?? 0,
           tauSeconds: (fp?.tau ?? 0) / 1000,
@@ -171,6 +172,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       while (server.pendingRequests > 0 && Date.now() < deadline) await Bun.sleep(10);
       // Whatever still reaches the engine (nothing should) is refused rather than started on an engine about to close.
       invoke.drain();
+      functions.close();
       // Idle keep-alive connections, and requests still running at the deadline, end here.
       await server.stop(true);
       await jobsClosed;

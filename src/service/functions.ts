@@ -15,18 +15,34 @@
 // (compiler/subprocess.ts). Build directories a crashed node left behind
 // are removed when the service starts.
 //
+// Tiers (compiler/compile.ts): a deploy is built on the fast tier first and
+// is `ready` as soon as that code is loaded; the optimized build then runs
+// in the background, at the queue's background priority, and its code is
+// swapped in like a new version (calls in flight finish on the fast code,
+// new calls get the optimized code) without changing the version. A deploy
+// whose optimized artifact already exists, here or on another node of the
+// cluster, goes straight to it. The swap happens only if the record still
+// names the same fast build when the optimized one is done: a redeploy or
+// delete meanwhile wins, and its code is never replaced by the old one's.
+// A fast build the C compiler refuses (a frame over the limit at -O0, say)
+// falls back to the optimized build. While a compile runs, its stage is
+// kept here (buildProgress) for GET /v1/functions/{name}.
+//
 // With a cluster (src/cluster) the registry is shared: a deploy or delete
 // is first published to the cluster (and refused while it is unreachable),
 // a finished build shares its artifact and outcome, and the cluster's sync
 // drives this service (LocalFunctions) to follow what other nodes did.
 
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { LocalFunctions } from "../cluster/sync.ts";
 import { removeStaleBuilds } from "../compiler/builds.ts";
-import { type Artifact, artifactPaths, CompileError, inspect } from "../compiler/compile.ts";
-import { CompileQueue, type Ticket } from "../compiler/queue.ts";
+import {
+  type Artifact, artifactPaths, CompileError, findArtifact, inspect, type Stage, type Tier,
+} from "../compiler/compile.ts";
+import { type CompilePriority, CompileQueue, type Ticket } from "../compiler/queue.ts";
+import { estimateUnits } from "../compiler/split.ts";
 import { sandbox } from "../compiler/sandbox.ts";
 import { compileInSubprocess } from "../compiler/subprocess.ts";
 import type { ServerConfig } from "../config.ts";
@@ -54,8 +70,20 @@ export function limitsOf(config: FunctionConfig, tenant = 0) {
 
 export type CompileSettings = Pick<ServerConfig, "dataDir" | "compileTimeout" | "compileConcurrency" | "compileQueue">;
 
+/** A compile in progress, as GET /v1/functions/{name} shows it. */
+export interface BuildProgress {
+  stage: Stage | "queued";
+  tier: Tier;
+  elapsedMs: number;
+}
+
+/** Fast-tier failures the optimized build may not have: the C compiler's, not the module's. */
+const FALLBACK_CODES = new Set(["compiler_failed", "module_limit"]);
+
 export class FunctionService implements LocalFunctions {
   private readonly builds = new Map<string, Promise<FunctionRecord>>();
+  private readonly progress = new Map<string, { stage: BuildProgress["stage"]; tier: Tier; since: number }>();
+  private closed = false;
   private readonly dataDir: string;
   private readonly compiles: CompileQueue;
 
@@ -90,7 +118,9 @@ export class FunctionService implements LocalFunctions {
       const artifactReady = rec.active && existsSync(artifactPaths(this.dataDir, rec.active.artifactKey).metaPath);
       if (rec.active && artifactReady) {
         try {
-          this.activate(rec, rec.active.artifactKey, rec.active.config, rec.active.version);
+          this.activate(rec);
+          // In a cluster the node that built the fast tier upgrades it; here nobody else will.
+          if (!this.cluster && rec.active.tier === "fast" && rec.status === "ready") this.upgrade(rec);
         } catch (e) {
           this.log.error("cannot load function", { tenant: rec.tenant, function: rec.name, error: String(e) });
         }
@@ -129,7 +159,7 @@ export class FunctionService implements LocalFunctions {
         return { record: existing, changed: false, settled: this.settled(existing) };
       }
       const record = this.nextRecord(existing, tenant, name, full, moduleHash, bytes.length);
-      const ticket = this.compiles.enter();
+      const ticket = this.compiles.enter({ weight: this.weightOf(bytes.length) });
       if (!ticket)
         throw new ThawError(
           "compile_queue_full",
@@ -190,7 +220,7 @@ export class FunctionService implements LocalFunctions {
     const rec = this.registry.get(tenant, name);
     // In a cluster the record can arrive before its artifact has been downloaded.
     if (!rec?.active || !existsSync(artifactPaths(this.dataDir, rec.active.artifactKey).metaPath)) return undefined;
-    this.activate(rec, rec.active.artifactKey, rec.active.config, rec.active.version);
+    this.activate(rec);
     return this.pools.get(tenant, name);
   }
 
@@ -210,14 +240,25 @@ export class FunctionService implements LocalFunctions {
     return this.builds.has(`${tenant}/${name}`);
   }
 
-  servingVersion(tenant: string, name: string): number | undefined {
-    return this.pools.get(tenant, name)?.pool.version;
+  servingArtifact(tenant: string, name: string): string | undefined {
+    return this.pools.get(tenant, name)?.pool.code?.artifactKey;
+  }
+
+  /** The compile running for the function (its deploy's, or the background optimized build), if any. */
+  buildProgress(tenant: string, name: string): BuildProgress | undefined {
+    const p = this.progress.get(`${tenant}/${name}`);
+    return p && { stage: p.stage, tier: p.tier, elapsedMs: Math.round(performance.now() - p.since) };
+  }
+
+  /** Stop swapping in background builds: the engine is about to close. */
+  close(): void {
+    this.closed = true;
   }
 
   serve(record: FunctionRecord, artifactKey: string): void {
     const current = this.registry.get(record.tenant, record.name);
     if (!record.active || current?.active?.version !== record.active.version) return;
-    this.activate(record, artifactKey, record.active.config, record.active.version);
+    this.activate({ ...record, active: { ...record.active, artifactKey } });
   }
 
   /** Build a record whose builder stopped (the cluster's sync took it over). */
@@ -225,32 +266,98 @@ export class FunctionService implements LocalFunctions {
     return this.startBuild(record);
   }
 
+  /** Slots a compile of a module this size asks for: the C units it will likely be split into. */
+  private weightOf(moduleBytes: number): number {
+    return estimateUnits(moduleBytes);
+  }
+
+  /** A place in line that is never refused. */
+  private forced(moduleHash: string, priority: CompilePriority = "deploy"): Ticket {
+    const path = this.registry.modulePath(moduleHash);
+    const size = existsSync(path) ? readFileSync(path).length : 0;
+    return this.compiles.enter({ force: true, priority, weight: this.weightOf(size) })!;
+  }
+
   /**
    * Compile module bytes kept under DATA/modules, in a child process, counted in the metrics.
    * Waits in the compile queue with `ticket` (a deploy's place), or else in a place it is never refused.
+   * `progressOf` names the function whose `build` shows the compile's stages.
    */
-  compileModule(moduleHash: string, ticket: Ticket = this.compiles.enter(true)!): Promise<Artifact> {
-    return ticket.run(async () => {
-      const started = performance.now();
-      let result = "failed";
-      try {
-        const artifact = await compileInSubprocess(this.registry.modulePath(moduleHash), this.dataDir, {
-          timeoutMs: this.settings.compileTimeout,
-          log: this.log,
-        });
-        result = "ok";
-        return artifact;
-      } finally {
-        this.metrics.compiles.inc({ result });
-        this.metrics.compileSeconds.observe((performance.now() - started) / 1000);
-      }
-    });
+  compileModule(
+    moduleHash: string,
+    tier: Tier,
+    ticket: Ticket = this.forced(moduleHash),
+    progressOf?: { tenant: string; name: string; skip?: () => boolean },
+  ): Promise<Artifact | undefined> {
+    const key = progressOf && `${progressOf.tenant}/${progressOf.name}`;
+    const mine = key ? { stage: "queued" as BuildProgress["stage"], tier, since: performance.now() } : undefined;
+    if (key && mine) this.progress.set(key, mine);
+    return ticket
+      .run(async () => {
+        if (progressOf?.skip?.()) return undefined;
+        const started = performance.now();
+        let result = "failed";
+        try {
+          const artifact = await compileInSubprocess(this.registry.modulePath(moduleHash), this.dataDir, {
+            timeoutMs: this.settings.compileTimeout,
+            log: this.log,
+            tier,
+            jobs: ticket.slots,
+            onStage: (stage) => {
+              if (mine) mine.stage = stage;
+            },
+          });
+          result = "ok";
+          return artifact;
+        } finally {
+          if (tier === "fast" || !progressOf) this.metrics.compiles.inc({ result });
+          else this.metrics.tierUpgrades.inc({ result });
+          this.metrics.compileSeconds.observe((performance.now() - started) / 1000);
+        }
+      })
+      .finally(() => {
+        if (key && this.progress.get(key) === mine) this.progress.delete(key);
+      });
+  }
+
+  /** The module's optimized artifact if this node or, in a cluster, another one already built it. */
+  private async existingOptimized(moduleHash: string): Promise<Artifact | undefined> {
+    const { key, artifact } = await findArtifact(readFileSync(this.registry.modulePath(moduleHash)), this.dataDir, "optimized");
+    if (artifact || !this.cluster || !(await this.cluster.fetchArtifact(key))) return artifact;
+    return (await findArtifact(readFileSync(this.registry.modulePath(moduleHash)), this.dataDir, "optimized")).artifact;
+  }
+
+  /** The first code of a deploy: its optimized artifact if one exists, else a fast build (or an optimized one if that fails). */
+  private async firstBuild(record: FunctionRecord, ticket?: Ticket): Promise<Artifact> {
+    const who = { tenant: record.tenant, name: record.name };
+    let existing: Artifact | undefined;
+    try {
+      existing = await this.existingOptimized(record.moduleHash);
+    } catch (e) {
+      ticket?.cancel();
+      throw e;
+    }
+    if (existing) {
+      ticket?.cancel();
+      return existing;
+    }
+    try {
+      return (await this.compileModule(record.moduleHash, "fast", ticket, who))!;
+    } catch (e) {
+      if (!(e instanceof CompileError && FALLBACK_CODES.has(e.code))) throw e;
+      this.log.warn("fast tier failed: building the optimized tier", { tenant: record.tenant, function: record.name, error: e.message });
+      return (await this.compileModule(record.moduleHash, "optimized", undefined, who))!;
+    }
   }
 
   private startBuild(record: FunctionRecord, ticket?: Ticket): Promise<FunctionRecord> {
     const key = `${record.tenant}/${record.name}`;
+    // Shown until the compile itself reports (or an existing artifact is found).
+    const queued = { stage: "queued" as const, tier: "fast" as const, since: performance.now() };
+    this.progress.set(key, queued);
     const build = this.build(record, ticket).finally(() => {
       if (this.builds.get(key) === build) this.builds.delete(key);
+      if (this.progress.get(key) === queued) this.progress.delete(key);
     });
     this.builds.set(key, build);
     return build;
@@ -261,7 +368,7 @@ export class FunctionService implements LocalFunctions {
     let module: LoadedModule | undefined;
     let error: FunctionRecord["error"];
     try {
-      artifact = await this.compileModule(record.moduleHash, ticket);
+      artifact = await this.firstBuild(record, ticket);
     } catch (e) {
       // Anything but a CompileError is thaw's fault: its details are for the log, not the tenant.
       if (!(e instanceof CompileError))
@@ -274,6 +381,7 @@ export class FunctionService implements LocalFunctions {
     }
     const current = this.registry.get(record.tenant, record.name);
     if (!current || current.version !== record.version) return current ?? record;
+    const tier: Tier = artifact?.meta.tier ?? "optimized";
     if (artifact) {
       try {
         module = this.load(record, artifact.meta.key, record.config);
@@ -288,7 +396,7 @@ export class FunctionService implements LocalFunctions {
           status: "ready",
           error: undefined,
           builder: undefined,
-          active: { artifactKey: artifact!.meta.key, moduleHash: record.moduleHash, config: record.config, version: record.version },
+          active: { artifactKey: artifact!.meta.key, moduleHash: record.moduleHash, config: record.config, version: record.version, tier },
           sizes: {
             moduleBytes: artifact!.meta.moduleBytes,
             codeBytes: artifact!.meta.codeBytes,
@@ -302,16 +410,63 @@ export class FunctionService implements LocalFunctions {
       module?.release();
       return this.registry.get(record.tenant, record.name) ?? record;
     }
-    if (module) this.pools.activate(record.tenant, record.name, module, record.config, record.version);
+    if (module) this.pools.activate(record.tenant, record.name, module, record.config, record.version, { artifactKey: artifact!.meta.key, tier });
     this.registry.save(done);
     this.log.info(error ? "deploy failed" : "deployed", {
-      tenant: record.tenant, function: record.name, version: record.version, ...(error ? { error: error.code } : {}),
+      tenant: record.tenant, function: record.name, version: record.version, ...(error ? { error: error.code } : { tier }),
     });
+    if (done.active?.tier === "fast" && done.status === "ready") this.upgrade(done);
     return done;
   }
 
-  private activate(record: FunctionRecord, artifactKey: string, config: FunctionConfig, version: number): void {
-    this.pools.activate(record.tenant, record.name, this.load(record, artifactKey, config), config, version);
+  /**
+   * Build the optimized tier of `fast` (a ready record on fast code) in the
+   * background and swap it in, unless the record changed meanwhile. Never
+   * throws: a failed optimized build leaves the fast code serving.
+   */
+  private upgrade(fast: FunctionRecord): void {
+    const { tenant, name } = fast;
+    const fastKey = fast.active!.artifactKey;
+    const current = () => {
+      const rec = this.registry.get(tenant, name);
+      const same = !this.closed && rec?.active?.artifactKey === fastKey && rec.active.version === fast.active!.version;
+      return same ? rec : undefined;
+    };
+    const skip = () => current() === undefined;
+    void this.compileModule(fast.moduleHash, "optimized", this.forced(fast.moduleHash, "background"), { tenant, name, skip })
+      .then(async (artifact) => {
+        const rec = artifact && current();
+        if (!artifact || !rec?.active) return;
+        const module = this.load(rec, artifact.meta.key, rec.active.config);
+        const next: FunctionRecord = {
+          ...rec,
+          active: { ...rec.active, artifactKey: artifact.meta.key, tier: "optimized" },
+          sizes: { ...rec.sizes, codeBytes: artifact.meta.codeBytes, objectBytes: artifact.meta.objectBytes, snapshotBytes: artifact.meta.snapshotBytes },
+          updatedAt: new Date().toISOString(),
+        };
+        const published = this.cluster ? await this.cluster.publishBuild(rec, next) : "published";
+        if (published === "superseded" || current() !== rec) {
+          module.release();
+          return;
+        }
+        this.pools.activate(tenant, name, module, rec.active.config, rec.active.version, { artifactKey: artifact.meta.key, tier: "optimized" });
+        this.registry.save(next);
+        this.log.info("optimized code swapped in", { tenant, function: name, version: rec.version });
+      })
+      .catch((e: Error) => {
+        this.log.warn("optimized build failed: the fast tier keeps serving", {
+          tenant, function: name, version: fast.version, error: e instanceof CompileError ? e.code : e.message,
+        });
+      });
+  }
+
+  private activate(record: FunctionRecord): void {
+    const active = record.active!;
+    const module = this.load(record, active.artifactKey, active.config);
+    this.pools.activate(record.tenant, record.name, module, active.config, active.version, {
+      artifactKey: active.artifactKey,
+      tier: active.tier ?? "optimized",
+    });
   }
 
   private load(record: FunctionRecord, artifactKey: string, config: FunctionConfig): LoadedModule {

@@ -12,7 +12,11 @@ import { errorResponses } from "../openapi.ts";
 import { DeployQuery, ErrorBody, FunctionConfigInput, FunctionList, FunctionName, FunctionView } from "../schemas.ts";
 
 export function view(rec: FunctionRecord, ctx: AppContext) {
-  const pool = ctx.pools.get(rec.tenant, rec.name)?.pool.stats();
+  const entry = ctx.pools.get(rec.tenant, rec.name);
+  const pool = entry?.pool.stats();
+  // The tier calls run on now: the loaded code's, else what the next call would load.
+  const serving = entry?.pool.code;
+  const build = ctx.functions.buildProgress(rec.tenant, rec.name);
   return {
     tenant: rec.tenant,
     name: rec.name,
@@ -25,6 +29,8 @@ export function view(rec: FunctionRecord, ctx: AppContext) {
     sizes: rec.sizes,
     ...(rec.compileMs !== undefined ? { compileMs: rec.compileMs } : {}),
     ...(pool ? { pool } : {}),
+    tier: serving?.tier ?? (rec.active ? (rec.active.tier ?? "optimized") : null),
+    ...(build ? { build } : {}),
     createdAt: rec.createdAt,
     updatedAt: rec.updatedAt,
     url: `/v1/functions/${rec.name}`,
