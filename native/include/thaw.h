@@ -173,6 +173,9 @@ uint64_t thaw_instance_private_bytes(const thaw_instance* inst);
  * address space). maintain() drives its return-to-OS policy. */
 thaw_pool* thaw_memory_pool(void);
 void thaw_memory_maintain(void);
+/* Guarded memories (guard.c): how many more instances of guarded modules
+ * this process has address space for. */
+uint64_t thaw_guard_slots_free(void);
 
 /* Run a call on the calling thread. */
 int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res);

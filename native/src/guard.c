@@ -227,7 +227,7 @@ void thaw_guard_put(uint8_t* base) {
   thaw_pool_free(thaw_memory_pool(), claim);
 }
 
-uint64_t thaw_guard_free_slots(void) {
+uint64_t thaw_guard_slots_free(void) {
   pthread_once(&g_once, create_arena);
   pthread_mutex_lock(&g.lock);
   uint64_t n = g.nfree;

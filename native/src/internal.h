@@ -153,7 +153,6 @@ uint8_t* thaw_guard_take(uint32_t tenant, uint64_t charge, uint64_t size);
 int thaw_guard_resize(uint8_t* base, uint64_t old_size, uint64_t new_size);
 int thaw_guard_owns(const uint8_t* base);
 void thaw_guard_put(uint8_t* base);
-uint64_t thaw_guard_free_slots(void);
 /* The executable segment of the fn.so that holds `info`. */
 void thaw_code_bounds(const thaw_module_info* info, uintptr_t* lo, uintptr_t* hi);
 

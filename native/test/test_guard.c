@@ -125,17 +125,17 @@ static void test_budget(void) {
   CHECK(pool != NULL);
   enum { T = 7 };
   CHECK(thaw_pool_tenant_set(pool, T, 0, 8u << 20) == 0);
-  uint64_t slots = thaw_guard_free_slots();
+  uint64_t slots = thaw_guard_slots_free();
   thaw_region a, b;
   CHECK(thaw_region_reserve_guarded(&a, 128, T, PAGE) == 0); /* 8 MiB */
   thaw_pool_tenant_stats ts;
   CHECK(thaw_pool_tenant_stats_get(pool, T, &ts) == 0 && ts.used_bytes == 8u << 20);
-  CHECK(thaw_guard_free_slots() == slots - 1);
+  CHECK(thaw_guard_slots_free() == slots - 1);
   CHECK(thaw_region_reserve_guarded(&b, 128, T, PAGE) == THAW_ENOMEM);
-  CHECK(thaw_guard_free_slots() == slots - 1);
+  CHECK(thaw_guard_slots_free() == slots - 1);
   thaw_region_release(&a);
   CHECK(thaw_pool_tenant_stats_get(pool, T, &ts) == 0 && ts.used_bytes == 0);
-  CHECK(thaw_guard_free_slots() == slots);
+  CHECK(thaw_guard_slots_free() == slots);
 }
 
 int main(void) {

@@ -352,6 +352,11 @@ export class Engine {
     };
   }
 
+  /** Instances of guarded modules (ModuleStats.guarded) this process still has address space for. */
+  guardSlotsFree(): number {
+    return Number(this.lib.thaw_guard_slots_free());
+  }
+
   /** The memory pool linear memories come from: usage, fragmentation, returns to the OS. */
   memoryStats(): MemoryPoolStats {
     const s = new BigUint64Array(POOL_STATS.size);

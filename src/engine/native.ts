@@ -34,6 +34,7 @@ const symbols = {
   thaw_call: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   thaw_memory_pool: { args: [], returns: FFIType.ptr },
   thaw_memory_maintain: { args: [], returns: FFIType.void },
+  thaw_guard_slots_free: { args: [], returns: FFIType.u64 },
   thaw_pool_stats_get: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.void },
   thaw_pool_tenant_stats_get: { args: [FFIType.ptr, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
   thaw_pool_tenant_set: { args: [FFIType.ptr, FFIType.u32, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
