@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds thaw as one executable: bun's runtime, the gateway, libthaw and the
+# Builds thaw as one executable: bun's runtime, the gateway, libthaw, the
 # runtime headers that compiled functions are built against (src/engine and
 # src/compiler import them as embedded files; libthaw is written out once
-# per content hash at start, because dlopen needs a real file).
+# per content hash at start, because dlopen needs a real file), and the
+# example functions for `serve --examples` (src/server/examples.ts).
 #
 #   bash scripts/build-binary.sh [OUTPUT]     (default dist/thaw in the repo)
 #
@@ -17,6 +18,9 @@ mkdir -p "$(dirname "$out")"
 # libthaw must exist before bun bundles it; make is a no-op when it is fresh.
 make -s -C native
 [ -f native/build/libthaw.so ] || { echo "build-binary: native/build/libthaw.so was not built" >&2; exit 1; }
+# The examples the binary embeds (needs clang's wasm32 target and wasi-libc, see scripts/setup.sh).
+examples="hello json thumbnail wordcount primes"
+make -s -C functions $(printf 'build/%s.wasm ' $examples)
 
 bun build --compile src/cli.ts --outfile "$out" >/dev/null
 

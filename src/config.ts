@@ -260,7 +260,9 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
   const insecureOpen = values["insecure-open"] === true || /^(1|true|yes)$/i.test(env.THAW_INSECURE_OPEN ?? "");
   checkExposure(host, !adminToken && Object.keys(tokens).length === 0, insecureOpen);
   const examplesDir = (values["examples-dir"] as string | undefined) ?? join(import.meta.dir, "..", "functions", "build");
-  if ((values.examples || values["examples-dir"]) && !existsSync(examplesDir))
+  // The single binary carries its examples (server/examples.ts) and has no directory of them.
+  const embedded = import.meta.path.startsWith("/$bunfs/");
+  if ((values["examples-dir"] || (values.examples && !embedded)) && !existsSync(examplesDir))
     throw new ConfigError(`examples directory ${examplesDir} not found: build it with \`make -C functions\` or pass --examples-dir DIR`);
   return {
     host,

@@ -15,3 +15,8 @@ declare module "*.so" {
   const path: string;
   export default path;
 }
+
+declare module "*.wasm" {
+  const path: string;
+  export default path;
+}

@@ -3,7 +3,8 @@
 // everything it needs -- libthaw (written out of the binary at start) and
 // the runtime headers new functions are compiled against -- so a deploy
 // over real HTTP compiles hello from scratch and a call answers; `thaw run`
-// works from the same file.
+// works from the same file, and `serve --examples` deploys the examples the
+// binary embeds, saying what it compiles and when each is ready.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -81,6 +82,34 @@ describe("single binary", () => {
         const code = await server.stop();
         server = undefined;
         expect(code).toBe(0);
+      } finally {
+        if (server) await server.stop();
+      }
+    },
+    BUILD_TIMEOUT,
+  );
+
+  test(
+    "serve --examples: the embedded examples deploy and answer, one line each as they compile and are ready",
+    async () => {
+      let server: ServerProcess | undefined;
+      try {
+        server = await startServer({
+          command: [BINARY],
+          dataDir: join(scratch, "examples-data"),
+          env,
+          args: ["--examples", "--shutdown-timeout", "3000"],
+        });
+        const names = ["hello", "json", "thumbnail", "wordcount", "primes"];
+        const lines = (msg: string) => server!.logs.filter((l) => l.msg === msg).map((l) => l.function as string).sort();
+        expect(lines("compiling example")).toEqual([...names].sort());
+        expect(lines("example ready")).toEqual([...names].sort());
+        const res = await fetch(`${server.url}/v1/functions/json/invoke`, { method: "POST", body: '{"b":"x","a":1}' });
+        expect(res.status).toBe(200);
+        expect(res.headers.get("content-type")).toContain("application/json");
+        expect(await res.text()).toBe('{"a":1,"b":"X"}\n');
+        const hello = await fetch(`${server.url}/v1/functions/hello/invoke`, { method: "POST" });
+        expect(await hello.text()).toBe("Hello, world!\n");
       } finally {
         if (server) await server.stop();
       }

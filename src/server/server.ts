@@ -8,7 +8,7 @@
 // then does the listener close.
 
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { Cluster } from "../cluster/cluster.ts";
@@ -189,22 +189,36 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   return { url, port: server.port ?? config.port, ctx, shutdown };
 }
 
-async function deployExamples(functions: FunctionService, dir: string, log: Logger): Promise<void> {
+/** The examples' .wasm paths: from `dir`, or, when it does not exist (the single binary), those built in. */
+async function examplePaths(dir: string): Promise<Map<string, string>> {
+  if (!existsSync(dir)) {
+    const { EMBEDDED_EXAMPLES } = await import("./examples.ts");
+    return new Map(Object.entries(EMBEDDED_EXAMPLES));
+  }
   const files = new Set(readdirSync(dir));
-  const deploys = EXAMPLES.filter((n) => files.has(`${n}.wasm`)).map((name) => {
-    const bytes = readFileSync(join(dir, `${name}.wasm`));
+  return new Map(EXAMPLES.filter((n) => files.has(`${n}.wasm`)).map((n) => [n, join(dir, `${n}.wasm`)]));
+}
+
+/** Deploys the examples, one log line as each starts compiling and one as it is ready. */
+async function deployExamples(functions: FunctionService, dir: string, log: Logger): Promise<void> {
+  const deploys = [...(await examplePaths(dir))].map(async ([name, path]) => {
     const contentType = EXAMPLE_CONTENT_TYPES[name];
-    return functions
-      .deploy("default", basename(name), bytes, contentType ? { contentType } : {})
-      .then((d) => d.settled)
-      .catch((e: unknown) => {
-        // A node may start while the cluster's Redis is down; it serves what it has.
-        if (!(e instanceof ThawError && e.code === "cluster_unavailable")) throw e;
-        return { name, status: "not deployed (cluster unavailable)" };
-      });
+    const started = performance.now();
+    try {
+      const d = await functions.deploy("default", basename(name), readFileSync(path), contentType ? { contentType } : {});
+      if (d.record.status === "compiling") log.info("compiling example", { function: name });
+      const done = await d.settled;
+      const ms = Math.round(performance.now() - started);
+      if (done.status === "ready") log.info("example ready", { function: name, tier: done.active?.tier ?? "optimized", ms });
+      else log.warn("example failed", { function: name, error: done.error?.code });
+      return `${name}:${done.status}`;
+    } catch (e) {
+      // A node may start while the cluster's Redis is down; it serves what it has.
+      if (!(e instanceof ThawError && e.code === "cluster_unavailable")) throw e;
+      return `${name}:not deployed (cluster unavailable)`;
+    }
   });
-  const done = await Promise.all(deploys);
-  log.info("examples deployed", { functions: done.map((r) => `${r.name}:${r.status}`) });
+  log.info("examples deployed", { functions: await Promise.all(deploys) });
 }
 
 function nodeLoad(url: string, pools: PoolManager): NodeLoad {
