@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   trace: () => import("./bench/trace.ts"),
   jobs: () => import("./bench/jobs.ts"),
   fairness: () => import("./bench/fairness.ts"),
+  deploy: () => import("./bench/deploy.ts"),
 };
 
 const name = process.argv[2];

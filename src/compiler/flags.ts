@@ -14,8 +14,14 @@ const BOUNDS = process.env.THAW_BOUNDS_CHECKS === "explicit" ? ["-DTHAW_EXPLICIT
 // no -march=native, so an artifact runs on every node of a cluster.
 // -fstack-usage: every function's frame size, for the frame check in compile.ts.
 export const CFLAGS = ["-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-fstack-usage", ...BOUNDS];
-// The fast tier (compile.ts): no optimization, so a deploy is callable soon.
-export const FAST_CFLAGS = ["-O0", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-fstack-usage", ...BOUNDS];
+// The fast tier (compile.ts): clang -O0, so a deploy is callable soon. Its
+// runtime's memory accessors are `static inline`, which -O0 never inlines:
+// making them always_inline costs no measurable build time and makes -O0
+// code 1.2-1.7x faster (scripts/bench/deploy.ts modules).
+export const FAST_CFLAGS = [
+  "-O0", "-Dinline=inline __attribute__((always_inline))",
+  "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-fstack-usage", ...BOUNDS,
+];
 
 // Debian's wasm2c 1.0.32 aborts on SIMD, so the validator refuses it first.
 export const VALIDATE_FLAGS = ["--disable-simd"];

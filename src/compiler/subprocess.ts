@@ -44,10 +44,11 @@ export function thawCommand(): string[] {
   return compiled ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
 }
 
-/** What the child needs of the server's environment: where the tools are and which C compilers. */
+/** What the child needs of the server's environment: where the tools are, which C
+ * compilers, and what changes the flags (flags.ts), so both compute the same artifact keys. */
 function childEnv(): Record<string, string | undefined> {
-  const { PATH, HOME, TMPDIR, CC, THAW_FAST_CC } = process.env;
-  return { PATH, HOME, TMPDIR, CC, THAW_FAST_CC };
+  const { PATH, HOME, TMPDIR, CC, THAW_FAST_CC, THAW_BOUNDS_CHECKS } = process.env;
+  return { PATH, HOME, TMPDIR, CC, THAW_FAST_CC, THAW_BOUNDS_CHECKS };
 }
 
 interface ChildAnswer {
