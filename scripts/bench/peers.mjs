@@ -3,7 +3,7 @@
 // Runs unchanged under node (>= 20) and bun; no dependencies, no TypeScript.
 //
 //   node --expose-gc scripts/bench/peers.mjs --module functions/build/hello.wasm \
-//     --kernel functions/build/kernel.wasm --kernel-input 2000000 [--iterations 2000] [--live 1000]
+//     --kernel functions/build/kernel.wasm --kernel-input 2000000 [--iterations 2000] [--live 1000] [--kernel-runs 3]
 //   bun scripts/bench/peers.mjs ...same flags...
 //
 // Measures, with a minimal in-file WASI preview1 shim (stdin from memory, stdout/stderr captured):
@@ -17,8 +17,9 @@
 //   instance_bytes_after_start  the same for a second batch where `_start` ran once on each instance
 //                           (stdin empty; proc_exit caught), i.e. pages touched by a real run resident.
 //   kernel_ms, kernel_stdout  --kernel's `_start` with stdin = --kernel-input (ASCII decimal): best of
-//                           3 runs, each on a fresh instance (only the `_start` call is timed), and the
+//                           --kernel-runs runs, each on a fresh instance (only the `_start` call is timed), and the
 //                           captured stdout of the last run (to compare with the native checksum).
+//   kernel_cpu_ms           the same runs' least process CPU time (process.cpuUsage, JIT threads included).
 // GC: global.gc (node --expose-gc) or Bun.gc(true); without it instance_bytes figures are noisier.
 // Output: exactly one line of JSON on stdout; diagnostics go to stderr.
 import { readFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ import { readFileSync } from 'node:fs';
 const die = (msg) => { process.stderr.write(`peers: ${msg}\n`); process.exit(2); };
 
 // ---- arguments ----------------------------------------------------------------------------------
-const opts = { iterations: '2000', live: '1000' };
+const opts = { iterations: '2000', live: '1000', 'kernel-runs': '3' };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const m = /^--([a-z-]+)$/.exec(argv[i]);
@@ -150,12 +151,15 @@ gc();
 // ---- 3. CPU kernel ------------------------------------------------------------------------------
 const kmod = load(opts.kernel);
 const kin = new TextEncoder().encode(String(opts['kernel-input']));
-let best = Infinity, kout = '';
-for (let run = 0; run < 3; run++) {
+let best = Infinity, bestCpu = Infinity, kout = '';
+for (let run = 0; run < posInt('kernel-runs'); run++) {
   const w = makeWasi(kmod, kin);
   const inst = w.bind(new WebAssembly.Instance(kmod, w.imports));
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   const code = runStart(inst);
+  const cpu = process.cpuUsage(c0);
+  bestCpu = Math.min(bestCpu, (cpu.user + cpu.system) / 1000);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (code !== 0) die(`kernel exited with code ${code}: ${w.stderr().trim()}`);
   best = Math.min(best, ms);
@@ -176,5 +180,6 @@ process.stdout.write(JSON.stringify({
   instance_bytes_after_start: Math.round(startedDelta / LIVE),
   instance_bytes_after_start_rss_total: startedDelta,
   kernel_ms: r2(best),
+  kernel_cpu_ms: r2(bestCpu),
   kernel_stdout: kout,
 }) + '\n');
