@@ -3,12 +3,25 @@
 # functions. Build from the repo root:
 #
 #   docker build -t thaw .
-#   docker run -p 8080:8080 -v thaw-data:/var/lib/thaw thaw
+#   docker run -p 127.0.0.1:8080:8080 -v thaw-data:/var/lib/thaw \
+#     -e THAW_ADMIN_TOKEN="$(openssl rand -hex 32)" thaw
 #
-# Everything comes from Debian's packages and the npm registry.
+# The container listens on 0.0.0.0 (a published port reaches it only that
+# way), and `thaw serve` refuses a non-loopback address without tokens: set
+# THAW_ADMIN_TOKEN or THAW_TOKENS, or, knowingly, THAW_INSECURE_OPEN=1.
+# Nothing is deployed at start; the examples are in the image and deploy
+# only when asked: `docker run ... thaw serve --examples-dir /opt/thaw/functions`.
+#
+# Everything comes from Debian's packages and the npm registry. The base is
+# pinned by the OCI index digest of a dated Debian snapshot tag (the dated
+# tag is never re-pushed; the digest makes that checkable): both stages use
+# it. The digest was taken from public references, not resolved on the
+# machine this was written on (no registry access there); refresh both
+# together with `docker buildx imagetools inspect debian:bookworm-YYYYMMDD-slim`.
+ARG DEBIAN_IMAGE=debian:bookworm-20260824-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171
 
 # ---- build: libthaw, the example functions, the single binary -------------
-FROM debian:bookworm-slim AS build
+FROM ${DEBIAN_IMAGE} AS build
 
 ARG BUN_VERSION=1.4.5
 ENV DEBIAN_FRONTEND=noninteractive
@@ -35,7 +48,7 @@ RUN make -C native \
  && bash scripts/build-binary.sh dist/thaw
 
 # ---- runtime: the binary and what compiling a function needs --------------
-FROM debian:bookworm-slim
+FROM ${DEBIAN_IMAGE}
 
 ENV DEBIAN_FRONTEND=noninteractive
 # A deploy runs wasm-validate and wasm2c (wabt), then the system C compiler
@@ -46,7 +59,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /src/dist/thaw /usr/local/bin/thaw
-# The examples `--examples-dir` deploys at start (server.ts EXAMPLES).
+# The examples, deployed only with `serve --examples-dir /opt/thaw/functions`.
 COPY --from=build \
      /src/functions/build/hello.wasm \
      /src/functions/build/json.wasm \
@@ -74,4 +87,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["env", "BUN_BE_BUN=1", "thaw", "-e", "fetch(`http://127.0.0.1:${process.env.THAW_PORT ?? 8080}/readyz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-CMD ["thaw", "serve", "--examples-dir", "/opt/thaw/functions"]
+ENTRYPOINT ["thaw"]
+CMD ["serve"]
