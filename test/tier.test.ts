@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { type Artifact, compile, type Tier } from "../src/compiler/compile.ts";
+import { CompileQueue } from "../src/compiler/queue.ts";
 import { splitUnits } from "../src/compiler/split.ts";
 import { DATA_DIR, sharedEngine, text, wasmPath } from "./helpers.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
@@ -210,4 +211,63 @@ describe("deploys on a server", () => {
     expect((await call("gone")).status).toBe(404);
     expect(s.logs.some((l) => l.msg === "optimized code swapped in" && l.function === "gone")).toBe(false);
   }, 120_000);
+});
+
+test("a node stopped before its optimized build finishes it after a restart", async () => {
+  let s = await startServer();
+  try {
+    const res = await putModule(s, "thumb", "thumbnail");
+    expect(((await res.json()) as { tier: string }).tier).toBe("fast");
+    await s.stop();
+    s = await startServer({ dataDir: s.dataDir });
+    const deadline = Date.now() + 90_000;
+    let tier = "";
+    while (tier !== "optimized" && Date.now() < deadline) {
+      tier = (((await (await fetch(`${s.url}/v1/functions/thumb`)).json()) as { tier: string }).tier);
+      await Bun.sleep(100);
+    }
+    expect(tier).toBe("optimized");
+    const header = enc("P6\n256 128\n255\n");
+    const img = new Uint8Array(header.length + 256 * 128 * 3).fill(7);
+    img.set(header);
+    const out = new Uint8Array(await (await fetch(`${s.url}/v1/functions/thumb/invoke`, { method: "POST", body: img })).arrayBuffer());
+    expect(text(out.subarray(0, 13))).toBe("P6\n64 32\n255\n");
+  } finally {
+    await s.stop();
+  }
+}, 120_000);
+
+describe("the compile queue", () => {
+  const order: string[] = [];
+  const job = (name: string, gate: Promise<void>) => async () => {
+    order.push(`start ${name}`);
+    await gate;
+    order.push(`end ${name}`);
+  };
+
+  test("deploys go before waiting background builds, which leave one slot free for them", async () => {
+    order.length = 0;
+    const q = new CompileQueue(2, 10);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const bg1 = q.enter({ priority: "background" })!.run(job("bg1", gate));
+    // Only one background build at a time on two slots.
+    const bg2 = q.enter({ priority: "background" })!.run(job("bg2", Promise.resolve()));
+    const deploy = q.enter()!.run(job("deploy", Promise.resolve()));
+    await deploy;
+    expect(order).toEqual(["start bg1", "start deploy", "end deploy"]);
+    release();
+    await Promise.all([bg1, bg2]);
+    expect(order.slice(3)).toEqual(["end bg1", "start bg2", "end bg2"]);
+  });
+
+  test("a compile weighs its C units, capped at the node's concurrency; full queues refuse deploys only", () => {
+    const q = new CompileQueue(2, 1);
+    expect(q.enter({ weight: 8 })!.slots).toBe(2);
+    expect(q.enter({ weight: 8, priority: "background" })!.slots).toBe(1);
+    expect(q.enter()).toBeDefined();
+    expect(q.enter()).toBeUndefined();
+    expect(q.enter({ priority: "background" })).toBeDefined();
+    expect(q.enter({ force: true })).toBeDefined();
+  });
 });

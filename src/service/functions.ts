@@ -119,8 +119,9 @@ export class FunctionService implements LocalFunctions {
       if (rec.active && artifactReady) {
         try {
           this.activate(rec);
-          // In a cluster the node that built the fast tier upgrades it; here nobody else will.
-          if (!this.cluster && rec.active.tier === "fast" && rec.status === "ready") this.upgrade(rec);
+          // A node stopped before its optimized build was done. In a cluster every node restarted
+          // with the fast record may try: the record's compare-and-set lets one swap.
+          if (rec.active.tier === "fast" && rec.status === "ready") this.upgrade(rec);
         } catch (e) {
           this.log.error("cannot load function", { tenant: rec.tenant, function: rec.name, error: String(e) });
         }
