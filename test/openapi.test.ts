@@ -96,3 +96,28 @@ describe("OpenAPI document", () => {
     }
   });
 });
+
+describe("documents the call logs, the OpenFaaS routes and request ids", () => {
+  test("GET /v1/functions/{name}/logs: since, limit and the entry fields", () => {
+    const op = doc.paths["/v1/functions/{name}/logs"]?.get as Operation & { parameters?: { name: string }[] };
+    expect(op).toBeDefined();
+    expect(op.parameters?.map((p) => p.name)).toEqual(expect.arrayContaining(["name", "since", "limit"]));
+    const schema = JSON.stringify(op.responses?.["200"]);
+    for (const field of ["seq", "time", "callId", "requestId", "outcome", "exitCode", "stderr", "truncated", "next"]) expect(schema).toContain(`"${field}"`);
+  });
+
+  test("/function/{name} (GET and POST, with a sub-path) and /async-function/{name} with X-Callback-Url", () => {
+    for (const path of ["/function/{name}", "/function/{name}/*"]) expect(Object.keys(doc.paths[path] ?? {}).sort()).toEqual(["get", "post"]);
+    const async = doc.paths["/async-function/{name}"]?.post as Operation & { parameters?: { name: string; in: string }[] };
+    expect(async.parameters?.map((p) => `${p.in} ${p.name.toLowerCase()}`)).toContain("header x-callback-url");
+    expect(Object.keys(async.responses ?? {})).toEqual(expect.arrayContaining(["202", "400", "401", "404"]));
+  });
+
+  test("X-Request-Id and CORS are described, and the call responses list X-Request-Id", () => {
+    const info = (doc as unknown as { info: { description: string } }).info.description;
+    expect(info).toContain("X-Request-Id");
+    expect(info).toContain("--cors-origins");
+    const invoke = doc.paths["/v1/functions/{name}/invoke"]?.post as Operation;
+    expect(JSON.stringify(invoke.responses?.["200"])).toContain("X-Request-Id");
+  });
+});

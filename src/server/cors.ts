@@ -21,6 +21,8 @@ export const ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-Id, X-Tha
 export const EXPOSED_HEADERS =
   "X-Request-Id, X-Call-Id, X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version, X-Thaw-Outcome, Location, Retry-After";
 const MAX_AGE_SECONDS = "600";
+/** A host name (letters, digits, hyphens, dots), an IPv4 address or a bracketed IPv6 one: no wildcards. */
+const ORIGIN_HOST = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;
 
 export class CorsConfigError extends Error {}
 
@@ -35,7 +37,7 @@ export function parseCorsOrigins(spec: string): string[] {
     let serialized: string | undefined;
     try {
       const url = new URL(origin);
-      if (url.protocol === "http:" || url.protocol === "https:") serialized = url.origin;
+      if ((url.protocol === "http:" || url.protocol === "https:") && ORIGIN_HOST.test(url.hostname)) serialized = url.origin;
     } catch {}
     if (serialized !== origin)
       throw new CorsConfigError(

@@ -31,10 +31,8 @@ const LogEntry = type({
 
 const LogPage = type({ entries: LogEntry.array(), next: type("number").describe("pass as `since` to read what comes after") });
 
-/** since and limit as numbers, or a 400. */
-function parseQuery(query: Record<string, string | undefined>): { since: number; limit: number } {
-  const q = LogQuery(query);
-  if (q instanceof type.errors) throw new ThawError("invalid_request", q.summary);
+/** since and limit as numbers (their shape is checked by the route's schema), or a 400. */
+function parseQuery(q: typeof LogQuery.infer): { since: number; limit: number } {
   const limit = q.limit === undefined ? DEFAULT_READ : Number(q.limit);
   if (limit < 1 || limit > MAX_READ) throw new ThawError("invalid_request", `limit must be 1 to ${MAX_READ}`);
   return { since: q.since === undefined ? 0 : Number(q.since), limit };
@@ -51,15 +49,12 @@ export const logRoutes = (ctx: AppContext) =>
     },
     {
       params: FunctionName,
+      query: LogQuery,
       detail: {
         summary: "A function's call logs: the stderr of its recent calls",
         description:
           "Kept for every call that failed (exit, trap, timeout, memory limit: with or without stderr) and every successful call that wrote to stderr; a successful call with an empty stderr leaves no entry. Sync calls, WAGI calls and job attempts alike, each with the request id it came with (X-Request-Id). Held in memory on the node that ran the call, bounded per function (1000 entries, 1 MiB), per tenant (8 MiB) and per node (--call-log-bytes, default 64 MiB), oldest first out; lost on restart, and gone with the function when it is deleted. In a cluster each node serves the calls it ran. `seq` counts per function from 1 on each node; a `since` past the newest seq (the node restarted) starts over from the oldest entry.",
-        parameters: [
-          { name: "since", in: "query", schema: { type: "integer", minimum: 0 }, description: "seq of the last entry already read (exclusive)" },
-          { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: MAX_READ, default: DEFAULT_READ } },
-        ],
-      } as never,
+      },
       response: { 200: LogPage, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
     },
   );

@@ -16,6 +16,7 @@
 // OpenFaaS answers an async call with an empty body; thaw sends the job
 // (as POST /v1/functions/{name}/jobs does), which such clients ignore.
 
+import { type } from "arktype";
 import { Elysia } from "elysia";
 import type { AppContext } from "../context.ts";
 import { json, readBody, requestIdOf } from "../http.ts";
@@ -24,6 +25,9 @@ import { ErrorBody, FunctionName, JobView } from "../schemas.ts";
 import { CALL_ERRORS, CALL_HEADERS, type WagiContext, wagiCall } from "./invoke.ts";
 
 const BINARY = { content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } };
+const CallbackHeader = type({
+  "x-callback-url?": type("string").describe("POST the finished job here: http or https, no credentials, a public address unless the operator allows it"),
+});
 const NAME_PARAMETER = { name: "name", in: "path", required: true, schema: (FunctionName.toJsonSchema() as { properties: { name: object } }).properties.name };
 
 // The sync route has two paths and two methods; like /fn/{name}/* (invoke.ts)
@@ -58,11 +62,11 @@ export const openFaasRoutes = (ctx: AppContext) => {
     .post("/function/:name/*", sync, hidden)
     .post(
       "/async-function/:name",
-      async ({ request, params, set, principal: { tenant } }) => {
+      async ({ request, params, headers, set, principal: { tenant } }) => {
         const body = await readBody(request, ctx.config.maxBody);
         const job = await ctx.jobs.submit(tenant, params.name, {
           body,
-          callbackUrl: request.headers.get("x-callback-url") ?? undefined,
+          callbackUrl: headers["x-callback-url"],
           requestId: requestIdOf(set),
         });
         return json(job, 202, { location: `/v1/jobs/${encodeURIComponent(job.id)}`, "x-call-id": job.id });
@@ -70,19 +74,12 @@ export const openFaasRoutes = (ctx: AppContext) => {
       {
         parse: "none",
         params: FunctionName,
+        headers: CallbackHeader,
         detail: {
           summary: "Call a function asynchronously, OpenFaaS style",
           description:
             "Queues a call as POST /v1/functions/{name}/jobs does (the body is its stdin; 3 attempts for platform failures) and answers 202 with the job, its id in X-Call-Id and its URL in Location. X-Callback-Url, if present, is where the finished job is POSTed (signed, see GET /v1/callback-secret): http or https, no credentials, a public address unless the operator allows it -- 400 invalid_request otherwise.",
           requestBody: BINARY,
-          parameters: [
-            {
-              name: "X-Callback-Url",
-              in: "header",
-              schema: { type: "string", format: "uri" },
-              description: "POST the finished job here (http/https, public address)",
-            },
-          ],
         } as never,
         response: { 202: JobView, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 408: ErrorBody, 413: ErrorBody, 503: ErrorBody },
       },
