@@ -161,6 +161,41 @@ for (const lang of LANGS) {
   });
 }
 
+describe("the single binary", () => {
+  /** Every file under dir, by relative path, with its bytes as text. */
+  const tree = (dir: string): Record<string, string> =>
+    Object.fromEntries(
+      (readdirSync(dir, { recursive: true }) as string[])
+        .filter((p) => statSync(join(dir, p)).isFile())
+        .map((p) => [p, readFileSync(join(dir, p), "utf8")]),
+    );
+
+  test("carries the templates: thaw new writes the same files as from source", async () => {
+    const binary = join(work, "bin", "thaw");
+    const built = await run(["bash", join(ROOT, "scripts", "build-binary.sh"), binary]);
+    expect(built.code).toBe(0);
+    // Run where no templates/ directory could be found on disk.
+    const cwd = join(work, "binary-cwd");
+    mkdirSync(cwd);
+    for (const lang of LANGS) {
+      for (const http of [[], ["--http"]]) {
+        const args = ["new", `b-${lang}`, "--lang", lang, ...http];
+        const fromBinary = await run([binary, ...args, "--dir", join(cwd, "bin")], { cwd });
+        const fromSource = await thaw([...args, "--dir", join(cwd, "src")], { cwd });
+        expect(fromBinary.err).toBe("");
+        expect(fromBinary.code).toBe(0);
+        expect(fromSource.code).toBe(0);
+        const files = tree(join(cwd, "bin"));
+        expect(Object.keys(files)).toContain(SOURCES[lang]);
+        expect(files).toEqual(tree(join(cwd, "src")));
+        expect(statSync(join(cwd, "bin", "build.sh")).mode & 0o111).not.toBe(0);
+        rmSync(join(cwd, "bin"), { recursive: true });
+        rmSync(join(cwd, "src"), { recursive: true });
+      }
+    }
+  }, 180_000);
+});
+
 describe("thaw new refuses hostile input before writing anything", () => {
   const cwd = join(work, "hostile");
 
