@@ -144,7 +144,11 @@ describe("against docker-registry", () => {
     expect(byDigest).toMatch(new RegExp(`^${registry.host}/fns/echo@sha256:[0-9a-f]{64}$`));
 
     // What the registry stored is the Wasm artifact format.
-    const manifest = await (await fetch(`http://${registry.host}/v2/fns/echo/manifests/v1`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } })).json();
+    const manifest = await (await fetch(`http://${registry.host}/v2/fns/echo/manifests/v1`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } })).json() as {
+      mediaType: string;
+      config: { mediaType: string; digest: string };
+      layers: unknown[];
+    };
     expect(manifest.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
     expect(manifest.config.mediaType).toBe("application/vnd.wasm.config.v0+json");
     expect(manifest.layers).toEqual([{ mediaType: "application/vnd.wasm.content.layer.v1+wasm", digest: sha256(ECHO), size: ECHO.length }]);
@@ -153,7 +157,7 @@ describe("against docker-registry", () => {
 
     const res = await deployOci(server, "echo-oci", { oci: `oci://${registry.host}/fns/echo:v1`, config: { env: { A: "1" } } });
     expect(res.status).toBe(201);
-    const view = await res.json();
+    const view = (await res.json()) as { moduleHash?: string; config: { env?: Record<string, string> } };
     expect(view.moduleHash).toBeDefined();
     expect(view.config.env).toEqual({ A: "1" });
     expect(await invokeEcho(server, "echo-oci")).toEqual({ status: 200, body: "ping" });
@@ -321,7 +325,7 @@ describe("hostile requests", () => {
           switch (repo) {
             case "liar": {
               const other = new Uint8Array(wasm);
-              other[100] ^= 1;
+              other[100] = other[100]! ^ 1;
               return new Response(other);
             }
             case "endless":

@@ -145,6 +145,20 @@ export const functionRoutes = (ctx: AppContext) =>
                   required: ["module"],
                 },
               },
+              "application/json": {
+                schema: {
+                  type: "object",
+                  description:
+                    "Deploy from an OCI registry (src/oci): the server pulls the Wasm artifact. A pull that fails answers 422 `oci_pull_failed` with a `reason` (address_refused, unreachable, timeout, unauthorized, not_found, registry_error, bad_manifest, not_wasm_artifact, digest_mismatch); a module over --max-module 413.",
+                  properties: {
+                    oci: { type: "string", example: "registry.example.com/fns/hello:v1" },
+                    auth: { type: "string", description: '"Bearer TOKEN" or "Basic BASE64", for this pull only' },
+                    config: FunctionConfigInput.toJsonSchema() as never,
+                  },
+                  required: ["oci"],
+                  additionalProperties: false,
+                },
+              },
             },
           },
           parameters: [
