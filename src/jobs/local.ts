@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   error TEXT,
   result BLOB,
   callback TEXT,
-  retries INTEGER NOT NULL DEFAULT 0
+  retries INTEGER NOT NULL DEFAULT 0,
+  request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, run_at);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
@@ -81,10 +82,11 @@ interface Row {
   result: Uint8Array | null;
   callback: string | null;
   retries: number;
+  request_id: string | null;
 }
 
 const COLUMNS =
-  "id, tenant, function, callback_url, status, attempts, max_attempts, created_at, started_at, finished_at, node, error, result, callback, retries";
+  "id, tenant, function, callback_url, status, attempts, max_attempts, created_at, started_at, finished_at, node, error, result, callback, retries, request_id";
 /** How often finished jobs past their retention are deleted. */
 const SWEEP_MS = 60_000;
 /** The longest the queue sleeps with nothing due, so a clock jump cannot strand a job. */
@@ -103,7 +105,7 @@ interface Claimed {
 function stateOf(r: Row): JobState {
   return {
     id: r.id,
-    spec: { tenant: r.tenant, function: r.function, callbackUrl: r.callback_url ?? undefined },
+    spec: { tenant: r.tenant, function: r.function, callbackUrl: r.callback_url ?? undefined, requestId: r.request_id ?? undefined },
     status: r.status,
     attempts: r.attempts,
     maxAttempts: r.max_attempts,
@@ -149,6 +151,8 @@ export class LocalJobQueue implements JobQueue {
     // A database from before `retries` (the rounds of POST /retry, part of a callback's Idempotency-Key).
     const columns = this.db.query("SELECT name FROM pragma_table_info('jobs')").all() as { name: string }[];
     if (!columns.some((c) => c.name === "retries")) this.db.exec("ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0");
+    // ... and from before `request_id` (the X-Request-Id of the submitting request).
+    if (!columns.some((c) => c.name === "request_id")) this.db.exec("ALTER TABLE jobs ADD COLUMN request_id TEXT");
     this.durable = new Database(path, { strict: true });
     this.callbacks = new CallbackDispatcher(options.callbacks, fileSecret(dataDir), log);
     this.durable.exec("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
@@ -175,13 +179,13 @@ export class LocalJobQueue implements JobQueue {
     const now = Date.now();
     const id = crypto.randomUUID();
     const callback = spec.callbackUrl ?? null;
-    const row = { id, tenant: spec.tenant, function: spec.function, callback, max: maxAttempts, payload: encodePayload(spec), now };
+    const row = { id, tenant: spec.tenant, function: spec.function, callback, max: maxAttempts, payload: encodePayload(spec), now, requestId: spec.requestId ?? null };
     try {
       await this.inserts.add(() =>
         this.durable
           .query(
-            `INSERT INTO jobs (id, tenant, function, callback_url, status, max_attempts, payload, created_at, run_at)
-             VALUES ($id, $tenant, $function, $callback, 'queued', $max, $payload, $now, $now)`,
+            `INSERT INTO jobs (id, tenant, function, callback_url, status, max_attempts, payload, created_at, run_at, request_id)
+             VALUES ($id, $tenant, $function, $callback, 'queued', $max, $payload, $now, $now, $requestId)`,
           )
           .run(row),
       );
@@ -191,7 +195,7 @@ export class LocalJobQueue implements JobQueue {
     }
     this.schedulePump();
     return {
-      id, spec: { tenant: spec.tenant, function: spec.function, callbackUrl: spec.callbackUrl }, status: "queued",
+      id, spec: { tenant: spec.tenant, function: spec.function, callbackUrl: spec.callbackUrl, requestId: spec.requestId }, status: "queued",
       attempts: 0, maxAttempts, createdAt: now,
     };
   }
@@ -319,7 +323,7 @@ export class LocalJobQueue implements JobQueue {
     const { id, attempts, max_attempts: maxAttempts } = job;
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.runner.attempt(decodePayload(job.payload), job.created_at);
+      outcome = await this.runner.attempt(decodePayload(job.payload), job.created_at, job.id);
     } catch (e) {
       if (!(e instanceof PayloadError)) throw e;
       outcome = { kind: "dead", error: { code: "invalid_payload", message: e.message } };
