@@ -5,7 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # docker-registry (distribution v2) is the real OCI registry test/oci.test.ts
-# starts on loopback with its own config and storage. Its package (like
+# starts on loopback with its own config and storage (openssl makes the
+# certificate its token-auth test signs with). Its package (like
 # redis-server's) would start and enable a system service on a systemd host:
 # while installing, a policy-rc.d (if none exists) stops services from
 # starting, and the registry's unit is disabled afterwards.
@@ -15,7 +16,7 @@ if [ ! -e "$policy" ] && ! dpkg -s docker-registry >/dev/null 2>&1; then
   printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
   trap 'rm -f "$policy"' EXIT
 fi
-THAW_EXTRA_APT="redis-server chromium fonts-dejavu-core wrk docker-registry" bash scripts/setup.sh || exit 1
+THAW_EXTRA_APT="redis-server chromium fonts-dejavu-core wrk docker-registry openssl" bash scripts/setup.sh || exit 1
 if [ -n "$own_policy" ]; then rm -f "$policy"; trap - EXIT; fi
 if [ -d /run/systemd/system ] && systemctl is-enabled docker-registry >/dev/null 2>&1; then
   systemctl disable --now docker-registry >/dev/null 2>&1 || true

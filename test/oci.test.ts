@@ -7,6 +7,7 @@
 // server's address policy allowing only 127.0.0.1.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createPrivateKey, createSign, X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,11 +31,17 @@ interface Registry {
   stop(): Promise<void>;
 }
 
-/** Debian's docker-registry on a free loopback port, its storage in a temp dir; htpasswd auth if given users. */
-async function startRegistry(users?: Record<string, string>): Promise<Registry> {
+/**
+ * Debian's docker-registry on a free loopback port, its storage in a temp
+ * dir; htpasswd auth if given users, token auth if given a token service.
+ */
+async function startRegistry(opts: { users?: Record<string, string>; token?: TokenService } = {}): Promise<Registry> {
   const dir = mkdtempSync(join(tmpdir(), "thaw-registry-"));
   const port = freePort();
   let auth = "";
+  const users = opts.users;
+  if (opts.token)
+    auth = `auth:\n  token:\n    realm: ${opts.token.realm}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n    rootcertbundle: ${opts.token.certPath}\n`;
   if (users) {
     const lines = await Promise.all(Object.entries(users).map(async ([u, p]) => `${u}:${await Bun.password.hash(p, { algorithm: "bcrypt", cost: 4 })}`));
     writeFileSync(join(dir, "htpasswd"), `${lines.join("\n")}\n`);
@@ -58,6 +65,61 @@ async function startRegistry(users?: Record<string, string>): Promise<Registry> 
   }
   proc.kill();
   throw new Error("docker-registry did not start");
+}
+
+const TOKEN_SERVICE = "thaw-test-registry";
+const TOKEN_ISSUER = "thaw-test-issuer";
+
+interface TokenService {
+  realm: string;
+  certPath: string;
+  /** A token for `scope` ("repository:NAME:pull,push"), as the service gives it. */
+  issue(scope: string): string;
+  stop(): void;
+}
+
+/**
+ * The token service a registry with token auth sends clients to (Docker's
+ * token protocol): checks Basic credentials, answers a JWT signed with a
+ * fresh self-signed certificate the registry trusts (x5c header). The
+ * registry itself verifies every token.
+ */
+function startTokenService(users: Record<string, string>): TokenService {
+  const dir = mkdtempSync(join(tmpdir(), "thaw-token-"));
+  const key = join(dir, "key.pem");
+  const certPath = join(dir, "cert.pem");
+  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certPath, "-days", "1", "-subj", "/CN=thaw-test-token"], { stderr: "pipe" });
+  if (gen.exitCode !== 0) throw new Error(`openssl could not make the token certificate: ${gen.stderr}`);
+  const privateKey = createPrivateKey(readFileSync(key));
+  const der = new X509Certificate(readFileSync(certPath)).raw.toString("base64");
+  const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const issue = (scope: string) => {
+    const [type, name, actions] = scope.split(":");
+    const now = Math.floor(Date.now() / 1000);
+    const head = `${b64url({ typ: "JWT", alg: "RS256", x5c: [der] })}.${b64url({
+      iss: TOKEN_ISSUER,
+      sub: "carol",
+      aud: TOKEN_SERVICE,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: crypto.randomUUID(),
+      access: type && name && actions ? [{ type, name, actions: actions.split(",") }] : [],
+    })}`;
+    return `${head}.${createSign("RSA-SHA256").update(head).sign(privateKey).toString("base64url")}`;
+  };
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req) {
+      const url = new URL(req.url);
+      const basic = /^Basic (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1];
+      const [user, pass] = Buffer.from(basic ?? "", "base64").toString().split(":");
+      if (!user || users[user] !== pass || url.searchParams.get("service") !== TOKEN_SERVICE) return new Response("no", { status: 401 });
+      return Response.json({ token: issue(url.searchParams.get("scope") ?? "") });
+    },
+  });
+  return { realm: `http://127.0.0.1:${server.port}/token`, certPath, issue, stop: () => server.stop(true) };
 }
 
 async function thaw(...args: string[]) {
@@ -118,13 +180,17 @@ async function pushOrasStyle(host: string, repo: string, tag: string, module: Ui
 let server: ServerProcess;
 let registry: Registry;
 let authRegistry: Registry;
+let tokenRegistry: Registry;
+let tokens: TokenService;
 const BASIC = `Basic ${Buffer.from("alice:s3cret").toString("base64")}`;
 const WRONG = `Basic ${Buffer.from("alice:nope").toString("base64")}`;
 
 beforeAll(async () => {
-  [registry, authRegistry, server] = await Promise.all([
+  tokens = startTokenService({ carol: "pw" });
+  [registry, authRegistry, tokenRegistry, server] = await Promise.all([
     startRegistry(),
-    startRegistry({ alice: "s3cret" }),
+    startRegistry({ users: { alice: "s3cret" } }),
+    startRegistry({ token: tokens }),
     startServer({
       args: ["--registry-allow", "127.0.0.1/32", "--registry-plain-http", "127.0.0.1", "--registry-timeout", "2000", "--max-module", String(MAX_MODULE)],
     }),
@@ -132,7 +198,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([server?.stop(), registry?.stop(), authRegistry?.stop()]);
+  await Promise.all([server?.stop(), registry?.stop(), authRegistry?.stop(), tokenRegistry?.stop()]);
+  tokens?.stop();
 });
 
 describe("against docker-registry", () => {
@@ -203,6 +270,31 @@ describe("against docker-registry", () => {
       expect(e.message).toContain("credentials");
       // The credentials are not echoed back.
       expect(JSON.stringify(e)).not.toContain("bm9wZQ");
+    }
+  });
+});
+
+describe("against docker-registry with token auth", () => {
+  const CAROL = `Basic ${Buffer.from("carol:pw").toString("base64")}`;
+
+  test("push and deploy through the Bearer challenge with Basic credentials, or with a token given as is", async () => {
+    const pushed = await thaw("push", wasmPath("echo"), `${tokenRegistry.host}/team/echo:v1`, "--plain-http", "--auth", CAROL);
+    expect(pushed.stderr).toContain("pushed");
+    expect(pushed.code).toBe(0);
+    const ref = `${tokenRegistry.host}/team/echo:v1`;
+    expect((await deployOci(server, "echo-token", { oci: ref, auth: CAROL })).status).toBe(201);
+    expect(await invokeEcho(server, "echo-token")).toEqual({ status: 200, body: "ping" });
+    const token = tokens.issue("repository:team/echo:pull");
+    expect((await deployOci(server, "echo-token2", { oci: ref, auth: `Bearer ${token}` })).status).toBe(201);
+  });
+
+  test("no, wrong or out-of-scope credentials: 422 unauthorized", async () => {
+    const ref = `${tokenRegistry.host}/team/echo:v1`;
+    const wrong = `Basic ${Buffer.from("carol:nope").toString("base64")}`;
+    const otherRepo = `Bearer ${tokens.issue("repository:team/other:pull")}`;
+    for (const auth of [undefined, wrong, otherRepo, "Bearer forged.jwt.token"]) {
+      const e = await errorOf(await deployOci(server, "echo-token3", { oci: ref, ...(auth ? { auth } : {}) }));
+      expect({ auth, ...e }).toMatchObject({ auth, status: 422, code: "oci_pull_failed", reason: "unauthorized" });
     }
   });
 });
