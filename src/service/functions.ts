@@ -282,13 +282,14 @@ export class FunctionService implements LocalFunctions {
   /**
    * Compile module bytes kept under DATA/modules, in a child process, counted in the metrics.
    * Waits in the compile queue with `ticket` (a deploy's place), or else in a place it is never refused.
-   * `progressOf` names the function whose `build` shows the compile's stages.
+   * `progressOf` names the function whose `build` shows the compile's stages; `upgrade` marks
+   * a background optimized build (counted apart from the builds that make deploys callable).
    */
   compileModule(
     moduleHash: string,
     tier: Tier,
     ticket: Ticket = this.forced(moduleHash),
-    progressOf?: { tenant: string; name: string; skip?: () => boolean },
+    progressOf?: { tenant: string; name: string; skip?: () => boolean; upgrade?: boolean },
   ): Promise<Artifact | undefined> {
     const key = progressOf && `${progressOf.tenant}/${progressOf.name}`;
     const mine = key ? { stage: "queued" as BuildProgress["stage"], tier, since: performance.now() } : undefined;
@@ -311,8 +312,8 @@ export class FunctionService implements LocalFunctions {
           result = "ok";
           return artifact;
         } finally {
-          if (tier === "fast" || !progressOf) this.metrics.compiles.inc({ result });
-          else this.metrics.tierUpgrades.inc({ result });
+          if (progressOf?.upgrade) this.metrics.tierUpgrades.inc({ result });
+          else this.metrics.compiles.inc({ result });
           this.metrics.compileSeconds.observe((performance.now() - started) / 1000);
         }
       })
@@ -434,7 +435,7 @@ export class FunctionService implements LocalFunctions {
       return same ? rec : undefined;
     };
     const skip = () => current() === undefined;
-    void this.compileModule(fast.moduleHash, "optimized", this.forced(fast.moduleHash, "background"), { tenant, name, skip })
+    void this.compileModule(fast.moduleHash, "optimized", this.forced(fast.moduleHash, "background"), { tenant, name, skip, upgrade: true })
       .then(async (artifact) => {
         const rec = artifact && current();
         if (!artifact || !rec?.active) return;
