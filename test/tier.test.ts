@@ -237,6 +237,20 @@ test("a node stopped before its optimized build finishes it after a restart", as
   }
 }, 120_000);
 
+test("a deploy the fast tier's compiler refuses is built on the optimized tier", async () => {
+  // THAW_FAST_CC names the fast tier's compiler; `false` fails every build.
+  const s = await startServer({ env: { THAW_FAST_CC: "false" } });
+  try {
+    const res = await putModule(s, "hello", "hello");
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { tier: string }).tier).toBe("optimized");
+    expect(await (await fetch(`${s.url}/v1/functions/hello/invoke`, { method: "POST" })).text()).toBe("Hello, world!\n");
+    expect(s.logs.some((l) => l.msg === "fast tier failed: building the optimized tier")).toBe(true);
+  } finally {
+    await s.stop();
+  }
+}, 120_000);
+
 describe("the compile queue", () => {
   const order: string[] = [];
   const job = (name: string, gate: Promise<void>) => async () => {
