@@ -44,7 +44,8 @@ export async function logsCommand(argv: string[]): Promise<number> {
   while (!stopped) {
     const page = await server.json<{ entries: Entry[]; next: number }>(`/v1/functions/${name}/logs?since=${since}&limit=${PAGE}`);
     for (const e of page.entries) print(e);
-    since = Math.max(since, page.next);
+    // The server's `next`, even when lower: a restarted node numbers from 1 again.
+    since = page.next;
     if (page.entries.length === PAGE) continue;
     if (!args.flag("follow")) break;
     await Bun.sleep(POLL_MS);
