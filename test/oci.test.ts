@@ -12,6 +12,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server, Subprocess } from "bun";
+import { pull } from "../src/oci/client.ts";
+import { OciError } from "../src/oci/errors.ts";
+import { RegistryPolicy } from "../src/oci/policy.ts";
+import { parseReference } from "../src/oci/reference.ts";
 import { ROOT, wasmPath } from "./helpers.ts";
 import { type ServerProcess, startServer } from "./server.ts";
 
@@ -544,3 +548,55 @@ describe("hostile requests", () => {
     });
   });
 });
+
+describe("names and DNS (the pull in process, with a resolver standing in for DNS)", () => {
+  test("each hop is resolved again and connected to the vetted address: a name rebound inside between manifest and blob is refused", async () => {
+    const seen: string[] = [];
+    const evil = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        seen.push(req.headers.get("host") ?? "");
+        const url = new URL(req.url);
+        if (url.pathname.includes("/manifests/"))
+          return new Response(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: "application/vnd.oci.image.manifest.v1+json",
+              config: { mediaType: "application/vnd.wasm.config.v0+json", digest: sha256("{}"), size: 2 },
+              layers: [{ mediaType: "application/wasm", digest: sha256(ECHO), size: ECHO.length }],
+            }),
+          );
+        return new Response(ECHO);
+      },
+    });
+    try {
+      const answers = [["127.0.0.1"], ["10.1.2.3"]];
+      const resolved: string[] = [];
+      const policy = new RegistryPolicy({ allow: ["127.0.0.1/32"], plainHttp: ["registry.test"], timeoutMs: 2000 }, async (host) => {
+        resolved.push(host);
+        return answers.shift() ?? ["10.1.2.3"];
+      });
+      const ref = parseReference(`registry.test:${evil.port}/fns/echo:v1`);
+      const options = { dial: policy.dial, plainHttp: policy.plainHttp, timeoutMs: 2000 };
+      const failure = await pull(ref, MAX_MODULE, options).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(OciError);
+      expect((failure as OciError).reason).toBe("address_refused");
+      // The manifest came from the pinned address under the name; the blob was never asked for.
+      expect(seen).toEqual([`registry.test:${evil.port}`]);
+      expect(resolved).toEqual(["registry.test", "registry.test"]);
+
+      // Answers that stay inside the allowed range: the whole pull works by name.
+      answers.push(["127.0.0.1"], ["127.0.0.1"]);
+      const { module } = await pull(ref, MAX_MODULE, options);
+      expect(sha256(module)).toBe(sha256(ECHO));
+      // Not listed for plain http: the pull speaks https, which this plain-http registry cannot answer.
+      const strict = new RegistryPolicy({ allow: ["127.0.0.1/32"], plainHttp: [], timeoutMs: 2000 }, async () => ["127.0.0.1"]);
+      const https = await pull(ref, MAX_MODULE, { ...options, dial: strict.dial, plainHttp: strict.plainHttp }).catch((e: unknown) => e);
+      expect((https as OciError).reason).toBe("unreachable");
+    } finally {
+      evil.stop(true);
+    }
+  });
+});
+
