@@ -3,7 +3,9 @@
 // server so their settings (tokens, limits) do not interfere.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { wasmPath } from "./helpers.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
 
@@ -291,18 +293,55 @@ describe("lifecycle", () => {
     expect(s.logs.some((l) => l.msg === "stopped")).toBe(true);
   });
 
-  test("one JSON log line per call", async () => {
-    const s = await startServer();
+  test("with --access-log all, one JSON log line per call, with its request id", async () => {
+    const s = await startServer({ args: ["--access-log", "all"] });
     try {
       await putModule(s, "hello", "hello");
-      await invoke(s, "hello");
+      await invoke(s, "hello", "", { "x-request-id": "line-1" });
       await Bun.sleep(50);
-      const call = s.logs.find((l) => l.msg === "call");
-      expect(call).toMatchObject({ tenant: "default", function: "hello", outcome: "ok", cold: false });
-      expect(typeof call?.durationMs).toBe("number");
+      const calls = s.logs.filter((l) => l.msg === "call");
+      expect(calls).toHaveLength(1);
+      expect(calls[0]).toMatchObject({ level: "info", tenant: "default", function: "hello", outcome: "ok", cold: false, requestId: "line-1" });
+      expect(typeof calls[0]?.durationMs).toBe("number");
     } finally {
       await s.stop();
     }
+  });
+});
+
+describe("exposure", () => {
+  const serve = async (args: string[], env: Record<string, string> = {}) => {
+    const p = Bun.spawn([process.execPath, "src/cli.ts", "serve", "--port", "0", "--data", mkdtempSync(join(tmpdir(), "thaw-exposure-")), ...args], {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, THAW_ADMIN_TOKEN: "", THAW_TOKENS: "", THAW_INSECURE_OPEN: "", ...env },
+    });
+    // A server that starts listens until stopped: it is told to stop once it says so
+    // (and its stdout is read to the end, so its last lines do not meet a closed pipe).
+    const started = (async () => {
+      for await (const chunk of p.stdout) if (new TextDecoder().decode(chunk).includes('"listening"')) p.kill("SIGTERM");
+    })();
+    const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
+    const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text(), started]);
+    clearTimeout(timer);
+    return { code, err };
+  };
+
+  test("no token on a non-loopback address: refused with one line naming the way out", async () => {
+    for (const host of ["0.0.0.0", "::"]) {
+      const { code, err } = await serve(["--host", host]);
+      expect(code).not.toBe(0);
+      expect(err.trim().split("\n")).toHaveLength(1);
+      expect(err).toContain("--insecure-open");
+      expect(err).toContain("--admin-token");
+    }
+  });
+
+  test("it starts with a token, with --insecure-open or THAW_INSECURE_OPEN=1, and on loopback without either", async () => {
+    expect((await serve(["--host", "0.0.0.0", "--admin-token", "root-token"])).code).toBe(0);
+    expect((await serve(["--host", "0.0.0.0", "--insecure-open"])).code).toBe(0);
+    expect((await serve(["--host", "0.0.0.0"], { THAW_INSECURE_OPEN: "1" })).code).toBe(0);
+    expect((await serve(["--host", "127.0.0.1"])).code).toBe(0);
   });
 });
 
