@@ -8,12 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ROOT, wasmPath } from "./helpers.ts";
-import { type ServerProcess, startServer } from "./server.ts";
+import { putModule, type ServerProcess, startServer } from "./server.ts";
 import { wat } from "./wat.ts";
 
 let server: ServerProcess;
 beforeAll(async () => {
   server = await startServer({ args: ["--registry-allow", "127.0.0.1/32", "--registry-plain-http", "127.0.0.1"] });
+  // Most tests call "wc"; deployed here so that each can run alone.
+  expect((await putModule(server, "wc", "wordcount")).status).toBe(201);
 });
 afterAll(async () => {
   await server.stop();
@@ -32,13 +34,13 @@ function thaw(args: string[], opts: { stdin?: string | Uint8Array; env?: Record<
 
 describe("deploy, invoke, functions, job", () => {
   test("a function from file to answer", () => {
-    const deployed = thaw(["deploy", wasmPath("wordcount"), "--name", "wc"]);
+    const deployed = thaw(["deploy", wasmPath("wordcount"), "--name", "first"]);
     expect(deployed.code).toBe(0);
-    expect(deployed.stdout).toMatch(/^wc ready v1 /);
-    const called = thaw(["invoke", "wc", "--data", "a b a"]);
+    expect(deployed.stdout).toMatch(/^first ready v1 /);
+    const called = thaw(["invoke", "first", "--data", "a b a"]);
     expect(called.code).toBe(0);
     expect(JSON.parse(called.stdout)).toMatchObject({ words: 3, top: [["a", 2], ["b", 1]] });
-    expect(thaw(["functions"]).stdout).toMatch(/^wc\s+ready\s+v1/m);
+    expect(thaw(["functions"]).stdout).toMatch(/^first\s+ready\s+v1/m);
     const missing = thaw(["invoke", "nope"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(`thaw: function_not_found: no function "nope"\n`);
