@@ -304,6 +304,24 @@ describe("against docker-registry with token auth", () => {
 });
 
 describe("hostile requests", () => {
+  test("thaw push refuses what it cannot push, in one line", async () => {
+    const notWasm = join(mkdtempSync(join(tmpdir(), "thaw-push-")), "x.wasm");
+    writeFileSync(notWasm, "not a module");
+    const cases: [string[], number, string][] = [
+      [[notWasm, `${registry.host}/fns/x:v1`, "--plain-http"], 1, "not a WebAssembly module"],
+      [[wasmPath("echo"), `${registry.host}/fns/x@sha256:${"0".repeat(64)}`], 2, "not a digest"],
+      [[wasmPath("echo"), "no-host-here"], 2, "HOST[:PORT]/REPOSITORY"],
+      [[wasmPath("echo"), `${registry.host}/fns/x:v1`, "--auth", "token"], 2, "--auth"],
+      [[wasmPath("echo"), `${registry.host}/fns/x:v1`], 1, "--plain-http"],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await thaw("push", ...args);
+      expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code, stdout: "" });
+      expect(r.stderr).toContain(message);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
   test("bodies, references and auth values that are not well-formed: 400", async () => {
     const cases: unknown[] = [
       "{not json",

@@ -46,6 +46,8 @@ export async function pushCommand(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  if (module.length < 8 || module[0] !== 0 || module[1] !== 0x61 || module[2] !== 0x73 || module[3] !== 0x6d)
+    throw new CliError(`${file} is not a WebAssembly module (no \\0asm header)`);
   const plain = values["plain-http"] === true;
   try {
     const { digest, size } = await push(ref, module, {
@@ -58,7 +60,10 @@ export async function pushCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${ref.registry}/${ref.repository}@${digest}\n`);
     return 0;
   } catch (e) {
-    if (e instanceof OciError) throw new CliError(`push to ${formatReference(ref)} failed: ${e.message}`);
+    if (e instanceof OciError) {
+      const hint = e.reason === "unreachable" && !plain ? " (a registry without TLS needs --plain-http)" : "";
+      throw new CliError(`push to ${formatReference(ref)} failed: ${e.message}${hint}`);
+    }
     throw e;
   }
 }
