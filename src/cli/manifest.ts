@@ -45,13 +45,13 @@ export function readManifest(path: string): Manifest {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new CliError(`no FILE given and no ${path} here (write one, or run \`thaw new\`)`, 2);
-    throw fail(path, `cannot read: ${code ?? e}`);
+    throw fail(file, `cannot read: ${code ?? e}`);
   }
   let doc: Record<string, unknown>;
   try {
     doc = Bun.TOML.parse(text) as Record<string, unknown>;
   } catch (e) {
-    throw fail(path, `not valid TOML: ${oneLine((e as Error).message)}`);
+    throw fail(file, `not valid TOML: ${oneLine((e as Error).message)}`);
   }
   return checkManifest(doc, file);
 }
