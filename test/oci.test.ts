@@ -404,6 +404,8 @@ describe("hostile requests", () => {
         realminside: manifest([layer()]),
         bearer: manifest([layer()]),
         good: manifest([layer()]),
+        docker: manifest([layer()], { mediaType: "application/vnd.docker.distribution.manifest.v2+json" }),
+        nomediatype: manifest([layer({ mediaType: "application/wasm" })], { mediaType: undefined }),
       });
       evil = Bun.serve({
         hostname: "127.0.0.1",
@@ -489,6 +491,13 @@ describe("hostile requests", () => {
       const e = await errorOf(await deployOci(server, "evil", { oci: `127.0.0.1:${evil.port}/${repo}:t`, ...extra }));
       return { ...e, ms: performance.now() - started };
     };
+
+    test("a Docker v2 manifest, and one with no mediaType field, deploy like OCI ones", async () => {
+      for (const repo of ["docker", "nomediatype"]) {
+        const res = await deployOci(server, `evil-${repo}`, { oci: `127.0.0.1:${evil.port}/${repo}:t` });
+        expect({ repo, status: res.status }).toEqual({ repo, status: 201 });
+      }
+    });
 
     test("a layer declared over the module limit: 413 before any blob byte is fetched", async () => {
       for (const repo of ["huge", "overlimit"]) {
