@@ -41,6 +41,30 @@ describe("thaw run", () => {
     expect(r.err).toContain("trap: timeout");
   });
 
+  test("piped stdin is the module's stdin, as in functions/README.md", () => {
+    const json = thaw(["run", wasmPath("json")], '{"b":[1,"x"],"a":"hi"}\n');
+    expect(json).toEqual({ code: 0, out: '{"a":"HI","b":[1,"X"]}\n', err: "" });
+    const words = thaw(["run", wasmPath("wordcount")], "The cat and the hat.\nThe end\n");
+    expect(words.out).toBe('{"lines":2,"words":7,"bytes":29,"top":[["the",3],["and",1],["cat",1],["end",1],["hat",1]]}\n');
+    const primes = thaw(["run", wasmPath("primes")], "10\n97\n");
+    expect(primes.out).toBe("10 4 0\n97 25 1\n");
+  });
+
+  test("--stdin FILE wins over piped stdin; no stdin at all is an empty one", () => {
+    const input = join(DATA_DIR, "words-input.txt");
+    writeFileSync(input, "from the file\n");
+    expect(JSON.parse(thaw(["run", wasmPath("wordcount"), "--stdin", input], "piped words ignored here").out)).toMatchObject({ words: 3 });
+    expect(JSON.parse(thaw(["run", wasmPath("wordcount")]).out)).toMatchObject({ words: 0, bytes: 0 });
+  });
+
+  test("a module thaw cannot build is one line with its code, exit 1", () => {
+    const file = join(DATA_DIR, "not-a-module.wasm");
+    writeFileSync(file, "not wasm at all");
+    const r = thaw(["run", file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^thaw: not_wasm: [^\n]+\n$/);
+  });
+
   test("a bad flag is a usage error", () => {
     const r = thaw(["run", "--bogus", wasmPath("hello")]);
     expect(r.code).toBe(2);
