@@ -341,6 +341,10 @@ describe("hostile requests", () => {
       { oci: `${registry.host}/Fns/Echo:v1` },
       { oci: `${registry.host}/fns/echo@sha256:abc` },
       { oci: `${registry.host}:99999/fns/echo:v1` },
+      { oci: "1.2.3.4.5/fns/echo:v1" },
+      { oci: "999.1.1.1/fns/echo:v1" },
+      { oci: "[1:2]/fns/echo:v1" },
+      { oci: "a..b/fns/echo:v1" },
       { oci: `${registry.host}/${"a/".repeat(200)}x:v1` },
     ];
     for (const body of cases) {

@@ -36,6 +36,11 @@ export function parseReference(input: string): Reference {
   if (!HOST.test(registry)) throw bad(`has an invalid registry host ${JSON.stringify(registry.slice(0, 100))}`);
   const port = /:([0-9]+)$/.exec(registry.replace(/^\[.*\]/, ""))?.[1];
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw bad("has an invalid port");
+  try {
+    new URL(`https://${registry}/`);
+  } catch {
+    throw bad(`has an invalid registry host ${JSON.stringify(registry.slice(0, 100))}`);
+  }
   let rest = text.slice(slash + 1);
   let reference = "latest";
   let digest: string | undefined;

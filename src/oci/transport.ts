@@ -52,7 +52,9 @@ export class Transport {
   private challengeKey: string | undefined;
 
   constructor(private readonly o: TransportOptions) {
-    this.base = new URL(`${o.plainHttp(o.registry) ? "http" : "https"}://${o.registry}/`);
+    // The host as the URL parser normalizes it (0x7f.1 is 127.0.0.1), which is what every check sees.
+    const host = new URL(`https://${o.registry}/`).host;
+    this.base = new URL(`${o.plainHttp(host) ? "http" : "https"}://${o.registry}/`);
     this.authorization = o.auth;
   }
 
