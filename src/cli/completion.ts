@@ -61,8 +61,8 @@ complete -o filenames -F _thaw thaw
 `;
 }
 
-/** Text safe inside a single-quoted zsh _arguments spec's [description]. */
-const zshText = (s: string) => s.replaceAll("'", "").replaceAll("[", "(").replaceAll("]", ")").replaceAll(":", " -").replaceAll("\\", "");
+/** Text inside a single-quoted zsh spec: `'` closes and reopens the quote; _arguments wants [ ] : escaped. */
+const zshText = (s: string) => s.replace(/[\\[\]:]/g, "\\$&").replaceAll("'", "'\\''");
 
 function zshAction(c: Completion | undefined): string {
   if (c === "file") return "_files";
@@ -83,7 +83,7 @@ export function zsh(): string {
   const commands = COMMANDS.map((c) => `    '${c.name}:${zshText(c.summary)}'`);
   const cases = COMMANDS.map((cmd) => {
     const specs = [...visible(cmd.flags).map(zshFlag), "'(-h --help)'{-h,--help}'[print usage]'"];
-    if (cmd.complete) specs.push(`'1:${zshText(cmd.args.split(" ")[0] ?? "arg")}:${zshAction(cmd.complete)}'`);
+    if (cmd.complete) specs.push(`'1:${zshText(cmd.args.replace(/[[\]]/g, "").split(" ")[0]!)}:${zshAction(cmd.complete)}'`);
     return `    ${cmd.name}) _arguments -s \\\n      ${specs.join(" \\\n      ")} ;;`;
   });
   return `#compdef thaw
