@@ -2,6 +2,8 @@
 // (SQLite in the data directory) and BullMQ on a real redis-server.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
 import { Queue } from "bullmq";
 import Redis from "ioredis";
 import { pack } from "msgpackr";
@@ -244,6 +246,42 @@ test("embedded queue: jobs accepted before a kill -9 all finish after the restar
   }
 });
 
+/** Submit `n` jobs of `name` at once; each 202 with the time the client saw it. */
+async function submitMany(s: ServerProcess, name: string, n: number): Promise<{ id: string; at: number }[]> {
+  return Promise.all(
+    Array.from({ length: n }, async () => {
+      const res = await fetch(`${s.url}/v1/functions/${name}/jobs`, { method: "POST", body: "one two" });
+      expect(res.status).toBe(202);
+      return { id: ((await res.json()) as Json).id as string, at: Date.now() };
+    }),
+  );
+}
+
+test("embedded queue: a 202 goes out only after its job is committed, and every accepted job survives a kill -9", async () => {
+  const s = await startServer();
+  await deploy(s, "wordcount", "wordcount", {});
+  // Hold SQLite's write lock: no submit can be committed until it is released.
+  const db = new Database(join(s.dataDir, "jobs.sqlite"));
+  db.exec("BEGIN IMMEDIATE");
+  const accepted = submitMany(s, "wordcount", 40);
+  await Bun.sleep(500);
+  const released = Date.now();
+  db.exec("COMMIT");
+  db.close();
+  const jobs = await accepted;
+  expect(jobs.every((j) => j.at >= released)).toBe(true);
+  s.proc.kill("SIGKILL");
+  await s.proc.exited;
+
+  const again = await startServer({ dataDir: s.dataDir });
+  try {
+    const done = await Promise.all(jobs.map((j) => waitForJob(again, j.id, ["succeeded", "failed", "dead"], 30_000, {})));
+    expect(done.map((j) => j.status)).toEqual(Array(40).fill("succeeded"));
+  } finally {
+    await again.stop();
+  }
+});
+
 test("a job submitted while its function compiles ends dead with the build's error when the build fails", async () => {
   // Every compile on this server runs out of time.
   const s = await startServer({ env: { THAW_COMPILE_TIMEOUT: "1" } });
@@ -305,6 +343,33 @@ describe("redis queue", () => {
       // The job running at the stop finished before the old node exited: one attempt each.
       expect(done.every((j) => j.attempts === 1)).toBe(true);
       expect(done.some((j) => j.node.includes(`:${again.proc.pid}:`))).toBe(true);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  test("a 202 goes out only once Redis has the job, and every accepted job survives the node's kill -9", async () => {
+    const env = { THAW_REDIS_URL: redis.url };
+    const s = await startServer({ env });
+    const admin = new Redis(redis.url);
+    let jobs: { id: string; at: number }[];
+    try {
+      await deploy(s, "count", "wordcount", {});
+      // Redis holds every write for a while: no job can be stored before it lets go.
+      const pausedUntil = Date.now() + 500;
+      await admin.call("CLIENT", "PAUSE", "500", "WRITE");
+      jobs = await submitMany(s, "count", 40);
+      expect(jobs.every((j) => j.at >= pausedUntil)).toBe(true);
+      s.proc.kill("SIGKILL");
+      await s.proc.exited;
+      expect(await Promise.all(jobs.map((j) => admin.exists(`thaw:jobs:${j.id}`)))).toEqual(Array(40).fill(1));
+    } finally {
+      admin.disconnect();
+    }
+    const again = await startServer({ env });
+    try {
+      const done = await Promise.all(jobs.map((j) => waitForJob(again, j.id, ["succeeded", "failed", "dead"], 30_000, {})));
+      expect(done.map((j) => j.status)).toEqual(Array(40).fill("succeeded"));
     } finally {
       await again.stop();
     }
