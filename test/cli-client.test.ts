@@ -58,6 +58,16 @@ describe("deploy, invoke, functions, job", () => {
     expect(JSON.parse(view.stdout).find((f: { name: string }) => f.name === "progress").config).toMatchObject({ memoryMiB: 32, env: { A: "1" } });
   });
 
+  test("on a terminal, progress is one line rewritten in place", () => {
+    // script(1) runs the CLI on a pseudo-terminal.
+    const cmd = [process.execPath, join(ROOT, "src/cli.ts"), "deploy", wasmPath("primes"), "--name", "tty", "--url", server.url].map((a) => `'${a}'`).join(" ");
+    const p = Bun.spawnSync(["script", "-qec", cmd, "/dev/null"], { stdin: "ignore" });
+    const out = p.stdout.toString();
+    expect(p.exitCode).toBe(0);
+    expect(out).toMatch(/^(\r\x1b\[Kthaw: tty v1: [a-z :]+ \(\d+\.\d+s\))+\r\x1b\[Ktty ready v1/);
+    expect(out).not.toMatch(/\(\d+\.\d+s\)\r?\n/);
+  });
+
   test("--no-wait returns while the function compiles", () => {
     const r = thaw(["deploy", wasmPath("json"), "--name", "nowait", "--no-wait"]);
     expect(r.code).toBe(0);
