@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { COMMANDS, parse } from "../src/cli/commands.ts";
+import { reference } from "../src/cli/help.ts";
 import { ROOT } from "./helpers.ts";
 
 const transpiler = new Bun.Transpiler({ loader: "ts" });
@@ -90,6 +91,10 @@ describe("--help and --version", () => {
       }
       expect(thaw("help", c.name).out).toBe(thaw(c.name, "--help").out);
     });
+
+  test("docs/cli.md is the --help texts of today (regenerate: bun src/cli/help.ts > docs/cli.md)", () => {
+    expect(readFileSync(join(ROOT, "docs/cli.md"), "utf8")).toBe(reference());
+  });
 
   test("an unknown command or flag is a one-line usage error, exit 2", () => {
     const cmd = thaw("dpeloy");

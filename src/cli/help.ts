@@ -1,5 +1,7 @@
 // Usage texts, generated from the command table (src/cli/commands.ts): the
-// overview `thaw --help` prints and each command's `thaw COMMAND --help`.
+// overview `thaw --help` prints, each command's `thaw COMMAND --help`, and
+// docs/cli.md, the same texts as one page (`bun src/cli/help.ts >
+// docs/cli.md`; test/cli-start.test.ts fails when it is stale).
 
 import { COMMANDS, type Command, type Flag } from "./commands.ts";
 
@@ -38,7 +40,7 @@ export function commandHelp(c: Command): string {
     const label = flagLabel(f);
     return label.length >= width ? `  ${label}\n  ${" ".repeat(width)}${f.help}` : `  ${label.padEnd(width)}${f.help}`;
   });
-  const synopsis = [`thaw ${c.name}`, c.args, flags.length ? "[options]" : ""].filter(Boolean).join(" ");
+  const synopsis = [`thaw ${c.name}`, flags.length ? "[options]" : "", c.args].filter(Boolean).join(" ");
   return [
     `usage: ${synopsis}`,
     "",
@@ -50,3 +52,24 @@ export function commandHelp(c: Command): string {
     "",
   ].join("\n");
 }
+
+/** docs/cli.md: every command's --help, as one Markdown page. */
+export function reference(): string {
+  const sections = COMMANDS.map((c) => `## thaw ${c.name}\n\n\`\`\`\n${commandHelp(c)}\`\`\`\n`);
+  return `# thaw command line
+
+Generated from src/cli/commands.ts by \`bun src/cli/help.ts > docs/cli.md\`;
+the same text as \`thaw COMMAND --help\`.
+
+Client commands (deploy, invoke, job, functions, logs) talk to \`--url\`, else
+\`$THAW_URL\`, else http://127.0.0.1:8080, with the bearer token in
+\`$THAW_TOKEN\`. Errors are one line on stderr: \`thaw: CODE: MESSAGE\` with the
+server's error code, \`thaw: cannot reach URL: REASON\` when there is no server.
+Exit status: 0 ok, 1 failed, 2 usage error (\`thaw run\`: the module's own).
+
+${COMMANDS.map((c) => `- [\`thaw ${c.name}\`](#thaw-${c.name}): ${c.summary}`).join("\n")}
+
+${sections.join("\n")}`;
+}
+
+if (import.meta.main) process.stdout.write(reference());
