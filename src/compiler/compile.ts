@@ -36,6 +36,7 @@ import { CFLAGS, FAST_CFLAGS, VALIDATE_FLAGS, WASM2C_FLAGS } from "./flags.ts";
 import { checkHeader, describeCFunction, generateGlue, GlueError, layoutOf, MODULE_NAME } from "./glue.ts";
 import { frameViolations, ModuleLimitError, parseStackUsage } from "./limits.ts";
 import { SANITIZER_VERSION, sanitize } from "./sanitize.ts";
+import { SimdError } from "./simd.ts";
 import { COMPILER_LIMITS, compilerBox, runBoxed } from "./sandbox.ts";
 import { SPLIT_VERSION, splitUnits, unitCount } from "./split.ts";
 import { type Tool, ToolchainError, type Toolchain, toolchain } from "./toolchain.ts";
@@ -46,10 +47,11 @@ const INIT_LIMITS = { ...DEFAULT_LIMITS, memoryMiB: 4096, timeoutMs: 30_000 };
 /** Wall clock for a whole compile (`--compile-timeout` in the server). */
 export const DEFAULT_COMPILE_TIMEOUT_MS = 120_000;
 
-// Debian's wasm2c 1.0.32 aborts on SIMD: v128 types are refused by inspect(),
-// SIMD instructions (prefix 0xfd) by wasm-validate --disable-simd.
+// Debian's wasm2c 1.0.32 aborts on SIMD, so sanitize() lowers it (simd.ts);
+// what reaches the validator with SIMD left (a module that declares no v128
+// and could not be lowered) is refused by name.
 const SIMD_OPCODE = /unexpected opcode: 0xfd/;
-const SIMD_MESSAGE = "WebAssembly SIMD (v128) is not supported yet; build without -msimd128 / +simd128";
+const SIMD_MESSAGE = "this module's WebAssembly SIMD could not be lowered for translation; build without -msimd128 / +simd128";
 
 export type CompileErrorCode =
   | "not_wasm"
@@ -66,7 +68,12 @@ export class CompileError extends Error {
   constructor(
     readonly code: CompileErrorCode,
     message: string,
-    readonly details: { imports?: { import: string; reason: string }[]; log?: string } = {},
+    readonly details: {
+      imports?: { import: string; reason: string }[];
+      log?: string;
+      /** Set when the C compiler (or the frame check of its output) refused the build. */
+      stage?: "compiling";
+    } = {},
   ) {
     super(message);
   }
@@ -209,9 +216,6 @@ export function inspect(bytes: Uint8Array): ModuleInfo {
   const funcrefGlobal = info.globals.indexOf("funcref");
   if (funcrefGlobal >= 0)
     unsupported(`global ${funcrefGlobal} holds a funcref; thaw cannot restore function references in globals from a snapshot`);
-  const v128 =
-    info.v128Locals || info.globals.includes("v128") || info.types.some((t) => [...t.params, ...t.results].includes("v128"));
-  if (v128) unsupported(SIMD_MESSAGE);
   if (info.importInTable)
     unsupported(
       `element segment ${info.importInTable.segment} puts imported function ${info.importInTable.func} (a WASI import) in a table; call it through a function of the module instead`,
@@ -281,13 +285,23 @@ function cached(dataDir: string, key: string): Artifact | undefined {
   return { ...paths, meta, cached: true };
 }
 
+/** sanitize(), with a module whose SIMD thaw cannot lower (simd.ts) refused by name. */
+function sanitizeModule(bytes: Uint8Array, info: ModuleInfo): Uint8Array {
+  try {
+    return sanitize(bytes, info);
+  } catch (e) {
+    if (e instanceof SimdError) throw new CompileError(e.code, e.message);
+    throw e;
+  }
+}
+
 /** The key the module's artifact of `tier` has, and whether it is on disk; no tool runs. */
 export async function findArtifact(bytes: Uint8Array, dataDir: string, tier: Tier): Promise<{ key: string; artifact?: Artifact }> {
   const info = inspect(bytes);
   const tools = await toolchain().catch((e: Error) => {
     throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
   });
-  const key = keyOf(sha256(sanitize(bytes, info)), tools, tier);
+  const key = keyOf(sha256(sanitizeModule(bytes, info)), tools, tier);
   return { key, artifact: cached(dataDir, key) };
 }
 
@@ -352,7 +366,7 @@ export async function compile(
   const info = inspect(bytes);
   // wasm-validate, wasm2c and the C compiler only ever see the sanitized
   // module, and the key is its hash: what was built is what was validated.
-  const sanitized = sanitize(bytes, info);
+  const sanitized = sanitizeModule(bytes, info);
   const tools = await toolchain().catch((e: Error) => {
     throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
   });
@@ -405,8 +419,15 @@ export async function compile(
     writeFileSync(join(tmp, "glue.c"), generateGlue(layout, "fn.h"));
 
     progress("compiling");
-    const units = await buildObject(cc.path, flags, tmp, deadline, opts.jobs ?? env.jobs ?? 1, logs, fail);
-    checkFrames(tmp, info, fail);
+    let units: number;
+    try {
+      units = await buildObject(cc.path, flags, tmp, deadline, opts.jobs ?? env.jobs ?? 1, logs, fail);
+      checkFrames(tmp, info, fail);
+    } catch (e) {
+      // The server may try the other tier's compiler and flags after these.
+      if (e instanceof CompileError) throw new CompileError(e.code, e.message, { ...e.details, stage: "compiling" });
+      throw e;
+    }
 
     progress("snapshotting");
     try {

@@ -16,15 +16,19 @@
 //   refused anything else, and this is checked again here because import
 //   names become C identifiers too.
 //
+// Then SIMD is lowered to scalar code and helper imports (simd.ts), because
+// wasm2c cannot translate it; a module without SIMD is left as it is.
+//
 // Every other section keeps its bytes and its place. The artifact key
 // hashes the sanitized module and SANITIZER_VERSION, so modules that differ
 // only in names share an artifact, and a change here rebuilds them all.
 
+import { lowerSimd, SimdError } from "./simd.ts";
 import { WASI_MODULE, WASI_PREVIEW1 } from "./wasi.ts";
 import { type Export, type ModuleInfo, SECTION } from "./wasm-module.ts";
 
 /** Bump on any change to the output: it is part of every artifact key. */
-export const SANITIZER_VERSION = 1;
+export const SANITIZER_VERSION = 2;
 
 /** The entry points thaw calls, by their names in the tenant's module, and their names after sanitizing. */
 export const ENTRY_EXPORTS = { "_start": "_start", "wizer.initialize": "initialize" } as const;
@@ -82,5 +86,22 @@ export function sanitize(bytes: Uint8Array, info: ModuleInfo): Uint8Array {
     out.set(p, at);
     at += p.length;
   }
-  return out;
+  return withSimdLowered(out, info);
+}
+
+/**
+ * A module that uses SIMD must lower (or is refused with the SimdError).
+ * One in which the lowering met no SIMD before it stopped may hold
+ * instructions it does not decode (proposals the validator refuses): it
+ * goes on as it is, and the validator has the last word, as before.
+ */
+function withSimdLowered(module: Uint8Array, info: ModuleInfo): Uint8Array {
+  const declaresV128 =
+    info.v128Locals || info.globals.includes("v128") || info.types.some((t) => [...t.params, ...t.results].includes("v128"));
+  try {
+    return lowerSimd(module);
+  } catch (e) {
+    if (e instanceof SimdError && !declaresV128 && !e.simdSeen) return module;
+    throw e;
+  }
 }
