@@ -56,6 +56,7 @@ export const BENCHES: Record<string, Bench> = {
   trace: { load: () => import("./bench/trace.ts"), needs: NODE },
   jobs: { load: () => import("./bench/jobs.ts"), needs: [...NODE, tool("redis-server", "redis-server", TEST)] },
   fairness: { load: () => import("./bench/fairness.ts"), needs: NODE },
+  cli: { load: () => import("./bench/cli.ts"), needs: NODE },
 };
 
 /** One line naming what is missing and how to get it; undefined when nothing is. */
