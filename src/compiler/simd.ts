@@ -229,10 +229,13 @@ class Reader {
 
 class Writer {
   parts: number[] = [];
+  /** A writer that keeps nothing: the scanning pass decodes without writing. */
+  constructor(readonly discard = false) {}
   byte(x: number) {
-    this.parts.push(x);
+    if (!this.discard) this.parts.push(x);
   }
   u32(n: number) {
+    if (this.discard) return;
     do {
       let b = n % 128;
       n = Math.floor(n / 128);
@@ -241,6 +244,7 @@ class Writer {
     } while (n);
   }
   s64(v: bigint) {
+    if (this.discard) return;
     for (;;) {
       const b = Number(v & 0x7fn);
       v >>= 7n;
@@ -249,6 +253,7 @@ class Writer {
     }
   }
   bytes(b: ArrayLike<number>) {
+    if (this.discard) return;
     for (let i = 0; i < b.length; i++) this.parts.push(b[i]!);
   }
   name(s: string) {
@@ -350,6 +355,7 @@ export function lowerSimd(bytes: Uint8Array): Uint8Array {
   const code = get(10);
   let simd = ctx.types.some((t) => usesV128(t.params) || usesV128(t.results)) || ctx.globals.some((g) => g.type === "v128");
   const bodies = code ? readCodeSection(code, ctx) : [];
+  if (!simd && !bodies.some(mayUseSimd)) return bytes;
   try {
     for (const b of bodies) simd = rewriteBody(b, ctx, true, () => (simd = true)).simd || simd;
   } catch (e) {
@@ -641,6 +647,47 @@ function readCodeSection(s: Section, ctx: Ctx): Body[] {
   return bodies;
 }
 
+/**
+ * A quick pass over a body, skipping immediates without tracking types:
+ * false when it certainly has no SIMD, so a module without SIMD costs one
+ * lean decode. An instruction it does not know makes it answer true (the
+ * full pass then decides).
+ */
+function mayUseSimd(body: Body): boolean {
+  if (body.locals.some((l) => l.type === "v128")) return true;
+  const r = new Reader(body.code);
+  const skip = (n: number) => {
+    for (let i = 0; i < n; i++) r.u32();
+  };
+  while (r.pos < body.code.length) {
+    const op = r.byte();
+    if (op === 0xfd) return true;
+    if ((op >= 0x45 && op <= 0xc4) || op === 0x00 || op === 0x01 || op === 0x05 || op === 0x0b || op === 0x0f) continue;
+    if (op === 0x1a || op === 0x1b || op === 0xd1) continue;
+    if (op >= 0x02 && op <= 0x04) {
+      if (r.blockType() === 0x7b) return true;
+    } else if (op === 0x0c || op === 0x0d || op === 0x10 || (op >= 0x20 && op <= 0x26) || op === 0xd2) skip(1);
+    else if (op === 0x0e) skip(r.u32() + 1);
+    else if (op === 0x11 || (op >= 0x28 && op <= 0x3e)) skip(2);
+    else if (op === 0x1c) {
+      for (let n = r.u32(); n > 0; n--) if (r.byte() === 0x7b) return true;
+    } else if (op === 0x3f || op === 0x40 || op === 0xd0) r.byte();
+    else if (op === 0x41 || op === 0x42) r.sleb();
+    else if (op === 0x43 || op === 0x44) r.take(op === 0x43 ? 4 : 8);
+    else if (op === 0xfc) {
+      const sub = r.u32();
+      if (sub <= 7) continue;
+      if (sub === 8) (r.u32(), r.byte());
+      else if (sub === 10) (r.byte(), r.byte());
+      else if (sub === 11) r.byte();
+      else if (sub === 12 || sub === 14) skip(2);
+      else if (sub === 9 || sub === 13 || (sub >= 15 && sub <= 17)) skip(1);
+      else return true;
+    } else return true;
+  }
+  return false;
+}
+
 interface Frame {
   op: number; // 0x02 block, 0x03 loop, 0x04 if, 0x05 else; 0 the function
   params: T[];
@@ -670,7 +717,7 @@ function rewriteBody(body: Body, ctx: Ctx, scan: boolean, seen: () => void): { s
   if (simd) seen();
 
   const r = new Reader(body.code);
-  const w = new Writer();
+  const w = new Writer(scan);
   const stack: T[] = [];
   const frames: Frame[] = [{ op: 0, params: [], results: fnType.results, height: 0, unreachable: false }];
   const top = () => frames[frames.length - 1]!;
