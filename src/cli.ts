@@ -12,7 +12,7 @@
 
 import { version } from "../package.json" with { type: "json" };
 import { command } from "./cli/commands.ts";
-import { CliError, UsageError } from "./cli/common.ts";
+import { CliError, UsageError, visible } from "./cli/common.ts";
 import { commandHelp, overview } from "./cli/help.ts";
 
 const wantsHelp = (argv: string[]) => {
@@ -47,24 +47,26 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Errors go to stderr through visible(): a message can carry names a module chose. */
 function report(name: string, e: unknown): number {
+  const say = (text: string) => process.stderr.write(visible(text.endsWith("\n") ? text : `${text}\n`));
   if (e instanceof UsageError) {
-    process.stderr.write(`thaw ${name}: ${e.message}${e.message.includes("--help") ? "" : ` (see thaw ${name} --help)`}\n`);
+    say(`thaw ${name}: ${e.message}${e.message.includes("--help") ? "" : ` (see thaw ${name} --help)`}`);
     return 2;
   }
   if (e instanceof CliError) {
-    process.stderr.write(`thaw: ${e.message}\n`);
-    if (e.detail) process.stderr.write(e.detail.endsWith("\n") ? e.detail : `${e.detail}\n`);
+    say(`thaw: ${e.message}`);
+    if (e.detail) say(e.detail);
     return e.exitCode;
   }
   const err = e as NodeJS.ErrnoException;
   if (err?.code === "ENOENT" || err?.code === "EACCES" || err?.code === "EISDIR" || err?.code === "ENOTDIR") {
-    process.stderr.write(`thaw: cannot read ${err.path ?? "file"}: ${err.code}\n`);
+    say(`thaw: cannot read ${err.path ?? "file"}: ${err.code}`);
     return 2;
   }
   // `new` and `push` parse their own arguments (src/cli/new.ts, src/oci/cli.ts).
   if (String(err?.code).startsWith("ERR_PARSE_ARGS")) {
-    process.stderr.write(`thaw ${name}: ${err.message} (see thaw ${name} --help)\n`);
+    say(`thaw ${name}: ${err.message} (see thaw ${name} --help)`);
     return 2;
   }
   throw e;

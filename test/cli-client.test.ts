@@ -156,6 +156,15 @@ describe("errors are one line", () => {
     expect(bad.stderr).toBe('thaw: server URL must start with http:// or https://, got "ftp://x"\n');
   });
 
+  test("names a module chose are shown escaped in errors, never sent to the terminal", () => {
+    const file = join(TMP, "esc-import.wasm");
+    writeFileSync(file, wat(`(module (import "evil\\1b[2J" "x\\07" (func)) (memory (export "memory") 1) (func (export "_start")))`));
+    const r = thaw(["deploy", file, "--name", "esc-import"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^thaw: unsupported_imports: [^\n]*evil\\x1b\[2J\.x\\x07[^\n]*\n$/);
+    expect(r.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f]/);
+  });
+
   test("invalid names and job ids are refused before any request, naming the rule", () => {
     for (const name of ["Upper", "../etc", "a b", "_x", "a".repeat(64), "%2e%2e"]) {
       const r = thaw(["invoke", name], { env: { THAW_URL: "http://127.0.0.1:1" } });

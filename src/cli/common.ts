@@ -26,6 +26,14 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * Text a tenant's module may have chosen (its stderr, names inside an error
+ * message) made safe for a terminal: control characters other than newline
+ * and tab are shown as \xNN, so they cannot move the cursor, clear the
+ * screen or retitle the window.
+ */
+export const visible = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+
 /** A function name as the server accepts it (src/server/schemas.ts, FunctionName). */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const NAME_RULE = "1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit";

@@ -10,7 +10,7 @@
 // one JSON line, bytes as they were.
 
 import { parse } from "./commands.ts";
-import { checkName, UsageError } from "./common.ts";
+import { checkName, UsageError, visible } from "./common.ts";
 import { Server } from "./http.ts";
 
 interface Entry {
@@ -59,5 +59,3 @@ export function format(e: Entry): string {
   const body = e.stderr ? visible(e.stderr).replace(/\n$/, "").replace(/^/gm, "  ") + "\n" : "";
   return head + body;
 }
-
-const visible = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
