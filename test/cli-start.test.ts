@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { COMMANDS, parse } from "../src/cli/commands.ts";
+import { NAME_PATTERN } from "../src/cli/common.ts";
 import { reference } from "../src/cli/help.ts";
 import { ROOT } from "./helpers.ts";
 
@@ -119,6 +120,13 @@ const VALUES: Record<string, string> = {
 };
 
 describe("the table and the parsers agree", () => {
+  test("the CLI's function-name rule is the server's", async () => {
+    const { FunctionName } = await import("../src/server/schemas.ts");
+    const { type } = await import("arktype");
+    for (const name of ["a", "0", "hello-world_2", "a".repeat(63), "a".repeat(64), "-a", "_a", "A", "a.b", "a/b", "", "é", "a b"])
+      expect(NAME_PATTERN.test(name), name).toBe(!(FunctionName({ name }) instanceof type.errors));
+  });
+
   test("the commands thaw parses itself accept every flag the table lists, and the table's typos are caught", () => {
     for (const c of COMMANDS.filter((c) => !["serve", "new", "push"].includes(c.name))) {
       const argv = c.flags.flatMap((f) => (f.value ? [`--${f.name}`, "1"] : [`--${f.name}`]));

@@ -13,7 +13,7 @@ const JOB_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
  * The request body: --data TEXT, --data @FILE, --data @- (stdin); without
  * --data, piped stdin, and nothing when stdin is a terminal.
  */
-export async function requestBody(data: string | undefined): Promise<Uint8Array | string> {
+async function requestBody(data: string | undefined): Promise<Uint8Array | string> {
   if (data === "@-") return readStdin();
   if (data?.startsWith("@")) return readFileSync(data.slice(1));
   if (data !== undefined) return data;

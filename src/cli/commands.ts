@@ -3,7 +3,7 @@
 // completion scripts, so the three cannot disagree. `new`, `push` and
 // `serve` parse their own arguments (src/cli/new.ts, src/oci/cli.ts,
 // src/config.ts); their rows here are for help and completion, and
-// test/cli.test.ts checks that they accept every flag listed.
+// test/cli-start.test.ts checks that they accept every flag listed.
 //
 // Each command's code is loaded only when it runs (`load`): the table itself
 // imports nothing, so `thaw --help` costs what parsing this file costs.

@@ -31,7 +31,7 @@ function bashValues(c: Completion | undefined): string {
   return "COMPREPLY=()";
 }
 
-export function bash(): string {
+function bash(): string {
   const cases = COMMANDS.map((cmd) => {
     const flags = visible(cmd.flags);
     const valued = flags.filter((f) => f.value);
@@ -79,7 +79,7 @@ function zshFlag(f: Flag): string {
   return `'${f.multiple ? "*" : ""}--${f.name}${help}${value}'`;
 }
 
-export function zsh(): string {
+function zsh(): string {
   const commands = COMMANDS.map((c) => `    '${c.name}:${zshText(c.summary)}'`);
   const cases = COMMANDS.map((cmd) => {
     const specs = [...visible(cmd.flags).map(zshFlag), "'(-h --help)'{-h,--help}'[print usage]'"];
@@ -124,7 +124,7 @@ function fishValues(c: Completion | undefined): string {
   return "-x";
 }
 
-export function fish(): string {
+function fish(): string {
   const lines = [
     "# thaw completion for fish: thaw completion fish | source",
     "complete -c thaw -f",

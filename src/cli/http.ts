@@ -7,7 +7,7 @@
 
 import { CliError } from "./common.ts";
 
-export const DEFAULT_URL = "http://127.0.0.1:8080";
+const DEFAULT_URL = "http://127.0.0.1:8080";
 
 export class Server {
   readonly base: string;
@@ -63,7 +63,7 @@ function networkReason(e: unknown): string {
 }
 
 /** The server's {"error":{"code","message"}} as one line; the function's stderr, if any, after it. */
-export async function httpError(res: Response): Promise<CliError> {
+async function httpError(res: Response): Promise<CliError> {
   const text = await res.text();
   try {
     const e = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown; stderr?: unknown } }).error;

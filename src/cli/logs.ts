@@ -53,7 +53,7 @@ export async function logsCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-export function format(e: Entry): string {
+function format(e: Entry): string {
   const exit = e.exitCode === undefined || e.exitCode === null ? "" : ` exit=${e.exitCode}`;
   const head = `${e.time} ${e.callId} ${e.outcome}${exit}${e.truncated ? " (stderr truncated)" : ""}\n`;
   const body = e.stderr ? visible(e.stderr).replace(/\n$/, "").replace(/^/gm, "  ") + "\n" : "";

@@ -57,7 +57,7 @@ export function readManifest(path: string): Manifest {
 }
 
 /** Validates a parsed manifest; errors name the key. */
-export function checkManifest(doc: Record<string, unknown>, file: string): Manifest {
+function checkManifest(doc: Record<string, unknown>, file: string): Manifest {
   for (const key of Object.keys(doc)) if (!KEYS.has(key)) throw fail(file, `unknown key "${key}" (known: ${[...KEYS].join(", ")})`);
   const str = (key: string, required: boolean): string | undefined => {
     const v = doc[key];
