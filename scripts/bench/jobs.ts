@@ -6,17 +6,24 @@
 //   redis-3    three nodes sharing a redis-server; the function is
 //              deployed on the first and fetched by the others
 //
-// Two phases per setup:
+// BENCH_JOBS_SETUPS=embedded,redis-1 runs only those. Two phases per setup:
 //
 //   burst      BENCH_JOBS jobs of `hello` submitted by 32 concurrent
 //              clients spread over the nodes; throughput is jobs / (last
-//              finish - first accept), from the jobs' own timestamps. The
-//              sync peer: the same number of POST .../invoke with the same
-//              concurrency, calls/s.
+//              finish - first accept), from the jobs' own timestamps, and
+//              the accept rate (202s per second) is what the clients saw.
+//              The sync peer: the same number of POST .../invoke with the
+//              same concurrency, calls/s. Both run after a warm-up of
+//              WARMUP jobs and calls, so neither is measured with a cold JIT.
 //   latency    one job at a time: submit, poll until finished. Queue latency
 //              is the server's accept-to-start (queueMs); completion is what
 //              the client saw, submit to seeing it finished (polling every
 //              2 ms). The sync peer: one call at a time.
+//
+// The burst also reports the nodes' CPU time (user + system, from /proc)
+// per job -- submit, queue, run, record, one status read -- and per sync
+// call: a ratio that holds when other work on the machine makes the
+// rates noisy. Redis's own CPU is not in it.
 //
 // All processes share this machine's cores; on a 2-core machine three nodes
 // compete with each other, Redis and this client, so redis-3 shows what the
@@ -32,6 +39,9 @@ import { ROOT, startThaw } from "./thaw-process.ts";
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
 const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 200);
 const CLIENTS = 32;
+/** USER_HZ: /proc counts CPU time in these. */
+const CLOCK_TICKS = 100;
+const WARMUP = Number(process.env.BENCH_JOBS_WARMUP ?? 500);
 
 const procs: Subprocess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), "thaw-bench-jobs-"));
@@ -91,8 +101,18 @@ async function fanOut<T>(total: number, nodes: string[], task: (url: string) => 
   return out;
 }
 
-async function burst(nodes: string[]) {
-  const accepted = await fanOut(JOBS, nodes, submit);
+/** CPU time (ms) the node processes have used so far. */
+function nodesCpuMs(): number {
+  let ticks = 0;
+  for (const p of procs) {
+    const fields = readFileSync(`/proc/${p.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/** Wait until every job is finished (succeeded, or the benchmark fails). */
+async function finishedAll(nodes: string[], accepted: JobView[]): Promise<JobView[]> {
   const finished: JobView[] = [];
   for (const [i, job] of accepted.entries()) {
     const url = nodes[i % nodes.length]!;
@@ -104,18 +124,38 @@ async function burst(nodes: string[]) {
     if (view.status !== "succeeded") throw new Error(`job ${job.id} ${view.status}`);
     finished.push(view);
   }
+  return finished;
+}
+
+const invoke = async (url: string) => {
+  const res = await fetch(`${url}/v1/functions/hello/invoke`, { method: "POST" });
+  if (!res.ok) throw new Error(`invoke: ${res.status}`);
+  await res.arrayBuffer();
+};
+
+async function burst(nodes: string[]) {
+  await finishedAll(nodes, await fanOut(WARMUP, nodes, submit));
+  await fanOut(WARMUP, nodes, invoke);
+
+  const cpuBefore = nodesCpuMs();
+  const submitted = performance.now();
+  const accepted = await fanOut(JOBS, nodes, submit);
+  const acceptRate = JOBS / ((performance.now() - submitted) / 1000);
+  const finished = await finishedAll(nodes, accepted);
+  const jobCpuUs = ((nodesCpuMs() - cpuBefore) * 1000) / JOBS;
   const first = Math.min(...finished.map((j) => Date.parse(j.createdAt)));
   const last = Math.max(...finished.map((j) => Date.parse(j.finishedAt!)));
   const asyncRate = JOBS / ((last - first) / 1000);
 
+  const syncCpuBefore = nodesCpuMs();
   const started = performance.now();
-  await fanOut(JOBS, nodes, async (url) => {
-    const res = await fetch(`${url}/v1/functions/hello/invoke`, { method: "POST" });
-    if (!res.ok) throw new Error(`invoke: ${res.status}`);
-    await res.arrayBuffer();
-  });
+  await fanOut(JOBS, nodes, invoke);
   const syncRate = JOBS / ((performance.now() - started) / 1000);
-  return { asyncJobsPerSec: Math.round(asyncRate), syncCallsPerSec: Math.round(syncRate) };
+  const syncCpuUs = ((nodesCpuMs() - syncCpuBefore) * 1000) / JOBS;
+  return {
+    asyncJobsPerSec: Math.round(asyncRate), acceptsPerSec: Math.round(acceptRate), syncCallsPerSec: Math.round(syncRate),
+    cpuUsPerJob: Math.round(jobCpuUs), cpuUsPerSyncCall: Math.round(syncCpuUs),
+  };
 }
 
 async function latency(nodes: string[]) {
@@ -173,19 +213,25 @@ async function stopAll() {
 
 const results: Record<string, unknown> = {};
 try {
+  const only = process.env.BENCH_JOBS_SETUPS?.split(",");
   for (const [name, nodes, withRedis] of [["embedded", 1, false], ["redis-1", 1, true], ["redis-3", 3, true]] as const) {
+    if (only && !only.includes(name)) continue;
     redis = withRedis ? await startRedis() : undefined;
     const urls = await setup(name, nodes, redis?.url);
     const b = await burst(urls);
     const l = await latency(urls);
-    results[name] = { nodes, ...b, ...l, asyncVsSync: Math.round((b.asyncJobsPerSec / b.syncCallsPerSec) * 100) / 100 };
+    results[name] = {
+      nodes, ...b, ...l,
+      asyncVsSync: Math.round((b.asyncJobsPerSec / b.syncCallsPerSec) * 100) / 100,
+      cpuSyncVsJob: Math.round((b.cpuUsPerSyncCall / b.cpuUsPerJob) * 100) / 100,
+    };
     await stopAll();
   }
-  console.log(`jobs benchmark: ${JOBS} jobs of hello in the burst, ${LATENCY_JOBS} one at a time\n`);
-  console.log("setup      nodes  async jobs/s  sync calls/s  ratio  queue p50/p99 ms  job done p50/p99 ms  sync p50/p99 ms");
+  console.log(`jobs benchmark: ${JOBS} jobs of hello in the burst (after ${WARMUP} to warm up), ${LATENCY_JOBS} one at a time\n`);
+  console.log("setup      nodes  async jobs/s  accepts/s  sync calls/s  ratio  cpu µs/job  cpu µs/call  cpu ratio  queue p50/p99 ms  job done p50/p99 ms  sync p50/p99 ms");
   for (const [name, r] of Object.entries(results) as [string, Record<string, number>][]) {
     console.log(
-      `${name.padEnd(10)} ${String(r.nodes).padStart(5)}  ${String(r.asyncJobsPerSec).padStart(12)}  ${String(r.syncCallsPerSec).padStart(12)}  ${String(r.asyncVsSync).padStart(5)}  ${`${r.queueP50Ms}/${r.queueP99Ms}`.padStart(16)}  ${`${r.completionP50Ms}/${r.completionP99Ms}`.padStart(19)}  ${`${r.syncP50Ms}/${r.syncP99Ms}`.padStart(15)}`,
+      `${name.padEnd(10)} ${String(r.nodes).padStart(5)}  ${String(r.asyncJobsPerSec).padStart(12)}  ${String(r.acceptsPerSec).padStart(9)}  ${String(r.syncCallsPerSec).padStart(12)}  ${String(r.asyncVsSync).padStart(5)}  ${String(r.cpuUsPerJob).padStart(10)}  ${String(r.cpuUsPerSyncCall).padStart(11)}  ${String(r.cpuSyncVsJob).padStart(9)}  ${`${r.queueP50Ms}/${r.queueP99Ms}`.padStart(16)}  ${`${r.completionP50Ms}/${r.completionP99Ms}`.padStart(19)}  ${`${r.syncP50Ms}/${r.syncP99Ms}`.padStart(15)}`,
     );
   }
   console.log(JSON.stringify(results));
