@@ -35,31 +35,10 @@ export async function deployCommand(argv: string[]): Promise<number> {
   if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   if (source && (args.string("manifest") || args.flag("no-build"))) throw new UsageError("--manifest and --no-build are for deploys from thaw.toml, without FILE");
   if (args.string("registry-auth") && !source?.startsWith("oci://")) throw new UsageError("--registry-auth is for oci:// references");
+  const flagName = args.string("name");
+  if (flagName !== undefined) checkName(flagName);
   const server = new Server(args.string("url"));
-
-  let name = args.string("name");
-  let config: Config = {};
-  let request: RequestInit;
-  if (source?.startsWith("oci://")) {
-    if (!name) throw new UsageError("deploying oci://... needs --name NAME");
-    config = flagConfig(args);
-    const auth = args.string("registry-auth");
-    const oci = source.slice("oci://".length);
-    if (!oci) throw new UsageError("oci:// needs HOST/REPO:TAG");
-    request = jsonRequest({ oci, ...(auth ? { auth } : {}), config });
-  } else if (source) {
-    if (!name) throw new UsageError("deploying a FILE needs --name NAME (or use a thaw.toml)");
-    request = moduleRequest(readFileSync(source), source, flagConfig(args));
-  } else {
-    const manifest = readManifest(args.string("manifest") ?? "thaw.toml");
-    name ??= manifest.name;
-    config = { ...manifest.config, ...flagConfig(args) };
-    config.env = { ...manifest.config.env, ...config.env };
-    if (!args.flag("no-build")) await runBuild(manifest);
-    const module = checkModule(manifest);
-    request = moduleRequest(readFileSync(module), module, config);
-  }
-  checkName(name);
+  const { name, request } = source ? fromSource(source, flagName, args) : await fromManifest(flagName, args);
 
   const started = performance.now();
   const put = await server.ok(`/v1/functions/${name}`, { method: "PUT", ...request });
@@ -87,6 +66,26 @@ export async function deployCommand(argv: string[]): Promise<number> {
   }
   console.log(describe(fn));
   return 0;
+}
+
+/** The request for FILE.wasm or oci://REF: the name and config come from flags. */
+function fromSource(source: string, name: string | undefined, args: Parsed): { name: string; request: RequestInit } {
+  if (!name) throw new UsageError(`deploying ${source.startsWith("oci://") ? "oci://..." : "a FILE"} needs --name NAME`);
+  if (!source.startsWith("oci://")) return { name, request: moduleRequest(readFileSync(source), source, flagConfig(args)) };
+  const oci = source.slice("oci://".length);
+  if (!oci) throw new UsageError("oci:// needs HOST/REPO:TAG");
+  const auth = args.string("registry-auth");
+  return { name, request: jsonRequest({ oci, ...(auth ? { auth } : {}), config: flagConfig(args) }) };
+}
+
+/** The request for thaw.toml's module, after its build; flags override its keys. */
+async function fromManifest(flagName: string | undefined, args: Parsed): Promise<{ name: string; request: RequestInit }> {
+  const manifest = readManifest(args.string("manifest") ?? "thaw.toml");
+  const flags = flagConfig(args);
+  const config: Config = { ...manifest.config, ...flags, env: { ...manifest.config.env, ...flags.env } };
+  if (!args.flag("no-build")) await runBuild(manifest);
+  const module = checkModule(manifest);
+  return { name: flagName ?? manifest.name, request: moduleRequest(readFileSync(module), module, config) };
 }
 
 /** Config from flags; only the flags given, so they override a manifest key by key. */
