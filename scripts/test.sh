@@ -16,7 +16,8 @@ if [ ! -e "$policy" ] && ! dpkg -s docker-registry >/dev/null 2>&1; then
   printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
   trap 'rm -f "$policy"' EXIT
 fi
-THAW_EXTRA_APT="redis-server chromium fonts-dejavu-core wrk docker-registry openssl" bash scripts/setup.sh || exit 1
+# zsh and fish: test/cli-completion.test.ts runs thaw's completion scripts in them.
+THAW_EXTRA_APT="redis-server chromium fonts-dejavu-core wrk docker-registry openssl zsh fish" bash scripts/setup.sh || exit 1
 if [ -n "$own_policy" ]; then rm -f "$policy"; trap - EXIT; fi
 if [ -d /run/systemd/system ] && systemctl is-enabled docker-registry >/dev/null 2>&1; then
   systemctl disable --now docker-registry >/dev/null 2>&1 || true
