@@ -41,6 +41,12 @@ async function run(cmd: string[], opts: { cwd?: string; stdin?: string; env?: Re
 const thaw = (args: string[], opts: Parameters<typeof run>[1] = {}) =>
   run([process.execPath, join(ROOT, "src/cli.ts"), ...args], opts);
 
+// `thaw run` compiles on the fast tier (clang -O0): seconds instead of tens of
+// seconds for the C++ template on two busy cores. Tiers differ in speed, not
+// behaviour (test/tier.test.ts), and the server's deploys then find the
+// artifact cached.
+const FAST = { THAW_COMPILE_TIER: "fast" };
+
 const work = mkdtempSync(join(tmpdir(), "thaw-templates-"));
 const dataDir = join(work, "data");
 let server: ServerProcess;
@@ -75,6 +81,18 @@ function build(lang: string, http: boolean): Promise<Built> {
   return b;
 }
 
+const deploys = new Map<string, Promise<Run>>();
+
+/** `thaw deploy` in an HTTP template's directory (thaw.toml: runs build.sh, then deploys), once per language. */
+function deploy(lang: string): Promise<Run> {
+  let d = deploys.get(lang);
+  if (!d) {
+    d = build(lang, true).then((b) => thaw(["deploy"], { cwd: b.dir, env: { THAW_URL: server.url } }));
+    deploys.set(lang, d);
+  }
+  return d;
+}
+
 beforeAll(async () => {
   mkdirSync(dataDir);
   server = await startServer({ dataDir });
@@ -87,6 +105,9 @@ beforeAll(async () => {
       for (const lang of ["assemblyscript", "rust"]) for (const http of [false, true]) await build(lang, http);
     })(),
   ]);
+  // All deploys at once, so their first builds queue on the server ahead of
+  // the background upgrades each ready deploy starts.
+  await Promise.all(LANGS.map(deploy));
 }, 300_000);
 
 afterAll(async () => {
@@ -113,11 +134,11 @@ for (const lang of LANGS) {
 
     test("thaw run: stdin to stdout, stderr is the log", async () => {
       const b = await build(lang, false);
-      const r = await thaw(["run", b.wasm, "--data", dataDir], { stdin: "  Ada Lovelace\n" });
+      const r = await thaw(["run", b.wasm, "--data", dataDir], { stdin: "  Ada Lovelace\n", env: FAST });
       expect(r.err).toContain(`fn-${lang}-stdio: read 15 bytes`);
       expect(r.out).toBe("Hello, Ada Lovelace!\n");
       expect(r.code).toBe(0);
-      const empty = await thaw(["run", b.wasm, "--data", dataDir], { stdin: "" });
+      const empty = await thaw(["run", b.wasm, "--data", dataDir], { stdin: "", env: FAST });
       expect(empty.out).toBe("Hello, world!\n");
     }, 300_000);
 
@@ -127,16 +148,15 @@ for (const lang of LANGS) {
       const manifest = Bun.TOML.parse(readFileSync(join(b.dir, "thaw.toml"), "utf8")) as Record<string, unknown>;
       expect(manifest.content_type).toBe("text/plain; charset=utf-8");
       const env = ["--env", "REQUEST_METHOD=GET", "--env", "PATH_INFO=/x/y", "--env", "QUERY_STRING=a=1&name=Ada%20L%2B+x"];
-      const r = await thaw(["run", b.wasm, "--data", dataDir, ...env], { stdin: "" });
-      expect(r.out).toBe("Status: 200 OK\nContent-Type: text/plain; charset=utf-8\n\nHello, Ada L+ x!\n");
+      const r = await thaw(["run", b.wasm, "--data", dataDir, ...env], { stdin: "", env: FAST });
+      expect(r.out).toBe("Status: 200 OK\nContent-Type: text/plain; charset=utf-8\nX-Content-Type-Options: nosniff\n\nHello, Ada L+ x!\n");
       expect(r.err).toContain(`fn-${lang}-http: GET /x/y`);
       expect(r.code).toBe(0);
     }, 300_000);
 
     test("--http: thaw deploy from thaw.toml, then called over HTTP", async () => {
-      const b = await build(lang, true);
       const name = `fn-${lang}-http`;
-      const deployed = await thaw(["deploy"], { cwd: b.dir, env: { THAW_URL: server.url } });
+      const deployed = await deploy(lang);
       expect(deployed.err + deployed.out).not.toContain("error");
       expect(deployed.code).toBe(0);
       const base = `${server.url}/fn/${name}`;
@@ -144,6 +164,7 @@ for (const lang of LANGS) {
       const get = await fetch(`${base}/some/path?name=Grace`);
       expect(get.status).toBe(200);
       expect(get.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+      expect(get.headers.get("x-content-type-options")).toBe("nosniff");
       expect(await get.text()).toBe("Hello, Grace!\n");
 
       const post = await fetch(`${base}/`, { method: "POST", body: "  Barbara \n" });

@@ -37,9 +37,10 @@ export async function newCommand(argv: string[]): Promise<number> {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, text, { flag: "wx", mode: path.endsWith(".sh") ? 0o755 : 0o644 });
   }
-  const cd = relative(process.cwd(), dir) || ".";
+  const where = relative(process.cwd(), dir) || ".";
+  const cd = shellWord(where);
   process.stdout.write(
-    `created ${cd}/ (${lang.title}${http ? ", HTTP" : ""}): ${Object.keys(files).sort().join(", ")}\n\n` +
+    `created ${where}/ (${lang.title}${http ? ", HTTP" : ""}): ${Object.keys(files).sort().join(", ")}\n\n` +
       `  cd ${cd}\n  sh build.sh\n` +
       (http
         ? `  thaw run build/${name}.wasm --env REQUEST_METHOD=GET --env QUERY_STRING=name=Ada\n` +
@@ -65,7 +66,7 @@ function parseNewArgs(argv: string[]) {
 /** The new function's files, by path relative to its directory. */
 export function templateFiles(name: string, langName: string, lang: Language, http: boolean): Record<string, string> {
   const fields: Record<string, string> = { name, lang: langName, language: lang.title, source: lang.source };
-  const fill = (text: string) => text.replace(/\{\{(\w+)\}\}/g, (whole, key: string) => fields[key] ?? whole);
+  const fill = (text: string) => text.replace(/\{\{(\w+)\}\}/g, (whole, key: string) => (Object.hasOwn(fields, key) ? fields[key]! : whole));
   const files: Record<string, string> = {
     [lang.source]: fill(http ? lang.http : lang.stdio),
     "thaw.toml": manifest(name, http),
@@ -86,15 +87,19 @@ function manifest(name: string, http: boolean): string {
     `module = ${str(`build/${name}.wasm`)}`,
     `build = "sh build.sh"`,
     ...(http ? [`content_type = "text/plain; charset=utf-8"   # for responses that set no Content-Type`] : []),
-    "# memory_mib = 128      # linear memory limit (MiB)",
-    "# timeout_ms = 10000    # wall-clock limit per call",
-    "# max_concurrency = 8   # calls at once",
+    "# The server's defaults:",
+    "# memory_mib = 64        # linear memory limit (MiB)",
+    "# timeout_ms = 10000     # wall-clock limit per call",
+    "# max_concurrency = 64   # calls at once",
     "",
-    "# [env]                 # environment variables for every call",
+    "# [env]                  # environment variables for every call",
     '# GREETING = "hi"',
     "",
   ].join("\n");
 }
+
+/** A path as one word for the `cd` line we print: quoted if the shell would split or expand it. */
+const shellWord = (path: string) => (/^[\w./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`);
 
 /** Creates dir, or accepts it if it is an empty directory; refuses anything else. */
 function prepareDirectory(dir: string): void {
