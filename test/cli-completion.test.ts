@@ -1,7 +1,7 @@
 // `thaw completion bash|zsh|fish`, exercised by the real shells: bash's
 // completion function is called as bash would call it, fish answers
-// `complete -C`, and zsh loads the script into compinit. Function names are
-// completed from a real server.
+// `complete -C`, and an interactive zsh on a pseudo-terminal is sent TAB.
+// Function names are completed from a real server.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -33,6 +33,7 @@ function shell(argv: string[], script: string) {
     cwd: WORK,
     env: { ...process.env, PATH: `${BIN}:${process.env.PATH}`, THAW_URL: server.url, HOME: WORK },
     stdin: "ignore",
+    timeout: 30_000,
   });
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
 }
@@ -83,14 +84,47 @@ describe("fish", () => {
   });
 });
 
+/**
+ * What zsh's completion offers for `line`: an interactive zsh on a
+ * pseudo-terminal (zpty) with the script loaded under compinit, compadd
+ * wrapped to print the candidates it is given, and TAB pressed.
+ */
+const ZSH_CAPTURE = `zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z 'PROMPT= ; RPROMPT= ; autoload -U compinit; compinit -u -D; source <(thaw completion zsh)'
+zpty -w z 'compadd () { if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "$@"; return $?; fi; typeset -a hits; builtin compadd -A hits "$@"; local ret=$?; (( $#hits )) && print -r -l -- "<<CAND" $hits "CAND>>"; return $ret }'
+zpty -w z 'zstyle ":completion:*" menu no; bindkey "^I" complete-word; print -r -- READY-$((40+2))'
+zpty -r z line '*READY-42*'
+zpty -w -n z "$1"$'\\t'
+out=""
+for i in {1..100}; do
+  zpty -r -t z line && out+="$line" || sleep 0.1
+  [[ $out == *"CAND>>"* ]] && break
+done
+zpty -d z
+print -r -- "$out" | tr -d '\\r' | sed -n '/<<CAND/,/CAND>>/p' | grep -v CAND
+`;
+
 describe("zsh", () => {
-  test("the script parses and registers _thaw for thaw under compinit", () => {
+  const complete = (line: string) => {
+    need("zsh");
+    const script = join(WORK, "capture.zsh");
+    writeFileSync(script, ZSH_CAPTURE);
+    const r = shell(["zsh", "-f", script], line);
+    return r.out.split("\n").filter(Boolean).sort();
+  };
+
+  test("the script registers _thaw under compinit and completes commands, flags, values, files and function names", () => {
     need("zsh");
     const r = shell(["zsh", "-f", "-c"], `autoload -U compinit && compinit -u -D && source <(thaw completion zsh) && print -r -- $_comps[thaw]`);
     expect(r.err).toBe("");
     expect(r.out).toBe("_thaw\n");
-    const script = Bun.spawnSync([process.execPath, join(ROOT, "src/cli.ts"), "completion", "zsh"]).stdout;
-    expect(Bun.spawnSync(["zsh", "-n"], { stdin: script }).exitCode).toBe(0);
+    expect(complete("thaw de")).toEqual(["deploy"]);
+    expect(complete("thaw deploy --n")).toEqual(["--name", "--no-build", "--no-wait"]);
+    expect(complete("thaw new x --lang ")).toEqual(["assemblyscript", "c", "cpp", "rust"]);
+    expect(complete("thaw run --stdin inp")).toEqual(["input.txt"]);
+    expect(complete("thaw push in x --pl")).toEqual(["--plain-http"]);
+    expect(complete("thaw invoke wo")).toEqual(["wordy"]);
   });
 });
 

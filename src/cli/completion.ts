@@ -83,7 +83,8 @@ function zsh(): string {
   const commands = COMMANDS.map((c) => `    '${c.name}:${zshText(c.summary)}'`);
   const cases = COMMANDS.map((cmd) => {
     const specs = [...visible(cmd.flags).map(zshFlag), "'(-h --help)'{-h,--help}'[print usage]'"];
-    if (cmd.complete) specs.push(`'1:${zshText(cmd.args.replace(/[[\]]/g, "").split(" ")[0]!)}:${zshAction(cmd.complete)}'`);
+    // Every positional needs a spec, or _arguments gives up on the line.
+    if (cmd.args) specs.push(`'1:${zshText(cmd.args.replace(/[[\]]/g, "").split(" ")[0]!)}:${zshAction(cmd.complete)}'`, "'*: :_default'");
     return `    ${cmd.name}) _arguments -s \\\n      ${specs.join(" \\\n      ")} ;;`;
   });
   return `#compdef thaw
