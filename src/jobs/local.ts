@@ -14,10 +14,12 @@
 // State changes after that (claimed, finished) go through a second
 // connection with synchronous=NORMAL: they survive a crash of the process
 // but not of the machine, which at worst runs a job again -- the
-// at-least-once promise holds -- and they skip an fsync each. Workers are
-// this process: up to `concurrency` jobs run at once, claimed oldest-first
-// by one UPDATE ... RETURNING for all free slots, so a job is claimed
-// once. A job that was running when the process died goes back to the
+// at-least-once promise holds -- and they skip an fsync each. The outcomes
+// of the attempts that end in one round are group-committed too, and the
+// slots they free are filled at the end of the round by one claim. Workers
+// are this process: up to `concurrency` jobs run at once, claimed
+// oldest-first by one UPDATE ... RETURNING for all free slots, so a job is
+// claimed once. A job that was running when the process died goes back to the
 // queue on the next start (its attempt counted), or to dead if that was its
 // last attempt -- at least once, like BullMQ's stalled-job recovery.
 //
@@ -331,13 +333,13 @@ export class LocalJobQueue implements JobQueue {
     const now = Date.now();
     if (outcome.kind === "wait") {
       // The function is still compiling: back in the queue, this attempt not counted.
-      await this.writes.add(() => this.update(id, "status = 'queued', attempts = attempts - 1, run_at = $runAt", { runAt: now + outcome.delayMs }));
+      await this.record(() => this.update(id, "status = 'queued', attempts = attempts - 1, run_at = $runAt", { runAt: now + outcome.delayMs }));
       return;
     }
     const result = "result" in outcome && outcome.result ? encode(outcome.result) : null;
     const error = outcome.kind === "finished" ? null : JSON.stringify(outcome.error);
     if (outcome.kind === "retry" && attempts < maxAttempts) {
-      await this.writes.add(() =>
+      await this.record(() =>
         this.update(id, "status = 'queued', run_at = $runAt, error = $error, result = $result", {
           runAt: now + backoffMs(attempts, this.options.backoffMs), error, result,
         }),
@@ -347,13 +349,18 @@ export class LocalJobQueue implements JobQueue {
     const status: JobStatus = outcome.kind === "finished" ? outcome.status : "dead";
     // The outcome and its pending delivery in one commit; the delivery starts only after it.
     const callback = job.callback_url ? JSON.stringify(pendingStatus(job.callback_url, deliveryKey(id, attempts, job.retries))) : null;
-    const recorded = await this.writes.add(() =>
+    const recorded = await this.record(() =>
       this.update(id, "status = $status, finished_at = $now, error = $error, result = $result, callback = $callback", { status, now, error, result, callback }),
     );
     if (!recorded) return;
     const state = this.load(id)!;
     this.runner.finished(state);
     this.deliver(state);
+  }
+
+  /** A running job's state change, in this round's commit; false once closed (the job reruns on restart). */
+  private record(write: () => boolean): Promise<boolean> {
+    return this.closed ? Promise.resolve(false) : this.writes.add(write);
   }
 
   /** A write after close (a job outlived the shutdown deadline) is dropped: the job reruns on restart. */
