@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rawRequest } from "./raw-http.ts";
+import { startRedis } from "./redis.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
 import { wat } from "./wat.ts";
 
@@ -136,6 +137,30 @@ describe("X-Request-Id while draining", () => {
     } catch (e) {
       await s.stop();
       throw e;
+    }
+  });
+});
+
+describe("X-Request-Id of jobs on the Redis queue", () => {
+  test("kept with the job and given to its attempt's call log, with the job's id as the call id", async () => {
+    const redis = await startRedis();
+    const s = await startServer({ env: { THAW_REDIS_URL: redis.url } });
+    try {
+      expect((await putModule(s, "trap", "trap_unreachable")).status).toBe(201);
+      const res = await fetch(`${s.url}/v1/functions/trap/jobs`, { method: "POST", headers: { "x-request-id": "redis-job-3" } });
+      expect(res.status).toBe(202);
+      const job = await body(res);
+      expect(job.requestId).toBe("redis-job-3");
+      let entries: { callId: string; requestId: string; outcome: string }[] = [];
+      for (let i = 0; i < 200 && entries.length === 0; i++) {
+        await Bun.sleep(50);
+        entries = (await body(await fetch(`${s.url}/v1/functions/trap/logs`))).entries;
+      }
+      expect(entries[0]).toMatchObject({ callId: job.id, requestId: "redis-job-3", outcome: "trap" });
+      expect((await body(await fetch(`${s.url}/v1/jobs/${job.id}`))).requestId).toBe("redis-job-3");
+    } finally {
+      await s.stop();
+      await redis.stop();
     }
   });
 });
