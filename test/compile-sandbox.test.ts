@@ -4,6 +4,7 @@
 // up and truthful when a compile is killed, hangs or has to wait.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,15 +37,18 @@ function processesUsing(dir: string, except: number[] = []): string[] {
   return found;
 }
 
-/** The server's `thaw compile` children (the box execs down to thaw, so they are its direct children). */
-function compileChildren(s: ServerProcess): number[] {
+/** The server's `thaw compile` children (the box execs down to thaw, so they are its direct
+ * children); with `module`, only those compiling it (background builds of other functions may run too). */
+function compileChildren(s: ServerProcess, module?: Uint8Array): number[] {
+  const hash = module && createHash("sha256").update(module).digest("hex");
   const pids: number[] = [];
   for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       if (ppid !== s.proc.pid) continue;
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("compile")) pids.push(Number(pid));
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (argv.includes("compile") && (!hash || argv.some((a) => a.includes(hash)))) pids.push(Number(pid));
     } catch {}
   }
   return pids;
@@ -211,10 +215,11 @@ describe("compiles in the server", () => {
   for (const signal of ["SIGKILL", "SIGSEGV"] as const) {
     test(`a compile child killed by ${signal}: the deploy fails cleanly, list and GET stay 200`, async () => {
       const name = `killed-${signal.toLowerCase()}`;
-      const accepted = await deploy(s, name, spinsAtStart(signal === "SIGKILL" ? 2 : 3), false);
+      const module = spinsAtStart(signal === "SIGKILL" ? 2 : 3);
+      const accepted = await deploy(s, name, module, false);
       expect(accepted.status).toBe(202);
       const [child] = await until("the compile child", () => {
-        const c = compileChildren(s);
+        const c = compileChildren(s, module);
         return c.length ? c : undefined;
       });
       // Far enough in that Bun's crash handler is installed and would print its banner.
@@ -231,6 +236,8 @@ describe("compiles in the server", () => {
       const get = await fetch(`${s.url}/v1/functions/${name}`);
       expect(get.status).toBe(200);
       expect(JSON.stringify(await json(get))).not.toMatch(/Bun v|Kernel|CPU:|\/work\/|\/tmp\//);
+      // Background optimized builds of earlier deploys have build directories of their own.
+      await until("the other compiles to end", () => compileChildren(s).length === 0, 60_000);
       expect(leftoverBuilds(s.dataDir)).toEqual([]);
       // The child's tools die with it (pdeathsig), a few milliseconds after the server saw it go.
       await until("its tools to die", () => processesUsing(s.dataDir, [s.proc.pid]).length === 0, 3000).catch(() => {

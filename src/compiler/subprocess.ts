@@ -52,7 +52,7 @@ function childEnv(): Record<string, string | undefined> {
 }
 
 interface ChildAnswer {
-  error?: { code: CompileErrorCode; message: string; log?: string; imports?: { import: string; reason: string }[] };
+  error?: { code: CompileErrorCode; message: string } & CompileError["details"];
   key?: string;
 }
 

@@ -77,8 +77,10 @@ export interface BuildProgress {
   elapsedMs: number;
 }
 
-/** Fast-tier failures the optimized build may not have: the C compiler's, not the module's. */
-const FALLBACK_CODES = new Set(["compiler_failed", "module_limit"]);
+/** Fast-tier failures the optimized build may not have: the C compiler's refusals
+ * (an error, a frame over the limit at -O0), not the module's or a timeout. */
+const fastTierRefused = (e: unknown) =>
+  e instanceof CompileError && e.details.stage === "compiling" && (e.code === "compiler_failed" || e.code === "module_limit");
 
 export class FunctionService implements LocalFunctions {
   private readonly builds = new Map<string, Promise<FunctionRecord>>();
@@ -346,8 +348,8 @@ export class FunctionService implements LocalFunctions {
     try {
       return (await this.compileModule(record.moduleHash, "fast", ticket, who))!;
     } catch (e) {
-      if (!(e instanceof CompileError && FALLBACK_CODES.has(e.code))) throw e;
-      this.log.warn("fast tier failed: building the optimized tier", { tenant: record.tenant, function: record.name, error: e.message });
+      if (!fastTierRefused(e)) throw e;
+      this.log.warn("fast tier failed: building the optimized tier", { tenant: record.tenant, function: record.name, error: (e as Error).message });
       return (await this.compileModule(record.moduleHash, "optimized", undefined, who))!;
     }
   }
