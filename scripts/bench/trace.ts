@@ -354,7 +354,9 @@ function makePolicy(key: PolicyKey, budgetBytes: number): WarmPolicy {
 /** ONE: one warm instance of every trace function, with the measured sizes. */
 const ONE_EACH_BYTES = Array.from({ length: FUNCTIONS }, (_, fn) => functionBytes(memory[fn % KINDS.length]!, 1)).reduce((a, b) => a + b, 0);
 const BYTE_BUDGETS = BYTE_FRACTIONS.map((f) => Math.round(f * ONE_EACH_BYTES));
-const name = (fn: number) => `f${String(fn).padStart(5, "0")}`;
+const NAMES = Array.from({ length: FUNCTIONS }, (_, fn) => `f${String(fn).padStart(5, "0")}`);
+const INDEX = new Map(NAMES.map((n, fn) => [n, fn]));
+const name = (fn: number) => NAMES[fn]!;
 
 async function replay(key: PolicyKey, budgetBytes: number): Promise<RunResult> {
   const policy = makePolicy(key, budgetBytes);
@@ -389,7 +391,7 @@ async function replay(key: PolicyKey, budgetBytes: number): Promise<RunResult> {
   };
   const tick = (t: number) => {
     const plan = policy.plan(t);
-    const overBudget = idleOverBudget(plan, (f) => idle[Number(f.slice(1))]?.length ?? 0);
+    const overBudget = idleOverBudget(plan, (f) => idle[INDEX.get(f) ?? -1]?.length ?? 0);
     if (overBudget) bound = true;
     let held = 0;
     for (let fn = 0; fn < FUNCTIONS; fn++) {

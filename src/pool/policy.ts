@@ -493,6 +493,7 @@ export const LOCAL_TAU_MIN_CALLS = 5;
 abstract class TrackingPolicy implements WarmPolicy {
   abstract readonly name: PolicyName;
   protected readonly fns = new Map<string, FunctionState>();
+  private sorted: string[] | null = null;
   protected readonly timeConstantMs: number;
   protected readonly alpha: number;
   protected readonly defaultMaxConcurrency: number;
@@ -535,6 +536,7 @@ abstract class TrackingPolicy implements WarmPolicy {
         clusterTau: null,
         lastArrivalMs: null, lastUsedMs: null, mem: null, maxConcurrency: null };
       this.fns.set(fn, s);
+      this.sorted = null;
     }
     return s;
   }
@@ -574,7 +576,7 @@ abstract class TrackingPolicy implements WarmPolicy {
   }
 
   forget(fn: string): void {
-    this.fns.delete(fn);
+    if (this.fns.delete(fn)) this.sorted = null;
   }
 
   /** Size fn by this node's share of the cluster's rate instead of its own
@@ -609,8 +611,10 @@ abstract class TrackingPolicy implements WarmPolicy {
     return s.clusterRate ?? rateAt(s.rate, nowMs, this.timeConstantMs);
   }
 
-  protected sortedNames(): string[] {
-    return [...this.fns.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  /** Function names in code-unit order; cached, as plans run every tick and functions come and go rarely. */
+  protected sortedNames(): readonly string[] {
+    this.sorted ??= [...this.fns.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.sorted;
   }
 
   protected memOf(s: FunctionState): MemoryFootprint {
@@ -814,6 +818,8 @@ export class PoolPolicy extends TrackingPolicy {
     const names = this.sortedNames();
     const wishes = new Map<string, { k: number; unloadCode: boolean }>();
     const items: BudgetItem[] = [];
+    const valueOf: (() => number[])[] = [];
+    let wanted = 0;
     for (const fn of names) {
       const s = this.fns.get(fn)!;
       const idle = this.idleFor(s, nowMs);
@@ -828,15 +834,18 @@ export class PoolPolicy extends TrackingPolicy {
       );
       const k = s.lastUsedMs === null || unloadCode ? 0 : wish(eq3, idle, this.idleGraceMs, window, cap);
       // Past the idle grace only the floor is left; it saves one cold start per return from quiet.
-      const values =
-        this.trimOrder !== "value"
-          ? undefined
-          : idle <= this.idleGraceMs
-            ? instanceValues(recentRate(lambda, idle), this.tauOf(s, nowMs) ?? 0, k, this.planIntervalMs)
-            : [rateAt(s.returns, nowMs, LONG_TIME_CONSTANT_MS)].slice(0, k);
+      valueOf.push(() =>
+        idle <= this.idleGraceMs
+          ? instanceValues(recentRate(lambda, idle), tau, k, this.planIntervalMs)
+          : [rateAt(s.returns, nowMs, LONG_TIME_CONSTANT_MS)].slice(0, k),
+      );
       wishes.set(fn, { k, unloadCode });
-      items.push({ fn, lastUsedMs: s.lastUsedMs, k, values, ...this.memOf(s) });
+      const item: BudgetItem = { fn, lastUsedMs: s.lastUsedMs, k, ...this.memOf(s) };
+      wanted += functionBytes(item, k);
+      items.push(item);
     }
+    // Values only matter (and are only computed) when the wishes do not fit.
+    if (this.trimOrder === "value" && wanted > this.budgetBytes) items.forEach((it, i) => (it.values = valueOf[i]!()));
     const budget = this.trimOrder === "value" ? trimByValue(items, this.budgetBytes) : trimToBudget(items, this.budgetBytes);
     const functions = new Map<string, FunctionPlan>();
     for (const fn of names) {
