@@ -58,6 +58,15 @@ describe("the fast tier", () => {
     expect(text(fast.stdout)).toBe(text(optimized.stdout));
   });
 
+  for (const name of ["simd_int", "simd_float", "simd_memory"])
+    test(`${name}: the same output as the optimized tier`, async () => {
+      const fast = await run(await build(name, "fast"));
+      const optimized = await run(await build(name, "optimized"));
+      expect(fast.status).toBe("ok");
+      expect(fast.stdout.length).toBeGreaterThan(0);
+      expect(text(fast.stdout)).toBe(text(optimized.stdout));
+    });
+
   test("memory.grow past the cap returns -1 to the module", async () => {
     const r = await run(await build("memory_bomb", "fast"), "", { memoryMiB: 4 });
     expect(r.growRefused).toBe(true);
