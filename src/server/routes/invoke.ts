@@ -97,9 +97,24 @@ export function functionError(o: InvokeOutcome): Response | undefined {
 }
 
 /**
+ * The platform's headers over a function's own: the request id and, with
+ * CORS on, the Access-Control-* headers win, and Vary: Origin is added to
+ * the function's Vary rather than dropped (Elysia keeps a response's own
+ * headers over `set.headers`).
+ */
+function platformHeaders(headers: Headers, set: WagiContext["set"]): void {
+  for (const [name, value] of Object.entries(set.headers)) {
+    if (typeof value !== "string") continue;
+    if (name === "vary" && headers.has("vary")) headers.set("vary", `${headers.get("vary")}, ${value}`);
+    else if (name === REQUEST_ID_HEADER || name.startsWith("access-control-")) headers.set(name, value);
+  }
+}
+
+/**
  * A call with the HTTP request as CGI variables, its path under `base`
  * (/fn or /function): the function's CGI head, if it writes one, sets the
- * response. The request id is the platform's: a function cannot set it.
+ * response -- but not the request id, nor the CORS headers when the
+ * operator configured CORS.
  */
 export async function wagiCall(ctx: AppContext, { request, params, principal, server, set }: WagiContext, base: string): Promise<Response> {
   const name = params.name;
@@ -126,7 +141,7 @@ export async function wagiCall(ctx: AppContext, { request, params, principal, se
   }
   if (!cgi.headers.some(([n]) => n.toLowerCase() === "content-type")) headers.set("content-type", o.config.contentType);
   for (const [n, v] of cgi.headers) headers.append(n, v);
-  headers.set(REQUEST_ID_HEADER, requestId);
+  platformHeaders(headers, set);
   return new Response(cgi.body, { status: cgi.status, headers });
 }
 
