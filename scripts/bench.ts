@@ -38,6 +38,9 @@ export const tool = (cmd: string, pkg = cmd, script?: string): Prerequisite => (
 /** A file the repository builds. */
 export const built = (path: string, how: string): Prerequisite => ({ name: path, present: () => existsSync(join(ROOT, path)), install: how, script: SETUP });
 
+/** A file a Debian package installs. */
+const system = (path: string, pkg: string): Prerequisite => ({ name: path, present: () => existsSync(path), install: `apt-get install -y ${pkg}`, script: SETUP });
+
 const LIBTHAW = built("native/build/libthaw.so", "make -C native");
 const EXAMPLES = built("functions/build/hello.wasm", "make -C functions");
 const COMPILER = [tool("wasm2c", "wabt", SETUP), tool("wasm-validate", "wabt", SETUP), tool("cc", "gcc", SETUP)];
@@ -57,6 +60,11 @@ export const BENCHES: Record<string, Bench> = {
   jobs: { load: () => import("./bench/jobs.ts"), needs: [...NODE, tool("redis-server", "redis-server", TEST)] },
   fairness: { load: () => import("./bench/fairness.ts"), needs: NODE },
   cli: { load: () => import("./bench/cli.ts"), needs: NODE },
+  deploy: {
+    load: () => import("./bench/deploy.ts"),
+    needs: [LIBTHAW, ...COMPILER, tool("clang", "clang", SETUP), tool("clang++", "clang", SETUP), tool("rustc", "rustc", SETUP),
+      system("/usr/lib/rustlib/wasm32-wasi", "libstd-rust-dev-wasm32"), system("/usr/lib/wasm32-wasi/libc++.a", "libc++-dev-wasm32 libc++abi-14-dev-wasm32")],
+  },
 };
 
 /** One line naming what is missing and how to get it; undefined when nothing is. */
