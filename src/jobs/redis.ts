@@ -28,11 +28,8 @@
 // pipelined addBulk, and each submit returns -- its 202 goes out -- only
 // after Redis has answered for its job: an accepted job is in Redis, as
 // durable as Redis is configured to be (appendfsync), and survives the
-// node's kill -9. Submits and reads use a connection of their own with
-// ioredis auto-pipelining, so concurrent requests share writes too. What
-// remains per job is BullMQ's own: its add script and the worker's
-// move-to-finished (which also fetches the next job), ~40 and ~80 µs of
-// CPU here.
+// node's kill -9. What remains per job is BullMQ's own: its add script and
+// the worker's move-to-finished (which also fetches the next job).
 //
 // Redis down: submits and reads fail at once with queue_unavailable (the
 // producer connection has no offline queue), the worker's connection keeps
@@ -150,12 +147,6 @@ export class RedisJobQueue implements JobQueue {
   readonly backend = "redis";
   readonly callbacks: CallbackDispatcher;
   private readonly queue: Queue<JobData>;
-  /**
-   * Submits and reads: the node's connection duplicated with auto-pipelining,
-   * so the commands of all the requests handled in one round of the event
-   * loop leave in one write.
-   */
-  private readonly jobs: Redis;
   /** Final attempts whose outcome is written, waiting for BullMQ to complete or fail the job. */
   private readonly finishing = new WeakMap<Job<JobData>, Finishing>();
   /** Pending deliveries this node owns: member -> the lease it last set. */
@@ -180,9 +171,7 @@ export class RedisJobQueue implements JobQueue {
     private readonly options: QueueOptions,
     private readonly log: Logger,
   ) {
-    this.jobs = client.duplicate({ enableAutoPipelining: true });
-    this.jobs.on("error", () => {});
-    this.queue = new Queue<JobData>(QUEUE_NAME, { connection: this.jobs, prefix: QUEUE_PREFIX });
+    this.queue = new Queue<JobData>(QUEUE_NAME, { connection: this.client, prefix: QUEUE_PREFIX });
     this.queue.on("error", () => {});
     this.callbacks = new CallbackDispatcher(options.callbacks, redisSecret(client), log);
   }
@@ -204,7 +193,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async submit(spec: JobSpec, maxAttempts: number): Promise<JobState> {
-    if (this.jobs.status !== "ready") throw unavailable();
+    if (this.client.status !== "ready") throw unavailable();
     const id = crypto.randomUUID();
     const added = await new Promise<Job<JobData>>((resolve, reject) => {
       const submit: Submit = {
@@ -238,15 +227,15 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async get(id: string): Promise<JobState | undefined> {
-    if (this.jobs.status !== "ready") throw unavailable();
+    if (this.client.status !== "ready") throw unavailable();
     try {
       // State first, then the job: read the other way round, a job that
       // finishes in between would show as completed without its return value.
       const state = await this.queue.getJobState(id);
       const [job, outcome, deliveries] = await Promise.all([
         this.queue.getJob(id),
-        this.jobs.getBuffer(this.outcomeKey(id)),
-        this.jobs.hgetall(this.callbackKey(id)),
+        this.client.getBuffer(this.outcomeKey(id)),
+        this.client.hgetall(this.callbackKey(id)),
       ]);
       if (!job) return undefined;
       if (job.finishedOn && job.finishedOn + this.options.retentionMs < Date.now()) return undefined;
@@ -320,7 +309,6 @@ export class RedisJobQueue implements JobQueue {
     await Promise.race([this.worker?.close().then(() => this.queue.close()), attemptsDone, timeUp]).catch(() => undefined);
     clearTimeout(timer);
     this.workerConnection?.disconnect();
-    this.jobs.disconnect();
     await this.callbacks.close(deadline);
     // Deliveries not done: let the other nodes take them now rather than when the lease runs out.
     const now = Date.now();
