@@ -43,6 +43,7 @@ import {
 } from "../compiler/compile.ts";
 import { type CompilePriority, CompileQueue, type Ticket } from "../compiler/queue.ts";
 import { estimateUnits } from "../compiler/split.ts";
+import { toolchain } from "../compiler/toolchain.ts";
 import { sandbox } from "../compiler/sandbox.ts";
 import { compileInSubprocess } from "../compiler/subprocess.ts";
 import type { ServerConfig } from "../config.ts";
@@ -108,6 +109,8 @@ export class FunctionService implements LocalFunctions {
   /** Bring every deployed function back after a restart, without recompiling. In a
    * cluster, what the local disk lacks is fetched or rebuilt by the sync instead. */
   async boot(): Promise<void> {
+    // The first deploy looks its optimized artifact up by key, which needs the tools' versions.
+    toolchain().catch(() => {});
     try {
       const box = await sandbox();
       if (box.mode === "none")
