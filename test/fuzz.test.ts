@@ -211,4 +211,21 @@ describe("regressions found by fuzzing", () => {
   // `grow    00000001`.
   test("a module with a table grows its memory to its declared maximum", () =>
     agreeOn(`(module (memory 1 2) (table 1 funcref) (func (export "f")))`), 60_000);
+
+  // With SIMD enabled (thaw lowers it, src/compiler/simd.ts) binaryen logs
+  // v128 values and exports functions taking and returning them; and a
+  // start function that logs made the reference fail at instantiation
+  // (memory not yet reachable) while thaw trapped in the snapshot: it now
+  // runs first thing in _start. Found by `bun run fuzz --seed 12`.
+  test("v128 logs, parameters and results, and a start function that logs", () =>
+    agreeOn(`(module
+      (import "fuzzing-support" "log-v128" (func $log (param v128)))
+      (import "fuzzing-support" "log-i32" (func $log32 (param i32)))
+      (memory 1 2)
+      (func $init (call $log32 (i32.const 5)))
+      (start $init)
+      (func (export "f") (param v128 i32) (result v128 f32)
+        (call $log (i32x4.add (local.get 0) (i32x4.splat (local.get 1))))
+        (f32x4.sqrt (local.get 0))
+        (f32.const 1)))`), 60_000);
 });

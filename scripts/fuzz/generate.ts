@@ -9,8 +9,9 @@
 //
 // Features are what wasm2c 1.0.32 and thaw's glue handle: MVP plus the
 // post-MVP proposals wabt enables by default that thaw runs (sign-extension,
-// mutable globals, non-trapping float-to-int, bulk memory, multi-value).
-// `--mvp-features` first turns everything off, so SIMD, threads, exception
+// mutable globals, non-trapping float-to-int, bulk memory, multi-value), and
+// SIMD, which thaw lowers before wasm2c (src/compiler/simd.ts).
+// `--mvp-features` first turns everything off, so threads, exception
 // handling, reference types, GC, tail calls, memory64, multi-memory and any
 // proposal a newer binaryen adds stay off without being named here.
 
@@ -24,6 +25,7 @@ export const FEATURE_FLAGS = [
   "--enable-nontrapping-float-to-int",
   "--enable-bulk-memory",
   "--enable-multivalue",
+  "--enable-simd",
 ];
 
 /**

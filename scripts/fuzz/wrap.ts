@@ -1,6 +1,6 @@
 // Turns a binaryen fuzz module into a WASI command both engines run as is.
 //
-// binaryen's modules import `log-i32/i64/f32/f64` from "fuzzing-support",
+// binaryen's modules import `log-i32/i64/f32/f64/v128` from "fuzzing-support",
 // which thaw refuses (WASI preview1 only), and have no `_start`. The rewrite
 // happens in the text format: wasm2wat --generate-names names every
 // function, global, type and table, so the text refers to everything by
@@ -21,7 +21,11 @@
 //     runners do the same: its loops and calls trap once a budget of 10
 //     runs out, so no module runs forever); the call with fixed arguments;
 //     each result as `ret <type> <bits>`;
-//   - every log import as `log <type> <bits>`;
+//   - first, the module's start function, if it has one (taken out of the
+//     start section: a start function that logs would print during
+//     instantiation, before the reference can see the memory);
+//   - every log import as `log <type> <bits>`, a v128 as `log v128` and its
+//     two 64-bit halves on two lines (results likewise as `ret v128`);
 //   - any NaN as `nan` instead of its bits (see outcome.ts for why).
 // Nothing is caught: the first trap ends the run, and both engines report it.
 //
@@ -45,7 +49,7 @@ import { join } from "node:path";
 
 export class WrapError extends Error {}
 
-type ValType = "i32" | "i64" | "f32" | "f64";
+type ValType = "i32" | "i64" | "f32" | "f64" | "v128";
 interface Sig {
   params: ValType[];
   results: ValType[];
@@ -57,9 +61,10 @@ const ARGS: Record<ValType, string[]> = {
   i64: ["0", "1", "-1", "0x7fffffffffffffff", "-0x8000000000000000", "4294967296"],
   f32: ["0", "1.5", "-0", "inf", "-3.4e38", "1e-40"],
   f64: ["0", "-2.5", "-0", "-inf", "1.7e308", "5e-324"],
+  v128: ["i64x2 0 0", "i32x4 1 -1 0x7fffffff -0x80000000", "f32x4 1.5 -0 inf -3.4e38", "i8x16 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15"],
 };
 
-const DIGITS: Record<ValType, number> = { i32: 8, i64: 16, f32: 8, f64: 16 };
+const DIGITS: Record<Exclude<ValType, "v128">, number> = { i32: 8, i64: 16, f32: 8, f64: 16 };
 
 /** An 8-character ASCII tag as the i64 that stores it little-endian. */
 const tag = (text: string) => {
@@ -69,8 +74,15 @@ const tag = (text: string) => {
   return `0x${v.toString(16)}`;
 };
 
-/** `$fz.put_<t>(tag, value)` prints `<tag><hex bits>` or `<tag>nan`. */
+/** The 8-character tag of a `log` or `ret` line for a value of type t. */
+const typeTag = (kind: "log" | "ret", t: ValType) => tag(t === "v128" ? `${kind} v128` : `${kind} ${t} `);
+
+/** `$fz.put_<t>(tag, value)` prints `<tag><hex bits>` or `<tag>nan`; a v128 prints as its two i64 halves. */
 function putFunction(t: ValType): string {
+  if (t === "v128")
+    return `(func $fz.put_v128 (param $tag i64) (param $v v128)
+    (call $fz.emit (local.get $tag) (i64x2.extract_lane 0 (local.get $v)) (i32.const 16) (i32.const 0))
+    (call $fz.emit (local.get $tag) (i64x2.extract_lane 1 (local.get $v)) (i32.const 16) (i32.const 0)))`;
   const bits = {
     i32: "(i64.extend_i32_u (local.get $v))",
     i64: "(local.get $v)",
@@ -119,7 +131,7 @@ const EMIT = `(func $fz.emit (param $tag i64) (param $bits i64) (param $digits i
     (i64.store offset=32 (i32.const 0) (local.get $s4))
     (i64.store offset=40 (i32.const 0) (local.get $s5)))`;
 
-const VALTYPES = new Set(["i32", "i64", "f32", "f64"]);
+const VALTYPES = new Set(["i32", "i64", "f32", "f64", "v128"]);
 function parseList(text: string, keyword: "param" | "result"): ValType[] {
   const out: ValType[] = [];
   for (const m of text.matchAll(new RegExp(`\\(${keyword}((?: [a-z0-9]+)+)\\)`, "g")))
@@ -144,14 +156,15 @@ export function wrapText(wat: string, memoryCapPages: number): string {
   /** The memory's maximum in pages once clamped; undefined until a memory is seen. */
   let maxPages: number | undefined;
   let memoryExported = false;
+  let startFunc: string | undefined;
   const kept: string[] = [];
   for (const line of lines) {
     let m: RegExpExecArray | null;
     if ((m = /^\s*\(type (\$[^\s)]+) \(func(.*)\)\)$/.exec(line))) {
       types.set(m[1]!, { params: parseList(m[2]!, "param"), results: parseList(m[2]!, "result") });
-    } else if ((m = /^\s*\(import "fuzzing-support" "log-(i32|i64|f32|f64)" \(func (\$[^\s)]+) \(type (\$[^\s)]+)\)\)\)$/.exec(line))) {
+    } else if ((m = /^\s*\(import "fuzzing-support" "log-(i32|i64|f32|f64|v128)" \(func (\$[^\s)]+) \(type (\$[^\s)]+)\)\)\)$/.exec(line))) {
       // Same name, same type: every call site stays as it was.
-      logs.push(`(func ${m[2]} (type ${m[3]}) (call $fz.put_${m[1]} (i64.const ${tag(`log ${m[1]} `)}) (local.get 0)))`);
+      logs.push(`(func ${m[2]} (type ${m[3]}) (call $fz.put_${m[1]} (i64.const ${typeTag("log", m[1] as ValType)}) (local.get 0)))`);
       continue;
     } else if ((m = /^\s*\((?:func|import "[^"]*" "[^"]*" \(func) (\$[^\s)]+) \(type (\$[^\s)]+)\)/.exec(line))) {
       funcType.set(m[1]!, m[2]!);
@@ -166,6 +179,12 @@ export function wrapText(wat: string, memoryCapPages: number): string {
       exports.push({ name: m[1]!, func: m[2]! });
     } else if (/^\s*\(export "memory" /.test(line)) {
       memoryExported = true;
+    } else if ((m = /^\s*\(start (\$[^\s)]+)\)$/.exec(line))) {
+      // Run by _start instead: a start function that logs would print
+      // before the reference can reach the memory (instantiation has not
+      // returned), and thaw runs one when it makes the snapshot.
+      startFunc = m[1]!;
+      continue;
     }
     kept.push(line);
   }
@@ -177,8 +196,11 @@ export function wrapText(wat: string, memoryCapPages: number): string {
     return sig;
   };
   const hangInit = exports.find((e) => e.name === "hangLimitInitializer");
+  const usesV128 =
+    logs.some((l) => l.includes("$fz.put_v128")) ||
+    exports.some((e) => [...sigOf(e.func).params, ...sigOf(e.func).results].includes("v128"));
   const locals: string[] = [];
-  const body: string[] = [];
+  const body: string[] = startFunc ? [`(call ${startFunc})`] : [];
   exports.forEach((e, index) => {
     const sig = sigOf(e.func);
     body.push(`(call $fz.put_i32 (i64.const ${tag("call    ")}) (i32.const ${index}))`);
@@ -192,7 +214,7 @@ export function wrapText(wat: string, memoryCapPages: number): string {
       return `$r${index}_${k}`;
     });
     for (const name of [...names].reverse()) body.push(`(local.set ${name})`);
-    sig.results.forEach((t, k) => body.push(`(call $fz.put_${t} (i64.const ${tag(`ret ${t} `)}) (local.get ${names[k]}))`));
+    sig.results.forEach((t, k) => body.push(`(call $fz.put_${t} (i64.const ${typeTag("ret", t)}) (local.get ${names[k]}))`));
   });
 
   const added = [
@@ -203,7 +225,8 @@ export function wrapText(wat: string, memoryCapPages: number): string {
       (else (memory.size))))`,
     ...(memoryExported ? [] : [`(export "memory" (memory 0))`]),
     EMIT,
-    ...(["i32", "i64", "f32", "f64"] as const).map(putFunction),
+    // The v128 printer only where a v128 is printed: it is SIMD code itself.
+    ...(["i32", "i64", "f32", "f64", "v128"] as const).filter((t) => t !== "v128" || usesV128).map(putFunction),
     ...logs,
     `(func $fz.start (export "_start") ${locals.join(" ")}\n    ${body.join("\n    ")})`,
   ];
