@@ -113,6 +113,11 @@ describe("documents the call logs, the OpenFaaS routes and request ids", () => {
     expect(Object.keys(async.responses ?? {})).toEqual(expect.arrayContaining(["202", "400", "401", "404"]));
   });
 
+  test("POST /v1/functions/{name}/jobs documents its query parameters", () => {
+    const op = doc.paths["/v1/functions/{name}/jobs"]?.post as Operation & { parameters?: { name: string; in: string }[] };
+    expect(op.parameters?.filter((p) => p.in === "query").map((p) => p.name).sort()).toEqual(["attempts", "callback", "retryFunctionErrors"]);
+  });
+
   test("X-Request-Id and CORS are described, and the call responses list X-Request-Id", () => {
     const info = (doc as unknown as { info: { description: string } }).info.description;
     expect(info).toContain("X-Request-Id");

@@ -6,7 +6,6 @@
 
 import { type } from "arktype";
 import { Elysia } from "elysia";
-import { ThawError } from "../../service/errors.ts";
 import type { AppContext } from "../context.ts";
 import { json, queryFlag, readBody, requestIdOf } from "../http.ts";
 import { binaryResponse, errorResponses } from "../openapi.ts";
@@ -19,9 +18,7 @@ export const jobRoutes = (ctx: AppContext) =>
     .use(ctx.authn)
     .post(
       "/v1/functions/:name/jobs",
-      async ({ request, params, query, set, principal: { tenant } }) => {
-        const q = JobQuery(query);
-        if (q instanceof type.errors) throw new ThawError("invalid_request", q.summary);
+      async ({ request, params, query: q, set, principal: { tenant } }) => {
         const body = await readBody(request, ctx.config.maxBody);
         const job = await ctx.jobs.submit(tenant, params.name, {
           body,
@@ -35,16 +32,12 @@ export const jobRoutes = (ctx: AppContext) =>
       {
         parse: "none",
         params: FunctionName,
+        query: JobQuery,
         detail: {
           summary: "Call a function asynchronously",
           description:
             "Queues a call (the request body is its stdin) and answers 202 with the job and a Location once the job is stored. Platform failures (overloaded, out of memory, node lost) are retried with exponential backoff up to `attempts` (default 3); function errors are the result unless `retryFunctionErrors=true`. After the last attempt a job is `dead`. With `callback=URL` (http or https, no credentials, a public address unless the operator allows it: 400 invalid_request otherwise), the finished job is POSTed there once its outcome is recorded, as JSON with the body in base64, signed (X-Thaw-Signature; see GET /v1/callback-secret), with X-Thaw-Job-Id, X-Thaw-Job-Status, X-Thaw-Delivery-Attempt and Idempotency-Key. 503 queue_unavailable when the queue's store (Redis) is unreachable.",
           requestBody: { content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
-          parameters: [
-            { name: "callback", in: "query", schema: { type: "string", format: "uri" }, description: "POST the finished job here (http/https, public address)" },
-            { name: "attempts", in: "query", schema: { type: "integer", minimum: 1, maximum: 20 } },
-            { name: "retryFunctionErrors", in: "query", schema: { type: "boolean" } },
-          ],
         } as never,
         response: { 202: JobView, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 408: ErrorBody, 413: ErrorBody, 503: ErrorBody },
       },
