@@ -434,9 +434,12 @@ export class FunctionService implements LocalFunctions {
   private upgrade(fast: FunctionRecord): void {
     const { tenant, name } = fast;
     const fastKey = fast.active!.artifactKey;
+    // Still serving that fast build, and no newer deploy is compiling (its record carries the
+    // old `active` until it is built: swapping under it would overwrite what it publishes).
     const current = () => {
       const rec = this.registry.get(tenant, name);
-      const same = !this.closed && rec?.active?.artifactKey === fastKey && rec.active.version === fast.active!.version;
+      const same =
+        !this.closed && rec?.status !== "compiling" && rec?.active?.artifactKey === fastKey && rec.active.version === fast.active!.version;
       return same ? rec : undefined;
     };
     const skip = () => current() === undefined;
