@@ -120,6 +120,34 @@ describe("guarded memory: other faults are not swallowed", () => {
     expect(p.exitCode === 0).toBe(false);
   });
 
+  test("Bun's own WebAssembly and thaw both keep their out-of-bounds traps, whichever handler came first", async () => {
+    const { module } = await load(exitWith("(i32.load (i32.const 65536))"));
+    const thawCall = async () => {
+      const inst = module.restore();
+      try {
+        return (await sharedEngine().call(inst, {})).status;
+      } finally {
+        inst.free();
+      }
+    };
+    const jsc = new WebAssembly.Instance(
+      new WebAssembly.Module(wat(`(module (memory 1) (func (export "f") (result i32) (i32.load (i32.const 70000))))`)),
+      {},
+    );
+    const jscCall = () => {
+      try {
+        (jsc.exports.f as () => number)();
+        return "returned";
+      } catch (e) {
+        return String(e);
+      }
+    };
+    expect(await thawCall()).toBe("out_of_bounds");
+    expect(jscCall()).toContain("Out of bounds memory access");
+    expect(await thawCall()).toBe("out_of_bounds");
+    expect(jscCall()).toContain("Out of bounds memory access");
+  });
+
   test("when the guard slots run out, a restore fails cleanly and a freed slot is reused", async () => {
     const { artifact } = await load(exitWith("(i32.load (i32.const 0))"));
     const script = `
