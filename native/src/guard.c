@@ -111,13 +111,18 @@ static uintptr_t fault_pc(const void* uc) {
 #endif
 }
 
-/* Only reads thread-locals and the faulting call's own fields: async-signal-safe. */
+static int64_t slot_index(const uint8_t* base);
+
+/* Only reads thread-locals, the faulting call's own fields and the arena's
+ * bounds (set once, before any slot exists): async-signal-safe. */
 static int is_wasm_oob(const siginfo_t* si, const void* uc) {
   thaw_call_state* c = thaw_current;
   if (!c || !c->active || c->in_host || !c->guarded || !c->memory) return 0;
   uintptr_t pc = fault_pc(uc);
   if (pc < c->code_lo || pc >= c->code_hi) return 0;
-  uintptr_t off = (uintptr_t)si->si_addr - (uintptr_t)c->memory->data;
+  const uint8_t* base = c->memory->data;
+  if (!base || slot_index(base) < 0) return 0;
+  uintptr_t off = (uintptr_t)si->si_addr - (uintptr_t)base;
   return off >= c->memory->size && off < THAW_GUARD_SPAN;
 }
 
@@ -168,6 +173,7 @@ static pthread_once_t g_handler_once = PTHREAD_ONCE_INIT;
 static uint8_t* slot_addr(uint64_t i) { return g.arena + i * THAW_GUARD_SPAN; }
 
 static int64_t slot_index(const uint8_t* base) {
+  /* A slot's base: inside the arena, at a multiple of the span. */
   if (!g.arena || base < g.arena) return -1;
   uint64_t off = (uint64_t)(base - g.arena);
   if (off % THAW_GUARD_SPAN || off / THAW_GUARD_SPAN >= g.slots) return -1;
