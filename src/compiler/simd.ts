@@ -178,7 +178,7 @@ const LANE_OPS: [number, string, string][] = [
 for (const [c, n, s] of LANE_OPS) op(c, n, s);
 
 /** The helper's import name: `thaw_simd_` and the instruction, `.` as `_`. */
-export const helperName = (instruction: string) => `thaw_simd_${instruction.replace(".", "_")}`;
+const helperName = (instruction: string) => `thaw_simd_${instruction.replace(".", "_")}`;
 
 // ---- bytes ---------------------------------------------------------------------
 
@@ -319,11 +319,6 @@ function sections(bytes: Uint8Array): Section[] {
     out.push({ id, body: r.take(size) });
   }
   return out;
-}
-
-/** Does the module use SIMD: a v128 anywhere, or a 0xfd instruction (decoded, not guessed). */
-export function usesSimd(bytes: Uint8Array): boolean {
-  return lowerSimd(bytes) !== bytes;
 }
 
 /**
