@@ -1,7 +1,9 @@
 // Generates the C file that describes a wasm2c module to libthaw
 // (native/include/thaw_module.h): where the WASI import pointer, the memory
-// and the tables sit in the instance struct, and which entry points exist.
-// The C compiler computes the offsets.
+// and the tables sit in the instance struct, which entry points exist, and
+// whether the code was built without bounds checks (wasm-rt.h), so libthaw
+// gives its instances guarded memory. The C compiler computes the offsets
+// and reads the flag from the same header the code was built with.
 //
 // Everything here follows from thaw's own parse of the sanitized module
 // (sanitize.ts) and from wasm2c's deterministic naming of unnamed items,
