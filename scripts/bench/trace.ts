@@ -33,7 +33,8 @@
 //               them: recordArrival() === true -> reuse an idle instance,
 //               false -> restore (cold); containers it expires or evicts in
 //               plan() are freed for real.
-//   fixed       FixedPolicy, K derived from the budget.
+//   fixed       FixedPolicy, K derived from the budget, capped to fit 3/4 of
+//               the engine's guard-page slots (fixedK).
 //   predicted-paper  PoolPolicy with PAPER_POOL: eq. 3 only, k = 0 after the
 //               60 s idle grace, LRU trimming (thaw's policy before the
 //               warm floor; kept as the "before" row of every run).
@@ -69,7 +70,9 @@
 //
 // Cold starts are split by cause: "overflow" = the function had calls in
 // flight (in trace time) at the arrival, i.e. the pool was too small for the
-// concurrency; "empty" = nothing in flight and nothing warm.
+// concurrency; "empty" = nothing in flight and nothing warm. A call whose
+// restore the engine refuses (no memory or guard-page slot left) counts as
+// cold and as an error (restore_failures).
 //
 // Budgets that bind for thaw's real sizes: the paper-scale units above never
 // bind for the wasm policies here (see above), so a second table sweeps
@@ -103,7 +106,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { compile } from "../../src/compiler/compile.ts";
 import { type CallRequest, DEFAULT_LIMITS, Engine, EngineError, type Instance, type LoadedModule } from "../../src/engine/engine.ts";
-import { FixedPolicy, functionBytes, KeepAlivePolicy, MiB, PAPER_POOL, PoolPolicy, type PoolPolicyConfig, type WarmPolicy } from "../../src/pool/policy.ts";
+import { FixedPolicy, functionBytes, KeepAlivePolicy, MiB, PAPER_POOL, PoolPolicy, type PoolPolicyConfig, uniformTarget, type WarmPolicy } from "../../src/pool/policy.ts";
 import { idleOverBudget, idleToKeep } from "../../src/pool/manager.ts";
 import { type AzureTrace, loadAzureTrace } from "./trace-azure.ts";
 import { generateTrace, type TraceCall, type TraceConfig } from "./trace-gen.ts";
@@ -234,6 +237,7 @@ interface Backend {
 const engine = DRY ? null : new Engine();
 const modules: LoadedModule[] = [];
 const memory: { linBytes: number; codeBytes: number }[] = []; // per kind
+let guarded = false;
 if (engine) {
   const artifacts = [];
   for (const kind of KINDS) {
@@ -245,6 +249,7 @@ if (engine) {
     if (r.status !== "ok" || r.exitCode !== 0) throw new Error(`${kind}: ${r.status} exit ${r.exitCode}`);
     if (!r.instanceReset) inst.reset();
     const stats = mod.stats();
+    guarded ||= stats.guarded;
     memory.push({ linBytes: stats.instanceBytes + inst.privateBytes(), codeBytes: stats.codeBytes });
     inst.free();
     mod.release();
@@ -256,6 +261,9 @@ if (engine) {
 } else {
   for (const _ of KINDS) memory.push({ linBytes: 24 * 1024, codeBytes: 48 * 1024 });
 }
+
+/** Guard-page slots left after loading (null without the engine or without guarded modules). */
+const GUARD_SLOTS = engine && guarded ? engine.guardSlotsFree() : null;
 
 const fake = {} as Instance;
 const backend: Backend = engine
@@ -362,10 +370,28 @@ function makePolicy(key: PolicyKey, budgetBytes: number): WarmPolicy {
   if (key === "keep-alive") return new KeepAlivePolicy({ budgetBytes, containerBytes: CONTAINER_BYTES });
   const p =
     key === "fixed"
-      ? new FixedPolicy({ budgetBytes })
+      ? new FixedPolicy({ budgetBytes, perFunction: fixedK(budgetBytes) })
       : new PoolPolicy({ budgetBytes, headroom: 1, planIntervalMs: TICK_MS, ...(key === "predicted-paper" ? PAPER_POOL : PREDICTED_OPTIONS) });
   for (let fn = 0; fn < FUNCTIONS; fn++) p.setMemory(name(fn), memory[fn % KINDS.length]!);
   return p;
+}
+/**
+ * The fixed pool's K: derived from the budget (FixedPolicy's own rule), but
+ * with guarded modules no more than fits in three quarters of the engine's
+ * guard-page slots (8 GiB of address space per instance; the rest is for
+ * calls in flight). Without the cap the paper-scale budgets ask for ~12,000
+ * instances and the process runs out of slots: every cold call fails.
+ */
+function fixedK(budgetBytes: number): number | undefined {
+  if (GUARD_SLOTS === null || GUARD_SLOTS === 0) return undefined;
+  const derived = Math.max(
+    1,
+    uniformTarget(
+      Array.from({ length: FUNCTIONS }, (_, fn) => ({ ...memory[fn % KINDS.length]!, maxConcurrency: 64 })),
+      budgetBytes,
+    ),
+  );
+  return Math.max(1, Math.min(derived, Math.floor((0.75 * GUARD_SLOTS) / FUNCTIONS)));
 }
 /** ONE: one warm instance of every trace function, with the measured sizes. */
 const ONE_EACH_BYTES = Array.from({ length: FUNCTIONS }, (_, fn) => functionBytes(memory[fn % KINDS.length]!, 1)).reduce((a, b) => a + b, 0);
@@ -393,6 +419,7 @@ async function replay(key: PolicyKey, budgetBytes: number): Promise<RunResult> {
   let overflow = 0;
   let bound = false;
   let restoreFailures = 0;
+  let measured = 0;
   const busy = new Array<number>(FUNCTIONS).fill(0);
   let heldSum = 0;
   let heldMax = 0;
@@ -468,9 +495,13 @@ async function replay(key: PolicyKey, budgetBytes: number): Promise<RunResult> {
     const inst = warm ? list.pop()! : backend.restore(fn);
     const t1 = Bun.nanoseconds();
     if (!inst) {
-      // The engine had no room for the call's instance: a failed call.
+      // The engine had no room for the call's instance: a failed call, and a cold one.
       restoreFailures++;
       errors++;
+      if (call.t >= WARMUP_MS) {
+        measured++;
+        cold++;
+      }
       continue;
     }
     if (!(await backend.call(fn, inst))) errors++;
@@ -478,6 +509,7 @@ async function replay(key: PolicyKey, budgetBytes: number): Promise<RunResult> {
     done.push({ t: call.t + call.durationMs, fn, durationMs: call.durationMs, inst });
     busy[fn]!++;
     if (call.t < WARMUP_MS) continue;
+    measured++;
     if (!warm) {
       cold++;
       if (busy[fn]! > 1) overflow++;
@@ -488,9 +520,9 @@ async function replay(key: PolicyKey, budgetBytes: number): Promise<RunResult> {
   }
   for (const list of idle) for (const inst of list.splice(0)) inst.free();
   return {
-    calls: latency.length,
+    calls: measured,
     cold,
-    coldPct: (100 * cold) / latency.length,
+    coldPct: measured ? (100 * cold) / measured : 0,
     p50: pct(latency, 50),
     p95: pct(latency, 95),
     p99: pct(latency, 99),
@@ -508,7 +540,6 @@ async function replay(key: PolicyKey, budgetBytes: number): Promise<RunResult> {
   };
 }
 
-const GUARD_SLOTS = engine ? engine.guardSlotsFree() : null;
 const t0 = performance.now();
 /**
  * One policy at ascending budgets. A run whose budget never bound made every
