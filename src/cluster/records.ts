@@ -73,8 +73,12 @@ interface Commands {
 
 export class SharedRecords {
   private readonly commands: Commands;
+  /** Fields this node wrote (or deleted) on the Redis it is connected to now. */
+  private readonly written = new Set<string>();
 
   constructor(private readonly redis: Redis) {
+    // A new connection may be to a Redis that lost everything: nothing is known to be there.
+    redis.on("ready", () => this.written.clear());
     redis.defineCommand("thawPoll", { numberOfKeys: 2, lua: POLL });
     redis.defineCommand("thawReplace", { numberOfKeys: 2, lua: REPLACE });
     redis.defineCommand("thawPublishIfNewer", { numberOfKeys: 2, lua: PUBLISH_IF_NEWER });
@@ -104,19 +108,29 @@ export class SharedRecords {
 
   /** Write `next` (undefined: delete) if the cluster's record is still `expected`. */
   async replace(tenant: string, name: string, expected: FunctionRecord | undefined, next: FunctionRecord | undefined): Promise<boolean> {
+    const field = recordField(tenant, name);
     const done = await this.commands.thawReplace(
       KEYS.records,
       KEYS.rev,
-      recordField(tenant, name),
+      field,
       expected ? JSON.stringify(expected) : "",
       next ? JSON.stringify(next) : "",
     );
+    if (done === 1) this.written.add(field);
     return done === 1;
+  }
+
+  /** Whether this node wrote the function's record on the Redis it is connected to now: then
+   * that Redis has it, or another node changed or deleted it since, and either way publishing
+   * the local copy again (after an epoch change) would be wrong. */
+  writtenHere(tenant: string, name: string): boolean {
+    return this.written.has(recordField(tenant, name));
   }
 
   /** Delete whatever the cluster holds for the function; false if it held nothing. */
   async remove(tenant: string, name: string): Promise<boolean> {
     const results = await this.redis.multi().hdel(KEYS.records, recordField(tenant, name)).incr(KEYS.rev).exec();
+    this.written.add(recordField(tenant, name));
     return results?.[0]?.[1] === 1;
   }
 

@@ -30,7 +30,10 @@
 // authoritative, so a node restarted after functions were deleted elsewhere
 // drops them; under a new one (Redis lost its data) the node publishes its
 // records, module bytes and artifacts, and the highest version any node
-// had wins. Deletions leave no tombstone, so the one thing this cannot
+// had wins -- but for the records the node itself wrote since it
+// reconnected: those are in the new Redis already, or were deleted there
+// since (a deploy can land before the node notices the new epoch, and a
+// delete right after it must stick). Deletions leave no tombstone, so the one thing this cannot
 // undo is a function deleted while a node was stopped, followed by Redis
 // losing its data before that node came back: it comes back too.
 
@@ -150,7 +153,9 @@ export class RegistrySync {
 
   /** Redis has an epoch this node has not synced with: put back what it has, then sync from scratch. */
   private async joinEpoch(epoch: string): Promise<void> {
-    const mine = this.registry.list();
+    // What this node deployed or built since it reconnected is in the new Redis already (or was
+    // deleted there since, which a republish would undo).
+    const mine = this.registry.list().filter((r) => !this.records.writtenHere(r.tenant, r.name));
     for (const record of mine) await this.republish(record);
     if (mine.length) this.log.info("cluster epoch changed: republished local functions", { epoch, functions: mine.length });
     const path = join(this.dataDir, EPOCH_FILE);
@@ -164,7 +169,9 @@ export class RegistrySync {
     const modulePath = this.registry.modulePath(record.moduleHash);
     if (existsSync(modulePath)) await this.artifacts.uploadModule(record.moduleHash, readFileSync(modulePath));
     if (record.active) await this.artifacts.upload(record.active.artifactKey);
-    await this.records.publishIfNewer(record);
+    // The uploads take a while: a function deleted or redeployed meanwhile must not come back.
+    const current = this.registry.get(record.tenant, record.name);
+    if (current && !this.records.writtenHere(record.tenant, record.name)) await this.records.publishIfNewer(current);
   }
 
   private reconcileInBackground(field: string, mark: Mark): void {

@@ -155,6 +155,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   await functions.boot();
   await cluster?.start(functions);
+  functions.upgradeFastTier();
   await membership.start();
   if (config.examples) await deployExamples(functions, config.examples, log);
   jobQueue.start();

@@ -124,9 +124,6 @@ export class FunctionService implements LocalFunctions {
       if (rec.active && artifactReady) {
         try {
           this.activate(rec);
-          // A node stopped before its optimized build was done. In a cluster every node restarted
-          // with the fast record may try: the record's compare-and-set lets one swap.
-          if (rec.active.tier === "fast" && rec.status === "ready") this.upgrade(rec);
         } catch (e) {
           this.log.error("cannot load function", { tenant: rec.tenant, function: rec.name, error: String(e) });
         }
@@ -135,6 +132,16 @@ export class FunctionService implements LocalFunctions {
       if (stale && !this.cluster && existsSync(this.registry.modulePath(rec.moduleHash))) pending.push(this.startBuild(rec));
     }
     await Promise.all(pending);
+  }
+
+  /**
+   * Start the optimized builds a stopped node left undone: every ready function still on
+   * fast code. Called once the node is up (in a cluster, after its first sync, so records
+   * another node upgraded or deleted meanwhile are not built again); in a cluster every
+   * node restarted with such a record may try, and the record's compare-and-set lets one swap.
+   */
+  upgradeFastTier(): void {
+    for (const rec of this.registry.list()) if (rec.status === "ready" && rec.active?.tier === "fast") this.upgrade(rec);
   }
 
   get(tenant: string, name: string): FunctionRecord {
