@@ -13,7 +13,8 @@ let two: ServerProcess;
 
 beforeAll(async () => {
   redis = await startRedis();
-  [one, two] = await Promise.all([1, 2].map(() => startServer({ env: { THAW_REDIS_URL: redis.url } })));
+  const env = { THAW_REDIS_URL: redis.url };
+  [one, two] = await Promise.all([startServer({ env }), startServer({ env })]);
 });
 
 afterAll(async () => {

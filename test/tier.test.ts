@@ -170,10 +170,12 @@ describe("deploys on a server", () => {
     expect(first.tier).toBe("fast");
     let sawBuild = false;
     let calls = 0;
+    const tiers = new Set<string | null>();
     await until(async () => {
       const r = await call("words", "a b a");
       expect(r.status).toBe(200);
       expect(await r.text()).toContain('"a"');
+      tiers.add(r.headers.get("x-thaw-tier"));
       calls++;
       const v = await view("words");
       if (v.build) {
@@ -185,6 +187,8 @@ describe("deploys on a server", () => {
     });
     expect(sawBuild).toBe(true);
     expect(calls).toBeGreaterThan(1);
+    expect(tiers.has("fast")).toBe(true);
+    expect((await call("words", "a")).headers.get("x-thaw-tier")).toBe("optimized");
     const v = await view("words");
     expect(v.version).toBe(1);
     expect(v.build).toBeUndefined();

@@ -19,7 +19,7 @@
 export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 export const ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-Id, X-Thaw-Tenant, Idempotency-Key, X-Callback-Url";
 export const EXPOSED_HEADERS =
-  "X-Request-Id, X-Call-Id, X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version, X-Thaw-Outcome, Location, Retry-After";
+  "X-Request-Id, X-Call-Id, X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version, X-Thaw-Tier, X-Thaw-Outcome, Location, Retry-After";
 const MAX_AGE_SECONDS = "600";
 /** A host name (letters, digits, hyphens, dots), an IPv4 address or a bracketed IPv6 one: no wildcards. */
 const ORIGIN_HOST = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;

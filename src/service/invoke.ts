@@ -19,6 +19,7 @@
 //    to its end.
 
 import { randomUUID } from "node:crypto";
+import type { Tier } from "../compiler/compile.ts";
 import { BusyError, type CallResult, CancelledError, type Engine, QueueTimeoutError } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import { type AccessLog, AccessLogPolicy } from "../logs/access.ts";
@@ -75,6 +76,8 @@ export interface InvokeOutcome {
   result: CallResult;
   cold: boolean;
   version: number;
+  /** The code the call ran on: fast until the optimized build swaps in. */
+  tier: Tier;
   config: FunctionConfig;
   /** "ok", or the function error this result is. */
   outcome: "ok" | ErrorCode;
@@ -240,6 +243,7 @@ export class InvokeService {
         result,
         cold: lease.cold,
         version: entry.pool.version,
+        tier: entry.pool.code?.tier ?? "optimized",
         config: entry.config,
         outcome: classify(result),
         latencyNs: Bun.nanoseconds() - started,

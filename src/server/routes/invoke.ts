@@ -22,6 +22,7 @@ export const CALL_HEADERS = {
   "X-Thaw-Duration-Ms": "time the call took in the engine",
   "X-Thaw-Cold": "true when no warm instance was ready and one was restored (a cold start)",
   "X-Thaw-Version": "the version of the function that ran",
+  "X-Thaw-Tier": "the code the call ran on: fast (callable while the optimized build runs) or optimized",
 };
 export const CALL_ERRORS = {
   401: "unauthorized: no bearer token, or an unknown one (WWW-Authenticate: Bearer)",
@@ -75,6 +76,7 @@ export function callHeaders(o: InvokeOutcome): Record<string, string> {
     "x-thaw-duration-ms": (o.result.durationNs / 1e6).toFixed(3),
     "x-thaw-cold": String(o.cold),
     "x-thaw-version": String(o.version),
+    "x-thaw-tier": o.tier,
   };
 }
 
@@ -168,7 +170,7 @@ export const invokeRoutes = (ctx: AppContext) => {
         detail: {
           summary: "Call a function synchronously",
           description:
-            "The request body is the function's stdin; its stdout is the response body (content type from the function's config). Headers: X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version. Function errors: 502 function_exit, 500 function_trap, 504 function_timeout, 507 function_memory_limit, each with the stderr tail. Platform errors: 404, 409 function_failed, 413, 429 overloaded (Retry-After; reason tenant_concurrency or queue_timeout), 503 function_not_ready. A call whose client disconnects before it starts never runs.",
+            "The request body is the function's stdin; its stdout is the response body (content type from the function's config). Headers: X-Thaw-Exit-Code, X-Thaw-Duration-Ms, X-Thaw-Cold, X-Thaw-Version, X-Thaw-Tier. Function errors: 502 function_exit, 500 function_trap, 504 function_timeout, 507 function_memory_limit, each with the stderr tail. Platform errors: 404, 409 function_failed, 413, 429 overloaded (Retry-After; reason tenant_concurrency or queue_timeout), 503 function_not_ready. A call whose client disconnects before it starts never runs.",
           requestBody: BINARY,
           responses: {
             200: binaryResponse("the function's stdout, in the content type of its config", CALL_HEADERS),
