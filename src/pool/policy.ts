@@ -292,6 +292,17 @@ class MinHeap<T> {
   }
 }
 
+/** Every function at its wished k, and what that costs: where both trims start. */
+function everyWish(items: readonly BudgetItem[]): BudgetResult {
+  const warm = new Map<string, number>();
+  let plannedBytes = 0;
+  for (const it of items) {
+    warm.set(it.fn, it.k);
+    plannedBytes += functionBytes(it, it.k);
+  }
+  return { warm, plannedBytes };
+}
+
 /**
  * Eq. 4 trimmed by predicted value per byte: while the wishes exceed the
  * budget, take back the warm instance, over all functions, whose value
@@ -303,12 +314,8 @@ class MinHeap<T> {
  * plannedBytes <= budgetBytes always.
  */
 export function trimByValue(items: readonly BudgetItem[], budgetBytes: number): BudgetResult {
-  const warm = new Map<string, number>();
-  let planned = 0;
-  for (const it of items) {
-    warm.set(it.fn, it.k);
-    planned += functionBytes(it, it.k);
-  }
+  const { warm, plannedBytes } = everyWish(items);
+  let planned = plannedBytes;
   if (planned <= budgetBytes) return { warm, plannedBytes: planned };
   type Top = { it: BudgetItem; j: number; density: number };
   const top = (it: BudgetItem, j: number): Top => {
@@ -339,12 +346,8 @@ export function trimByValue(items: readonly BudgetItem[], budgetBytes: number): 
  * k >= 0 and non-negative byte sizes.
  */
 export function trimToBudget(items: readonly BudgetItem[], budgetBytes: number): BudgetResult {
-  const warm = new Map<string, number>();
-  let planned = 0;
-  for (const it of items) {
-    warm.set(it.fn, it.k);
-    planned += functionBytes(it, it.k);
-  }
+  const { warm, plannedBytes } = everyWish(items);
+  let planned = plannedBytes;
   if (planned <= budgetBytes) return { warm, plannedBytes: planned };
   for (const it of [...items].sort(lruCompare)) {
     const over = planned - budgetBytes;
