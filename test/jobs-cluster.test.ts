@@ -1,4 +1,4 @@
-// Three thaw nodes working one BullMQ queue on a real redis-server: a node
+// Three thaw nodes working one job queue on a real redis-server: a node
 // killed with jobs in hand loses none of them.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";

@@ -1,10 +1,9 @@
 // Async jobs through a real server, on both queues: the embedded one
-// (SQLite in the data directory) and BullMQ on a real redis-server.
+// (SQLite in the data directory) and the Redis queue on a real redis-server.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { Queue } from "bullmq";
 import Redis from "ioredis";
 import { pack } from "msgpackr";
 import { type RedisServer, startRedis } from "./redis.ts";
@@ -305,24 +304,31 @@ describe("redis queue", () => {
     await redis.stop();
   });
 
-  test("a job a plain BullMQ producer puts in Redis is run; a malformed one ends dead", async () => {
+  test("a job another service puts in Redis (HSET + XADD, as redis.ts documents) is run; a malformed one ends dead", async () => {
     const s = await startServer({ env: { THAW_REDIS_URL: redis.url } });
-    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const queue = new Queue("jobs", { connection, prefix: "thaw" });
+    const producer = new Redis(redis.url);
+    /** What a producer outside thaw does: the job's hash, then its stream entry, in one MULTI. */
+    const enqueue = async (payload: Uint8Array, attempts: number) => {
+      const id = crypto.randomUUID();
+      await producer
+        .multi()
+        .hset(`thaw:q:job:${id}`, "tenant", "default", "function", "wordcount", "payload", Buffer.from(payload), "max", attempts)
+        .xadd("thaw:q:stream", "*", "id", id)
+        .exec();
+      return id;
+    };
     try {
       await deploy(s, "wordcount", "wordcount", {});
-      const payload = Buffer.from(pack({ v: 1, tenant: "default", function: "wordcount", body: Buffer.from("one two two") })).toString("base64");
-      const job = await queue.add("default/wordcount", { payload }, { attempts: 2 });
-      const done = await waitForJob(s, job.id!, ["succeeded", "failed", "dead"], 20_000, {});
-      expect(done).toMatchObject({ status: "succeeded", function: "wordcount", result: { exitCode: 0 } });
+      const id = await enqueue(pack({ v: 1, tenant: "default", function: "wordcount", body: Buffer.from("one two two") }), 2);
+      const done = await waitForJob(s, id, ["succeeded", "failed", "dead"], 20_000, {});
+      expect(done).toMatchObject({ status: "succeeded", function: "wordcount", attempts: 1, maxAttempts: 2, result: { exitCode: 0 } });
       expect(JSON.parse(await (await fetch(`${s.url}${done.result.url}`)).text())).toMatchObject({ words: 3 });
 
-      const bad = await queue.add("default/wordcount", { payload: Buffer.from(pack({ v: 9 })).toString("base64") }, { attempts: 3 });
-      const dead = await waitForJob(s, bad.id!, ["dead"], 20_000, {});
-      expect(dead).toMatchObject({ status: "dead", attempts: 1, error: { code: "invalid_payload" } });
+      const bad = await enqueue(pack({ v: 9 }), 3);
+      const dead = await waitForJob(s, bad, ["dead"], 20_000, {});
+      expect(dead).toMatchObject({ status: "dead", attempts: 1, maxAttempts: 3, error: { code: "invalid_payload" } });
     } finally {
-      await queue.close();
-      connection.disconnect();
+      producer.disconnect();
       await s.stop();
     }
   });
@@ -362,7 +368,7 @@ describe("redis queue", () => {
       expect(jobs.every((j) => j.at >= pausedUntil)).toBe(true);
       s.proc.kill("SIGKILL");
       await s.proc.exited;
-      expect(await Promise.all(jobs.map((j) => admin.exists(`thaw:jobs:${j.id}`)))).toEqual(Array(40).fill(1));
+      expect(await Promise.all(jobs.map((j) => admin.exists(`thaw:q:job:${j.id}`)))).toEqual(Array(40).fill(1));
     } finally {
       admin.disconnect();
     }
