@@ -5,7 +5,7 @@
 //
 // Start-up time is the point of its shape: a command's code is imported only
 // when that command runs, so `thaw --help` and the client commands never load
-// the compiler, the engine, the server or bullmq (about a second of imports).
+// the compiler, the engine, the server or ioredis (about a second of imports).
 // Errors are therefore recognised without importing their classes: commands
 // turn what they can explain into CliError/UsageError (src/cli/common.ts),
 // and system errors are told apart by their `code`.

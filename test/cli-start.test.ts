@@ -1,5 +1,5 @@
 // The CLI's start-up and its self-description: `thaw --help` and the client
-// commands must not load the server, the compiler, the engine or bullmq
+// commands must not load the server, the compiler, the engine or ioredis
 // (checked on the static import graph, which is what decides it, rather than
 // by timing); every command answers --help; --version is package.json's;
 // the flags the table lists are the flags the commands accept.
@@ -34,7 +34,7 @@ function staticGraph(entry: string): { files: Set<string>; packages: Set<string>
 }
 
 const HEAVY_DIRS = ["src/server/", "src/compiler/", "src/engine/", "src/jobs/", "src/pool/", "src/cluster/", "src/registry/"];
-const HEAVY_PACKAGES = ["bullmq", "ioredis", "elysia", "@elysiajs/openapi", "arktype", "prom-client", "msgpackr"];
+const HEAVY_PACKAGES = ["ioredis", "elysia", "@elysiajs/openapi", "arktype", "prom-client", "msgpackr"];
 
 function heavyParts(entry: string): string[] {
   const { files, packages } = staticGraph(join(ROOT, entry));
@@ -46,14 +46,14 @@ describe("start-up", () => {
   // What `thaw --help`, `--version`, `completion` and every client command load before they run.
   const light = ["src/cli.ts", "src/cli/client.ts", "src/cli/deploy.ts", "src/cli/logs.ts", "src/cli/completion.ts", "src/cli/help.ts"];
   for (const entry of light)
-    test(`${entry} imports nothing of the server, compiler, engine or bullmq`, () => {
+    test(`${entry} imports nothing of the server, compiler, engine or ioredis`, () => {
       expect(heavyParts(entry)).toEqual([]);
     });
 
   test("the walk does see heavy imports where they are (so the checks above can fail)", () => {
     const serve = heavyParts("src/cli/serve.ts");
     expect(serve).toContain("src/server/server.ts");
-    expect(serve).toContain("bullmq");
+    expect(serve).toContain("ioredis");
     expect(heavyParts("src/cli/run.ts")).toContain("src/compiler/compile.ts");
   });
 

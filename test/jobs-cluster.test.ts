@@ -1,5 +1,6 @@
 // Three thaw nodes working one job queue on a real redis-server: a node
-// killed with jobs in hand loses none of them.
+// killed with jobs in hand loses none of them, and a job whose last attempt
+// died with its node ends dead instead of running again.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type RedisServer, startRedis } from "./redis.ts";
@@ -68,5 +69,35 @@ test("a node killed with -9 while it runs jobs: another node finishes them", asy
     expect(new Set(views.map((j) => j.node)).size).toBeGreaterThanOrEqual(2);
   } finally {
     await Promise.all([one.stop(), two.stop()]);
+  }
+});
+
+test("a job whose last attempt dies with its node ends dead (node_lost), and is not run again", async () => {
+  const env = { THAW_REDIS_URL: redis.url };
+  const one = await startServer({ env });
+  let two: ServerProcess | undefined;
+  try {
+    expect((await putModule(one, "nap", "sleep")).status).toBe(201);
+    const r = await fetch(`${one.url}/v1/functions/nap/jobs?attempts=1`, { method: "POST", body: "5000" });
+    expect(r.status).toBe(202);
+    const { id } = (await r.json()) as Json;
+    let view: Json;
+    for (let i = 0; i < 200 && view?.status !== "running"; i++) {
+      view = await (await fetch(`${one.url}/v1/jobs/${id}`)).json();
+      if (view.status !== "running") await Bun.sleep(25);
+    }
+    expect(view.status).toBe("running");
+    one.proc.kill("SIGKILL");
+    await one.proc.exited;
+
+    two = await startServer({ env });
+    for (let i = 0; i < 300 && !FINISHED.includes(view.status); i++) {
+      view = await (await fetch(`${two.url}/v1/jobs/${id}`)).json();
+      if (!FINISHED.includes(view.status)) await Bun.sleep(50);
+    }
+    expect(view).toMatchObject({ status: "dead", attempts: 1, maxAttempts: 1, error: { code: "node_lost" } });
+    expect(view.node).toContain(`:${two.proc.pid}:`);
+  } finally {
+    await two?.stop();
   }
 });

@@ -2,7 +2,7 @@
 // synchronously in the same run, on three setups:
 //
 //   embedded   one node, no Redis: the SQLite queue in the data directory
-//   redis-1    one node, BullMQ on a local redis-server
+//   redis-1    one node, the Redis queue (redis.ts) on a local redis-server
 //   redis-3    three nodes sharing a redis-server; the function is
 //              deployed on the first and fetched by the others
 //

@@ -1,5 +1,5 @@
 // Pieces every CLI command shares. This file and everything a client command
-// imports must stay light (no compiler, engine, server, bullmq): `thaw --help`
+// imports must stay light (no compiler, engine, server, ioredis): `thaw --help`
 // and the client commands start in a few tens of milliseconds only because
 // nothing heavy is loaded on their path (test/cli-start.test.ts checks it).
 //

@@ -1,5 +1,5 @@
 // The connection a node keeps to the cluster's Redis: registry, artifacts,
-// membership, arrival rates and job submits share it (only BullMQ's
+// membership, arrival rates and job submits share it (only the job queue's
 // blocking worker has its own).
 //
 // Commands fail at once while Redis is unreachable -- no offline queue, no

@@ -2,7 +2,7 @@
 // gave, outside the job slots.
 //
 // A queue hands a delivery over only once the job's final outcome is
-// durably recorded (SQLite commit; Redis write and BullMQ completion), and
+// durably recorded (SQLite commit; the Redis script that ends the job), and
 // keeps it marked pending there until delivered, so a node that stops
 // with deliveries in hand loses none: local.ts picks them up at start,
 // redis.ts by a lease other nodes take over. One recorded outcome, one

@@ -161,7 +161,7 @@ export function viewOf(s: JobState): JobView {
   });
 }
 
-/** Exponential backoff before attempt `attempt + 1`, after `attempt` attempts made (BullMQ's formula). */
+/** Exponential backoff before attempt `attempt + 1`, after `attempt` attempts made (BullMQ's formula, which thaw has always used). */
 export const backoffMs = (attempt: number, baseMs: number) => baseMs * 2 ** Math.max(0, attempt - 1);
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });

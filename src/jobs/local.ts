@@ -21,7 +21,7 @@
 // oldest-first by one UPDATE ... RETURNING for all free slots, so a job is
 // claimed once. A job that was running when the process died goes back to the
 // queue on the next start (its attempt counted), or to dead if that was its
-// last attempt -- at least once, like BullMQ's stalled-job recovery.
+// last attempt -- at least once, like the Redis queue's recovery of a dead node's claims.
 //
 // A job's final status, result and -- if it has a callback -- its pending
 // delivery are one UPDATE; the delivery is handed to the dispatcher only

@@ -1,7 +1,7 @@
 // The job queue as the rest of thaw sees it. Two implementations: an
 // embedded one on SQLite in the data directory (local.ts), for a node with
-// no Redis, and BullMQ on Redis (redis.ts), shared by every node of a
-// cluster. Both persist a job before submit() returns, run it at least once
+// no Redis, and a stream with a consumer group on Redis (redis.ts), shared
+// by every node of a cluster. Both persist a job before submit() returns, run it at least once
 // (an attempt cut short by a crash is run again), keep finished jobs for
 // `retentionMs`, and deliver a job's callback only once its final outcome
 // is recorded -- one delivery per recorded outcome (callback.ts).

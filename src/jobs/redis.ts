@@ -78,6 +78,9 @@ const LOCK_MS = 5000;
 const LEASE_RENEW_MS = 2000;
 /** How often a node looks for claims whose node is gone. */
 const STALLED_CHECK_MS = 2500;
+/** How often a node forgets consumers (nodes) gone for CONSUMER_IDLE_MS with nothing pending. */
+const CONSUMER_SWEEP_MS = 60_000;
+const CONSUMER_IDLE_MS = 10 * 60_000;
 /** How long a worker's blocking read waits before it looks around again. */
 const BLOCK_MS = 2000;
 /** The longest a node waits before moving due delayed jobs, when it knows of none due sooner. */
@@ -426,6 +429,7 @@ export class RedisJobQueue implements JobQueue {
       setInterval(() => void this.renewClaims(), LEASE_RENEW_MS),
       setInterval(() => void this.renewLeases(), DELIVERY_RENEW_MS),
       setInterval(() => void this.sweepDeliveries(), DELIVERY_SWEEP_MS),
+      setInterval(() => void this.sweepConsumers(), CONSUMER_SWEEP_MS),
     ];
   }
 
@@ -644,6 +648,24 @@ export class RedisJobQueue implements JobQueue {
     if (this.claims.size === 0 || this.client.status !== "ready") return;
     const args = [...this.claims.values()].flatMap((c) => [c.id, c.token, c.entry]);
     await this.client.thawRenew(STREAM_KEY, JOB_PREFIX, GROUP, this.options.nodeId, ...args).catch(() => undefined);
+  }
+
+  /**
+   * Every node that ever ran is a consumer of the group; forget those gone
+   * long enough with nothing pending (a live one reads every BLOCK_MS, and
+   * would only be created again by its next read).
+   */
+  private async sweepConsumers(): Promise<void> {
+    if (this.client.status !== "ready") return;
+    try {
+      const consumers = (await this.client.xinfo("CONSUMERS", STREAM_KEY, GROUP)) as (string | number)[][];
+      for (const c of consumers) {
+        const info = new Map<string, string | number>();
+        for (let i = 0; i + 1 < c.length; i += 2) info.set(String(c[i]), c[i + 1]!);
+        if (Number(info.get("pending")) === 0 && Number(info.get("idle")) > CONSUMER_IDLE_MS)
+          await this.client.xgroup("DELCONSUMER", STREAM_KEY, GROUP, String(info.get("name")));
+      }
+    } catch {}
   }
 
   /** Deliver a pending callback if this node can take its lease from `lease`. */
