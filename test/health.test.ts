@@ -189,7 +189,7 @@ describe("tenant names on the command line", () => {
       const lines = stderr.trim().split("\n");
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain(JSON.stringify(tenant));
-      expect(lines[0]).toMatch(/^thaw: .*invalid tenant name/);
+      expect(lines[0]).toMatch(/^thaw serve: .*invalid tenant name/);
       expect(stderr).not.toContain("secret-token");
     });
   }

@@ -215,6 +215,16 @@ describe("hostile modules through a real server", () => {
     await stillServing(s);
   });
 
+  async function settledBuilds(s: ServerProcess) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { functions } = (await json(await fetch(`${s.url}/v1/functions`))) as { functions: { build?: unknown }[] };
+      if (functions.every((f) => f.build === undefined)) return;
+      if (Date.now() > deadline) throw new Error("background builds did not end");
+      await Bun.sleep(100);
+    }
+  }
+
   test("refused and failed builds leave nothing behind in the data directory", async () => {
     const bomb = wat(`(module (memory 1) (table 16000000 funcref) (func (export "_start")))`);
     const refused = await deploy(s, "table-snapshot", bomb);
@@ -224,6 +234,8 @@ describe("hostile modules through a real server", () => {
     const failed = await deploy(s, "init-trap", trapsAtInit);
     expect(failed.status).toBe(422);
     expect((await json(failed)).error.code).toBe("init_failed");
+    // The earlier deploys' background optimized builds have build directories of their own.
+    await settledBuilds(s);
     const leftovers = readdirSync(join(s.dataDir, "artifacts")).filter((f) => f.startsWith(".build-"));
     expect(leftovers).toEqual([]);
     expect((await fetch(`${s.url}/v1/functions`)).status).toBe(200);
