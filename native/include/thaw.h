@@ -213,6 +213,28 @@ int thaw_executor_start_ex(const thaw_executor_config* cfg,
  * blocked calls, preemption on. */
 int thaw_executor_start(uint32_t threads, uint32_t queue_cap,
                         thaw_complete_fn on_complete);
+/* Like thaw_executor_start_ex, with completions batched: instead of a call
+ * per completed call, on_ready(n) fires (on an executor thread) when a
+ * completion arrives and none was pending since the queue was last emptied;
+ * the caller then drains with thaw_completions_take. */
+int thaw_executor_start_batched(const thaw_executor_config* cfg,
+                                thaw_complete_fn on_ready);
+/* Batched mode: up to max completed tickets into tickets[]; returns how
+ * many. Fewer than max: the queue is empty and the next completion fires
+ * on_ready again. */
+uint32_t thaw_completions_take(uint64_t* tickets, uint32_t max);
+/* Batched mode, for a caller that polls instead of waiting for on_ready:
+ * three words. [0] is bumped (atomically, after the ticket is queued) at
+ * each completion. While [1] is 1 (thaw_completions_wait sets it)
+ * completions do not call on_ready, and the caller must call
+ * thaw_completions_take when it stops polling (which sets [1] back to 0).
+ * [2] is 1 when the caller's last thaw_submit handed the call to a worker
+ * that was awake (spinning), so it runs now without a wake-up. */
+uint32_t* thaw_completions_seq(void);
+/* Batched mode: mark the caller as polling ([1] = 1) and spin until [0]
+ * differs from `seen` (returns 1) or max_ns pass (0). The caller then calls
+ * thaw_completions_take either way. */
+int thaw_completions_wait(uint32_t seen, uint64_t max_ns);
 /* Queue a call for req->tenant / req->function; on_complete(ticket) fires
  * when *res is filled. Tickets of queued calls must be distinct. */
 int thaw_submit(thaw_instance* inst, const thaw_request* req, thaw_result* res,

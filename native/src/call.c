@@ -9,8 +9,13 @@
  * until it returns.
  *
  * The watchdog is one thread holding the armed calls in a list. It sleeps
- * until the earliest deadline and then sends THAW_TIMEOUT_SIGNAL to the
- * thread running the late call; the handler checks that the call on that
+ * until the earliest deadline (at most a second) and then sends
+ * THAW_TIMEOUT_SIGNAL to the thread running the late call. Arming a call
+ * wakes it only when the call's deadline comes before the wake-up it has
+ * planned: usually it does not (timeouts are seconds), and a futex wake
+ * per call -- with the woken watchdog then contending for its lock with
+ * the call's disarm -- was a large part of a short call's cost. The
+ * handler checks that the call on that
  * thread is still the late one (deadline passed) before unwinding, so a
  * signal that lands after the call ended is ignored. The handler is
  * installed with SA_NODEFER and the unwind does not restore a signal mask,
@@ -112,6 +117,7 @@ static struct {
   pthread_mutex_t lock;
   pthread_cond_t wake;
   thaw_call_state* head;
+  uint64_t wake_at; /* when the watchdog wakes next (0: it is running) */
   int started;
   pthread_t thread;
 } wd = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
@@ -132,6 +138,7 @@ static void* watchdog_main(void* arg) {
       }
       if (due < next) next = due;
     }
+    wd.wake_at = next;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t wait = next - now;
@@ -142,6 +149,7 @@ static void* watchdog_main(void* arg) {
       ts.tv_nsec -= 1000000000L;
     }
     pthread_cond_timedwait(&wd.wake, &wd.lock, &ts);
+    wd.wake_at = 0;
   }
   return NULL;
 }
@@ -175,7 +183,7 @@ static void watchdog_arm(thaw_call_state* c) {
   if (wd.head) wd.head->wd_prev = c;
   wd.head = c;
   c->wd_armed = 1;
-  pthread_cond_signal(&wd.wake);
+  if (wd.wake_at && c->deadline_ns < wd.wake_at) pthread_cond_signal(&wd.wake);
   pthread_mutex_unlock(&wd.lock);
 }
 

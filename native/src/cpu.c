@@ -648,8 +648,9 @@ void thaw_cpu_thread_exit(void) {
 /* ---- jobs -------------------------------------------------------------------------------- */
 
 int thaw_cpu_submit(thaw_cpu_job* j, uint64_t tenant, uint64_t function,
-                    int* spawn) {
+                    int* spawn, int* awake) {
   *spawn = 0;
+  if (awake) *awake = 0;
   pthread_mutex_lock(&cpu.lock);
   if (!cpu.started || cpu.stopping) {
     pthread_mutex_unlock(&cpu.lock);
@@ -672,7 +673,10 @@ int thaw_cpu_submit(thaw_cpu_job* j, uint64_t tenant, uint64_t function,
   uint64_t now = thaw_now_ns();
   queued_add(f, 0, now);
   cpu.queued++;
+  worker* first = cpu.idle;
+  int first_awake = first && !first->sleeping;
   grant_locked(now);
+  if (awake) *awake = first_awake && first->job == j;
   if (!cpu.free_slots && cpu.backlog) {
     preempt_check(now);
     ticker_wake();
@@ -697,7 +701,9 @@ thaw_cpu_job* thaw_cpu_cancel(uint64_t ticket) {
   return j;
 }
 
-thaw_cpu_job* thaw_cpu_next(int* spawn) {
+thaw_cpu_job* thaw_cpu_next(int* spawn) { return thaw_cpu_next_after(spawn, NULL, NULL); }
+
+thaw_cpu_job* thaw_cpu_next_after(int* spawn, void (*done)(void*), void* arg) {
   worker* me = t_me;
   *spawn = 0;
   pthread_mutex_lock(&cpu.lock);
@@ -725,10 +731,12 @@ thaw_cpu_job* thaw_cpu_next(int* spawn) {
       grant_locked(now);
       *spawn = want_spare();
       pthread_mutex_unlock(&cpu.lock);
+      if (done) done(arg);
       return j;
     }
     if (cpu.stopping && !cpu.queued) {
       pthread_mutex_unlock(&cpu.lock);
+      if (done) done(arg);
       return NULL;
     }
     me->job = NULL;
@@ -738,6 +746,12 @@ thaw_cpu_job* thaw_cpu_next(int* spawn) {
     /* A job may be queued while this worker was busy, with no one idle to
      * take it: look again now that one is. */
     grant_locked(now);
+    if (done) {
+      pthread_mutex_unlock(&cpu.lock);
+      done(arg);
+      done = NULL;
+      pthread_mutex_lock(&cpu.lock);
+    }
     if (!me->job && cpu.spinning < cpu.free_slots && !cpu.stopping) {
       cpu.spinning++;
       pthread_mutex_unlock(&cpu.lock);

@@ -43,9 +43,11 @@ void thaw_cpu_stop(void);
 void thaw_cpu_destroy(void);
 
 /* Queue a job for (tenant, function). Returns 0 or a THAW_E* code; sets
- * *spawn when the caller must start a worker (thaw_cpu_spawned after). */
+ * *spawn when the caller must start a worker (thaw_cpu_spawned after), and
+ * *awake (if not NULL) when the job went straight to a worker that was
+ * spinning, not asleep: it is running now, with no wake-up to wait for. */
 int thaw_cpu_submit(thaw_cpu_job* j, uint64_t tenant, uint64_t function,
-                    int* spawn);
+                    int* spawn, int* awake);
 /* Take a queued job out by ticket; NULL when it has started or is unknown. */
 thaw_cpu_job* thaw_cpu_cancel(uint64_t ticket);
 
@@ -55,6 +57,10 @@ thaw_cpu_job* thaw_cpu_cancel(uint64_t ticket);
  * thaw_cpu_thread_init once before anything else. */
 void thaw_cpu_thread_init(void);
 thaw_cpu_job* thaw_cpu_next(int* spawn);
+/* thaw_cpu_next that runs done(arg) once, unlocked, as soon as this worker
+ * is back on the idle stack (or has its next job): a completion reported
+ * there finds the worker ready for the caller's next call. */
+thaw_cpu_job* thaw_cpu_next_after(int* spawn, void (*done)(void*), void* arg);
 /* Count one more worker about to start, if under the limit: returns 1 and
  * the caller starts it (or calls thaw_cpu_spawn_failed). */
 int thaw_cpu_reserve_worker(void);

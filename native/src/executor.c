@@ -3,9 +3,24 @@
  *
  * Bun submits a call (instance, request, result buffer, ticket) with one FFI
  * call that only enqueues; a worker runs it with thaw_call and reports the
- * ticket through the completion callback, which bun:ffi delivers to the
- * JavaScript thread (a threadsafe JSCallback). The queue is bounded: a full
- * queue is back-pressure the caller turns into 429, never unbounded memory.
+ * ticket. The queue is bounded: a full queue is back-pressure the caller
+ * turns into 429, never unbounded memory.
+ *
+ * Completions. With thaw_executor_start_ex a worker calls on_complete(ticket)
+ * per call. With thaw_executor_start_batched it appends the ticket to a
+ * completion queue and calls on_ready only when the queue was empty and
+ * nobody had been told yet: the caller drains every completed ticket with
+ * thaw_completions_take, so a burst of calls costs one wake-up of the
+ * caller's thread (a threadsafe JSCallback is an eventfd write and a task
+ * on Bun's event loop), not one per call. The caller may also read the
+ * counter thaw_completions_seq bumps at each completion and drain without
+ * waiting for on_ready, which is how a short call's round trip avoids the
+ * wake-up altogether (src/engine/engine.ts spins on it briefly). A completed
+ * call keeps its job node until it is taken, so the queue holds at most as
+ * many tickets as there are nodes and never overflows. A worker reports a
+ * completion only once it is back on the idle stack (thaw_cpu_next_after),
+ * so the caller's next call finds it there, still spinning, instead of
+ * waking a sleeping thread.
  *
  * Scheduling model
  *
@@ -77,8 +92,22 @@ static struct {
   pthread_t* threads;
   uint32_t nthreads, max_threads;
   thaw_complete_fn on_complete;
-  int started, stopping;
+  int started, stopping, batched;
 } ex = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Completed jobs not taken yet (batched mode), a ring of cap entries. */
+static struct {
+  pthread_mutex_t lock;
+  job** ring;
+  uint32_t cap, head, count;
+  int told; /* on_ready was called and the queue not emptied since */
+} cq = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Shared with the caller's thread: [0] is bumped after each completion is
+ * queued; [1] is set by the caller while it polls [0], and then no one
+ * needs telling (it takes the queue, which clears [1], when it stops); [2]
+ * says whether the last call submitted went to a worker that was awake. */
+static uint32_t cq_words[3];
 
 /* The low end of this worker's stack (pthread_getattr_np once per thread). */
 static __thread uintptr_t t_stack_lo;
@@ -140,28 +169,91 @@ static void spawn_worker(void) {
   if (!ok) thaw_cpu_spawn_failed();
 }
 
+static void report_batched(job* j) {
+  pthread_mutex_lock(&cq.lock);
+  cq.ring[(cq.head + cq.count++) % cq.cap] = j;
+  __atomic_add_fetch(&cq_words[0], 1, __ATOMIC_RELEASE);
+  int tell = !cq.told && !__atomic_load_n(&cq_words[1], __ATOMIC_ACQUIRE);
+  if (tell) cq.told = 1;
+  pthread_mutex_unlock(&cq.lock);
+  if (tell && ex.on_complete) ex.on_complete(1);
+}
+
+/* Runs once the worker is idle again (thaw_cpu_next_after). */
+static void report(void* arg) {
+  job* j = arg;
+  if (ex.batched) {
+    report_batched(j);
+  } else {
+    uint64_t ticket = j->q.ticket;
+    job_free(j);
+    if (ex.on_complete) ex.on_complete(ticket);
+  }
+}
+
 static void* worker_main(void* arg) {
   (void)arg;
   thaw_cpu_thread_init();
-  thaw_complete_fn cb = ex.on_complete;
+  job* done = NULL;
   for (;;) {
     int spawn;
-    thaw_cpu_job* q = thaw_cpu_next(&spawn);
+    thaw_cpu_job* q = thaw_cpu_next_after(&spawn, done ? report : NULL, done);
+    done = NULL;
     if (spawn) spawn_worker();
     if (!q) break;
     job* j = (job*)q;
     thaw_call(j->inst, j->req, j->res);
     release_deep_stack(j->res->status != THAW_TRAP_STACK_EXHAUSTION);
-    uint64_t ticket = q->ticket;
-    job_free(j);
-    if (cb) cb(ticket);
+    done = j;
   }
   thaw_cpu_thread_exit();
   return NULL;
 }
 
-int thaw_executor_start_ex(const thaw_executor_config* cfg,
-                           thaw_complete_fn on_complete) {
+uint32_t thaw_completions_take(uint64_t* tickets, uint32_t max) {
+  uint32_t n = 0;
+  job* taken[64];
+  while (n < max) {
+    uint32_t k = 0;
+    pthread_mutex_lock(&cq.lock);
+    __atomic_store_n(&cq_words[1], 0, __ATOMIC_RELEASE);
+    while (k < 64 && n + k < max && cq.count) {
+      taken[k++] = cq.ring[cq.head];
+      cq.head = (cq.head + 1) % cq.cap;
+      cq.count--;
+    }
+    if (!cq.count) cq.told = 0;
+    pthread_mutex_unlock(&cq.lock);
+    for (uint32_t i = 0; i < k; i++) {
+      tickets[n + i] = taken[i]->q.ticket;
+      job_free(taken[i]);
+    }
+    n += k;
+    if (k < 64) break;
+  }
+  return n;
+}
+
+uint32_t* thaw_completions_seq(void) { return cq_words; }
+
+/* Spin, not sleep: a sleep and its wake-up are what this saves. It does
+ * not yield the core either: sched_yield hands it to whatever else is
+ * runnable, for a whole time slice. Worth it only when the awaited call
+ * is running on another core already ([2]), which the caller checks. */
+int thaw_completions_wait(uint32_t seen, uint64_t max_ns) {
+  __atomic_store_n(&cq_words[1], 1, __ATOMIC_RELEASE);
+  uint64_t until = thaw_now_ns() + max_ns;
+  for (;;) {
+    for (int i = 0; i < 32; i++) {
+      if (__atomic_load_n(&cq_words[0], __ATOMIC_ACQUIRE) != seen) return 1;
+      __builtin_ia32_pause();
+    }
+    if (thaw_now_ns() >= until) return 0;
+  }
+}
+
+static int start(const thaw_executor_config* cfg, thaw_complete_fn on_complete,
+                 int batched) {
   if (!cfg || cfg->cpu_slots == 0 || cfg->queue_cap == 0 ||
       cfg->cpu_slots > 65536 || cfg->queue_cap > (1u << 24) ||
       cfg->max_threads > 65536)
@@ -178,17 +270,26 @@ int thaw_executor_start_ex(const thaw_executor_config* cfg,
   }
   ex.jobs = calloc(nodes, sizeof *ex.jobs);
   ex.threads = calloc(max_threads, sizeof *ex.threads);
+  job** ring = batched ? calloc(nodes, sizeof *ring) : NULL;
   thaw_cpu_config cc = {.slots = slots, .max_workers = max_threads,
                         .max_jobs = nodes, .preempt = cfg->preempt != 0};
-  int rc = ex.jobs && ex.threads ? thaw_cpu_start(&cc) : THAW_ENOMEM;
+  int rc = ex.jobs && ex.threads && (ring || !batched) ? thaw_cpu_start(&cc) : THAW_ENOMEM;
   if (rc != 0) {
     free(ex.jobs);
     free(ex.threads);
+    free(ring);
     ex.jobs = NULL;
     ex.threads = NULL;
     pthread_mutex_unlock(&ex.lock);
     return rc;
   }
+  pthread_mutex_lock(&cq.lock);
+  cq.ring = ring;
+  cq.cap = nodes;
+  cq.head = cq.count = 0;
+  cq.told = 0;
+  pthread_mutex_unlock(&cq.lock);
+  ex.batched = batched;
   ex.free = NULL;
   for (uint32_t i = nodes; i-- > 0;) {
     ex.jobs[i].free_next = ex.free;
@@ -207,6 +308,16 @@ int thaw_executor_start_ex(const thaw_executor_config* cfg,
   pthread_mutex_unlock(&ex.lock);
   if (rc) thaw_executor_stop();
   return rc;
+}
+
+int thaw_executor_start_ex(const thaw_executor_config* cfg,
+                           thaw_complete_fn on_complete) {
+  return start(cfg, on_complete, 0);
+}
+
+int thaw_executor_start_batched(const thaw_executor_config* cfg,
+                                thaw_complete_fn on_ready) {
+  return start(cfg, on_ready, 1);
 }
 
 int thaw_executor_start(uint32_t threads, uint32_t queue_cap,
@@ -231,8 +342,9 @@ int thaw_submit(thaw_instance* inst, const thaw_request* req, thaw_result* res,
   j->req = req;
   j->res = res;
   j->q.ticket = ticket;
-  int spawn;
-  rc = thaw_cpu_submit(&j->q, req->tenant, req->function, &spawn);
+  int spawn, awake;
+  rc = thaw_cpu_submit(&j->q, req->tenant, req->function, &spawn, &awake);
+  __atomic_store_n(&cq_words[2], rc == 0 && awake, __ATOMIC_RELAXED);
   if (rc) job_free(j);
   if (spawn) spawn_worker();
   return rc;
@@ -272,6 +384,11 @@ void thaw_executor_stop(void) {
     pthread_join(t, NULL);
   }
   thaw_cpu_destroy();
+  pthread_mutex_lock(&cq.lock);
+  free(cq.ring);
+  cq.ring = NULL;
+  cq.cap = cq.head = cq.count = 0;
+  pthread_mutex_unlock(&cq.lock);
   pthread_mutex_lock(&ex.lock);
   free(ex.jobs);
   free(ex.threads);

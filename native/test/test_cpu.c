@@ -145,7 +145,7 @@ static void stop(void) {
 static void submit(job* j, uint64_t tenant, uint64_t function) {
   int more;
   j->q.ticket = (uint64_t)j->id;
-  CHECK(thaw_cpu_submit(&j->q, tenant, function, &more) == 0);
+  CHECK(thaw_cpu_submit(&j->q, tenant, function, &more, NULL) == 0);
   if (more) spawn();
 }
 

@@ -3,7 +3,22 @@
 //
 // A call is submitted with one FFI call that only enqueues; libthaw's
 // executor runs it and reports completion through a threadsafe callback, so
-// Bun's event loop never waits on function code. Request and result structs
+// Bun's event loop never waits on function code.
+//
+// Completions are batched (native/src/executor.c): the callback only says
+// "some calls finished", and one drain takes every finished ticket, so a
+// busy node pays one event-loop wake-up per batch instead of one per call.
+// A lone short call does not wait for the wake-up at all: when it is the
+// only call in flight, it went to a worker that was awake (spinning, so it
+// runs now), and its function's recent calls were short, this thread spins
+// on the executor's completion counter for a few microseconds (at most
+// `spinUs`) and drains as soon as it moves. The wake-up -- an eventfd
+// write on the worker, an epoll return and a task on this thread -- costs
+// more than such a call. The spin is bounded, happens only when nothing
+// else is in flight (so it delays no other call's completion), is skipped
+// for functions that run long or sleep, and backs off (doubling) after a
+// miss: on a machine with more busy threads than cores the worker can lose
+// its core while this thread spins, and then spinning only costs. Request and result structs
 // belong to the instance (one call at a time per instance) and the call's
 // input buffers are held by the pending entry until completion, so nothing
 // is allocated natively per call and nothing is freed under a running call.
@@ -16,8 +31,8 @@
 
 import type { JSCallback } from "bun:ffi";
 import {
-  addr, completionCallback, copyOut, cstr, E_BUSY, ERRORS, errText, EXECUTOR_CONFIG, EXECUTOR_STATS, findLibrary, LIMITS,
-  openLibrary, packStrings, POOL_STATS, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS, TENANT_STATS,
+  addr, completionCounter, copyOut, cstr, E_BUSY, ERRORS, errText, EXECUTOR_CONFIG, EXECUTOR_STATS, findLibrary, LIMITS,
+  openLibrary, packStrings, POOL_STATS, readyCallback, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS, TENANT_STATS,
   type Lib, type Pointer,
 } from "./native.ts";
 
@@ -155,6 +170,8 @@ export interface ExecutorOptions {
   maxBlocked?: number;
   /** Calls of another tenant that is owed CPU time take the slot of a running call (default true). */
   preempt?: boolean;
+  /** Longest the JS thread watches for a lone short call to finish instead of waiting for the wake-up, µs (0: never). */
+  spinUs?: number;
 }
 
 export interface ExecutorStats {
@@ -218,18 +235,30 @@ interface Pending {
 
 /** 4 threads per slot for blocked calls unless told otherwise. */
 export const DEFAULT_BLOCKED_PER_SLOT = 4;
+/** A lone call is waited for by spinning only if its function's recent calls ran this long at most. */
+const SPIN_EXPECTED_NS = 20_000;
+/** The spin allows for the hand-off on top of the expected run time. */
+const SPIN_SLACK_NS = 5_000;
+export const DEFAULT_SPIN_US = 50;
 
 export class Engine {
   readonly lib: Lib;
   private readonly pending = new Map<number, Pending>();
   private nextTicket = 1;
   private callback?: JSCallback;
+  /** The executor's completion counter, and room for the tickets one drain takes. */
+  private seq: Uint32Array = new Uint32Array(3);
+  private readonly taken = new BigUint64Array(256);
+  /** Spins missed in a row, and calls left to wait without spinning after the last miss. */
+  private spinMisses = 0;
+  private spinSkips = 0;
   /** Referenced while calls are pending, so the process waits for them. */
   private readonly keepAlive = setInterval(() => {}, 1 << 30).unref();
 
   /** Worker threads beyond the CPU slots (`threads`), for calls blocked in host sleeps. */
   readonly maxBlocked: number;
   readonly preempt: boolean;
+  readonly spinNs: number;
 
   constructor(
     libPath = findLibrary(),
@@ -241,22 +270,24 @@ export class Engine {
     this.lib = openLibrary(libPath);
     this.maxBlocked = Math.max(1, options.maxBlocked ?? DEFAULT_BLOCKED_PER_SLOT * threads);
     this.preempt = options.preempt ?? true;
+    this.spinNs = Math.max(0, options.spinUs ?? DEFAULT_SPIN_US) * 1000;
   }
 
   private startExecutor(): void {
     if (this.callback) return;
-    this.callback = completionCallback((ticket) => this.complete(ticket));
+    this.callback = readyCallback(() => this.drain());
     const cfg = new BigUint64Array(EXECUTOR_CONFIG.size);
     cfg[EXECUTOR_CONFIG.cpuSlots] = BigInt(this.threads);
     cfg[EXECUTOR_CONFIG.maxThreads] = BigInt(this.threads + this.maxBlocked);
     cfg[EXECUTOR_CONFIG.queueCap] = BigInt(this.queueCapacity);
     cfg[EXECUTOR_CONFIG.preempt] = this.preempt ? 1n : 0n;
-    const rc = this.lib.thaw_executor_start_ex(cfg, this.callback.ptr);
+    const rc = this.lib.thaw_executor_start_batched(cfg, this.callback.ptr);
     if (rc !== 0) {
       this.callback.close();
       this.callback = undefined;
       throw new EngineError(`cannot start executor: ${ERRORS[rc]}`, rc);
     }
+    this.seq = completionCounter(this.lib);
   }
 
   /** Instantiate fresh, run `wizer.initialize` if exported, write the snapshot. */
@@ -289,6 +320,7 @@ export class Engine {
     if (req.signal?.aborted) return Promise.reject(new CancelledError());
     const inputs = instance.prepare(req);
     const ticket = this.nextTicket++;
+    const seen = this.seq[0]!;
     return new Promise<CallResult>((resolve, reject) => {
       const p: Pending = { instance, inputs, resolve };
       this.pending.set(ticket, p);
@@ -299,21 +331,51 @@ export class Engine {
         return;
       }
       if (this.pending.size === 1) this.keepAlive.ref();
-      if (!req.signal && req.queueDeadline === undefined) return;
-      // Taken back only while still queued; a started call completes as usual.
-      const takeBack = (error: EngineError) => {
-        if (!this.pending.has(ticket) || this.lib.thaw_cancel(BigInt(ticket)) !== 0) return;
-        this.settle(ticket, p);
-        reject(error);
-      };
-      if (req.queueDeadline !== undefined)
-        p.timer = setTimeout(() => takeBack(new QueueTimeoutError()), Math.max(0, req.queueDeadline - performance.now()));
-      if (req.signal) {
-        p.signal = req.signal;
-        p.onAbort = () => takeBack(new CancelledError());
-        req.signal.addEventListener("abort", p.onAbort, { once: true });
-      }
+      if (req.signal || req.queueDeadline !== undefined) this.watch(ticket, p, req, reject);
+      if (this.pending.size === 1) this.spin(instance.module, seen);
     });
+  }
+
+  /** Take the queued call back when its signal aborts or its queue deadline passes. */
+  private watch(ticket: number, p: Pending, req: CallRequest, reject: (e: Error) => void): void {
+    // Taken back only while still queued; a started call completes as usual.
+    const takeBack = (error: EngineError) => {
+      if (!this.pending.has(ticket) || this.lib.thaw_cancel(BigInt(ticket)) !== 0) return;
+      this.settle(ticket, p);
+      reject(error);
+    };
+    if (req.queueDeadline !== undefined)
+      p.timer = setTimeout(() => takeBack(new QueueTimeoutError()), Math.max(0, req.queueDeadline - performance.now()));
+    if (req.signal) {
+      p.signal = req.signal;
+      p.onAbort = () => takeBack(new CancelledError());
+      req.signal.addEventListener("abort", p.onAbort, { once: true });
+    }
+  }
+
+  /** Watch the completion counter while the module's calls are expected to
+   * end within the spin budget; drain at once if one completes. */
+  private spin(module: LoadedModule, seen: number): void {
+    const expected = module.expectedNs;
+    if (expected === undefined || expected > SPIN_EXPECTED_NS || this.spinNs === 0 || this.seq[2] === 0) return;
+    if (this.spinSkips > 0) {
+      this.spinSkips--;
+      return;
+    }
+    const hit = this.lib.thaw_completions_wait(seen, Math.min(this.spinNs, 2 * expected + SPIN_SLACK_NS)) === 1;
+    // A miss means the worker lost its core (a busy machine): back off, doubling.
+    this.spinMisses = hit ? 0 : Math.min(this.spinMisses + 1, 10);
+    this.spinSkips = hit ? 0 : 2 ** this.spinMisses;
+    this.drain();
+  }
+
+  private drain(): void {
+    const t = this.taken;
+    for (;;) {
+      const n = this.lib.thaw_completions_take(t, t.length);
+      for (let i = 0; i < n; i++) this.complete(Number(t[i]));
+      if (n < t.length) return;
+    }
   }
 
   private settle(ticket: number, p: Pending): void {
@@ -327,7 +389,9 @@ export class Engine {
     const p = this.pending.get(ticket);
     if (!p) return;
     this.settle(ticket, p);
-    p.resolve(decodeResult(p.instance.result));
+    const result = decodeResult(p.instance.result);
+    p.instance.module.observe(result.durationNs);
+    p.resolve(result);
   }
 
   /** The executor's slots, threads and queues right now. */
@@ -429,6 +493,8 @@ export class SnapshotError extends EngineError {
 
 export class LoadedModule {
   private released = false;
+  /** Recent calls' run time, a moving average (ns); undefined before the first. */
+  expectedNs?: number;
 
   constructor(
     readonly engine: Engine,
@@ -440,6 +506,10 @@ export class LoadedModule {
     const h = this.engine.lib.thaw_instance_restore(this.handle);
     if (!h) throw new EngineError("cannot restore instance (out of memory or address space)", -6);
     return new Instance(this, h as Pointer);
+  }
+
+  observe(durationNs: number): void {
+    this.expectedNs = this.expectedNs === undefined ? durationNs : 0.75 * this.expectedNs + 0.25 * durationNs;
   }
 
   stats(): ModuleStats {

@@ -39,6 +39,10 @@ const symbols = {
   thaw_pool_tenant_stats_get: { args: [FFIType.ptr, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
   thaw_pool_tenant_set: { args: [FFIType.ptr, FFIType.u32, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
   thaw_executor_start_ex: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  thaw_executor_start_batched: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  thaw_completions_take: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.u32 },
+  thaw_completions_seq: { args: [], returns: FFIType.ptr },
+  thaw_completions_wait: { args: [FFIType.u32, FFIType.u64], returns: FFIType.i32 },
   thaw_submit: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64],
     returns: FFIType.i32,
@@ -137,12 +141,17 @@ export function packStrings(items: string[]): Uint8Array {
   return Buffer.from(items.map((s) => `${s}\0`).join(""), "utf8");
 }
 
-export function completionCallback(onComplete: (ticket: number) => void): JSCallback {
-  return new JSCallback((ticket: bigint | number) => onComplete(Number(ticket)), {
-    args: [FFIType.u64],
-    returns: FFIType.void,
-    threadsafe: true,
-  });
+/** Called on the JS thread when completions are waiting (thaw_executor_start_batched). */
+export function readyCallback(onReady: () => void): JSCallback {
+  return new JSCallback(() => onReady(), { args: [FFIType.u64], returns: FFIType.void, threadsafe: true });
+}
+
+/** The executor's completion words (thaw_completions_seq), in place: [0] the
+ * completion counter libthaw bumps atomically (a plain load sees a whole
+ * value), [1] "this thread is polling", [2] "the last call submitted went to
+ * an awake worker". */
+export function completionCounter(lib: Lib): Uint32Array {
+  return new Uint32Array(toArrayBuffer(lib.thaw_completions_seq() as Pointer, 0, 12));
 }
 
 export type { Pointer };
