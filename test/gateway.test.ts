@@ -192,6 +192,31 @@ describe("errors", () => {
     expect((await errorOf(res)).code).toBe("function_not_found");
   });
 
+  test("the invoke route: bodies of every framing reach stdin; odd names answer as the full router does", async () => {
+    const stream = (parts: string[]) =>
+      new ReadableStream({
+        start(c) {
+          for (const p of parts) c.enqueue(new TextEncoder().encode(p));
+          c.close();
+        },
+      });
+    const chunked = await invoke(s, "echo", stream(["ab", "cd"]) as never);
+    expect(chunked.status).toBe(200);
+    expect(await chunked.text()).toBe("abcd");
+    const tooLong = await invoke(s, "echo", stream(["x".repeat(800), "x".repeat(800)]) as never);
+    expect(tooLong.status).toBe(413);
+    const empty = await invoke(s, "echo", "");
+    expect(empty.status).toBe(200);
+    expect(await empty.text()).toBe("");
+    const encoded = await fetch(`${s.url}/v1/functions/%65cho/invoke`, { method: "POST", body: "hi" });
+    expect(encoded.status).toBe(200);
+    expect(await encoded.text()).toBe("hi");
+    const bad = await invoke(s, "Echo", "hi", { "x-request-id": "bad-name-1" });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("x-request-id")).toBe("bad-name-1");
+    expect((await errorOf(bad)).code).toBe("invalid_request");
+  });
+
   test("a body over the limit is 413", async () => {
     const res = await invoke(s, "echo", "x".repeat(2048));
     expect(res.status).toBe(413);

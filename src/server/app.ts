@@ -30,26 +30,36 @@ function validationMessage(error: unknown): string {
   return message.length > 300 ? `${message.slice(0, 300)}...` : message;
 }
 
-export function createApp(ctx: AppContext) {
-  const cors = new Cors(ctx.config.corsOrigins);
-  return new Elysia()
+/** The headers every response to `request` carries: its request id and, with CORS on, the CORS headers. */
+export function platformHeaders(request: Request, cors: Cors): Record<string, string> {
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: requestIdFrom(request.headers.get(REQUEST_ID_HEADER)) };
+  if (cors.enabled) Object.assign(headers, cors.headers(request.headers.get("origin")));
+  return headers;
+}
+
+/** The response to a request that failed with `error` (Elysia's error `code`), with `headers` added. */
+export function errorFor(ctx: AppContext, error: unknown, code: unknown, requestId: string, headers: Record<string, string> = {}): Response {
+  if (error instanceof ThawError) return errorResponse(error, headers);
+  // A response that fails its own schema is thaw's bug, not the client's request.
+  if (code === "VALIDATION" && (error as { type?: string }).type !== "response")
+    return errorResponse(new ThawError("invalid_request", validationMessage(error)), headers);
+  if (code === "NOT_FOUND") return json({ error: { code: "not_found", message: "no such route" } }, 404, headers);
+  if (code === "PARSE") return errorResponse(new ThawError("invalid_request", "malformed request body"), headers);
+  ctx.log.error("unhandled error", { requestId, error: String(error), stack: (error as Error).stack });
+  return errorResponse(new ThawError("internal", "internal error"), headers);
+}
+
+/** The Elysia app; `routes` are native Bun routes that take precedence (fast-invoke.ts). */
+export function createApp(ctx: AppContext, cors = new Cors(ctx.config.corsOrigins), routes?: Record<string, unknown>) {
+  return new Elysia(routes ? { serve: { routes } as never } : {})
     .onRequest(({ request, set }) => {
-      set.headers[REQUEST_ID_HEADER] = requestIdFrom(request.headers.get(REQUEST_ID_HEADER));
-      if (!cors.enabled) return;
-      Object.assign(set.headers, cors.headers(request.headers.get("origin")));
+      Object.assign(set.headers, platformHeaders(request, cors));
       return cors.preflight(request);
     })
     .onAfterHandle({ as: "global" }, ({ request }) => responseReady(request))
     .onError(({ error, code, request, set }) => {
       responseReady(request);
-      if (error instanceof ThawError) return errorResponse(error);
-      // A response that fails its own schema is thaw's bug, not the client's request.
-      if (code === "VALIDATION" && (error as { type?: string }).type !== "response")
-        return errorResponse(new ThawError("invalid_request", validationMessage(error)));
-      if (code === "NOT_FOUND") return json({ error: { code: "not_found", message: "no such route" } }, 404);
-      if (code === "PARSE") return errorResponse(new ThawError("invalid_request", "malformed request body"));
-      ctx.log.error("unhandled error", { requestId: requestIdOf(set), error: String(error), stack: (error as Error).stack });
-      return errorResponse(new ThawError("internal", "internal error"));
+      return errorFor(ctx, error, code, requestIdOf(set));
     })
     .use(systemRoutes(ctx))
     .use(functionRoutes(ctx))

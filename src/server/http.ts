@@ -49,9 +49,18 @@ export function startBodyDeadline(request: Request, server: Server<unknown>, tim
   deadlines.set(request, { at: Date.now() + timeoutMs, timeoutMs, server, idleSeconds });
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** The request body, refused with 413 before or while reading if over `limit`, and with 408 if it is late. */
 export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
+  const length = req.headers.get("content-length");
+  // HTTP/1.1: no Content-Length and no Transfer-Encoding is no body. Nothing
+  // to wait for, so no deadline timer; the idle timeout is lifted all the same.
+  if (length === "0" || (length === null && !req.headers.has("transfer-encoding"))) {
+    liftIdleTimeout(req);
+    return EMPTY;
+  }
+  const declared = Number(length ?? "0");
   const tooLarge = () => new ThawError("payload_too_large", `request body is over the limit of ${limit} bytes`, { limit });
   if (declared > limit) throw tooLarge();
   const body = new Uint8Array(await withinDeadline(req, req.arrayBuffer()));
@@ -87,6 +96,11 @@ async function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+function liftIdleTimeout(req: Request): void {
+  const deadline = deadlines.get(req);
+  if (deadline) deadline.server.timeout(req, 0);
 }
 
 /** The response to `req` is ready: its connection gets the server's idle timeout back. */

@@ -32,6 +32,8 @@ import { JobRunner } from "../jobs/runner.ts";
 import { JobService } from "../jobs/service.ts";
 import { createApp } from "./app.ts";
 import { Auth } from "./auth.ts";
+import { Cors } from "./cors.ts";
+import { fastInvokeRoute } from "./fast-invoke.ts";
 import { type AppContext, authPlugin, type Readiness } from "./context.ts";
 import { errorResponse, startBodyDeadline } from "./http.ts";
 import { operational } from "./routes/system.ts";
@@ -135,7 +137,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   };
   if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
 
-  const app = createApp(ctx)
+  const cors = new Cors(config.corsOrigins);
+  const fast = fastInvokeRoute(ctx, { app: () => app, cors, draining: () => phase === "draining" });
+  const app = createApp(ctx, cors, fast)
     .onRequest(({ request, server }) => {
       if (phase === "draining" && !operational(new URL(request.url).pathname))
         return errorResponse(new ThawError("shutting_down", "the server is shutting down", {}, 1), { connection: "close" });

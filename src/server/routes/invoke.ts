@@ -70,18 +70,20 @@ export interface WagiContext {
   set: { headers: Record<string, unknown> };
 }
 
-export function callHeaders(o: InvokeOutcome): Record<string, string> {
-  return {
-    "x-thaw-exit-code": String(o.result.exitCode),
-    "x-thaw-duration-ms": (o.result.durationNs / 1e6).toFixed(3),
-    "x-thaw-cold": String(o.cold),
-    "x-thaw-version": String(o.version),
-    "x-thaw-tier": o.tier,
-  };
+/** `headers` with the call's X-Thaw-* headers added. */
+function addCallHeaders(headers: Record<string, string>, o: InvokeOutcome): Record<string, string> {
+  headers["x-thaw-exit-code"] = String(o.result.exitCode);
+  headers["x-thaw-duration-ms"] = (o.result.durationNs / 1e6).toFixed(3);
+  headers["x-thaw-cold"] = o.cold ? "true" : "false";
+  headers["x-thaw-version"] = String(o.version);
+  headers["x-thaw-tier"] = o.tier;
+  return headers;
 }
 
-/** A function error as JSON, with the stderr tail; undefined when it went well. */
-export function functionError(o: InvokeOutcome): Response | undefined {
+export const callHeaders = (o: InvokeOutcome): Record<string, string> => addCallHeaders({}, o);
+
+/** A function error as JSON, with the stderr tail (and `headers`); undefined when it went well. */
+export function functionError(o: InvokeOutcome, headers: Record<string, string> = {}): Response | undefined {
   if (o.outcome === "ok") return undefined;
   const stderr = new TextDecoder().decode(o.result.stderr.subarray(-STDERR_TAIL));
   const messages: Record<string, string> = {
@@ -95,7 +97,28 @@ export function functionError(o: InvokeOutcome): Response | undefined {
     ...(o.result.status !== "ok" ? { trap: o.result.status } : {}),
     stderr,
   });
-  return errorResponse(err, callHeaders(o));
+  return errorResponse(err, addCallHeaders(headers, o));
+}
+
+/**
+ * POST /v1/functions/{name}/invoke once the request is admitted (its name
+ * valid, its tenant known): the body to stdin, stdout or the function's
+ * error back. `headers` go on the response too (fast-invoke.ts passes the
+ * request id and CORS headers here, as Elysia's lifecycle would add them).
+ */
+export async function invokeCall(
+  ctx: AppContext,
+  request: Request,
+  name: string,
+  tenant: string,
+  requestId: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const body = await readBody(request, ctx.config.maxBody);
+  const o = await ctx.invoke.invoke(tenant, name, { body, signal: request.signal, requestId });
+  if (o.outcome !== "ok") return functionError(o, headers)!;
+  headers["content-type"] = o.config.contentType;
+  return new Response(o.result.stdout, { headers: addCallHeaders(headers, o) });
 }
 
 /**
@@ -154,16 +177,7 @@ export const invokeRoutes = (ctx: AppContext) => {
     .use(ctx.authn)
     .post(
       "/v1/functions/:name/invoke",
-      async ({ request, params, principal, set }) => {
-        const body = await readBody(request, ctx.config.maxBody);
-        const o = await ctx.invoke.invoke(principal.tenant, params.name, { body, signal: request.signal, requestId: requestIdOf(set) });
-        return (
-          functionError(o) ??
-          new Response(o.result.stdout, {
-            headers: { "content-type": o.config.contentType, ...callHeaders(o) },
-          })
-        );
-      },
+      ({ request, params, principal, set }) => invokeCall(ctx, request, params.name, principal.tenant, requestIdOf(set)),
       {
         parse: "none",
         params: FunctionName,
