@@ -179,32 +179,38 @@ static void report_batched(job* j) {
   if (tell && ex.on_complete) ex.on_complete(1);
 }
 
-/* Runs once the worker is idle again (thaw_cpu_next_after). */
+typedef struct finished {
+  job* j;
+  int deep; /* the call ended in stack exhaustion: its stack went deep */
+} finished;
+
+/* Runs once the worker is idle again (thaw_cpu_next_after): the caller
+ * hears of the call first, then the worker tidies its stack. */
 static void report(void* arg) {
-  job* j = arg;
+  finished* f = arg;
   if (ex.batched) {
-    report_batched(j);
+    report_batched(f->j);
   } else {
-    uint64_t ticket = j->q.ticket;
-    job_free(j);
+    uint64_t ticket = f->j->q.ticket;
+    job_free(f->j);
     if (ex.on_complete) ex.on_complete(ticket);
   }
+  release_deep_stack(!f->deep);
 }
 
 static void* worker_main(void* arg) {
   (void)arg;
   thaw_cpu_thread_init();
-  job* done = NULL;
+  finished done = {0};
   for (;;) {
     int spawn;
-    thaw_cpu_job* q = thaw_cpu_next_after(&spawn, done ? report : NULL, done);
-    done = NULL;
+    thaw_cpu_job* q = thaw_cpu_next_after(&spawn, done.j ? report : NULL, &done);
+    done.j = NULL;
     if (spawn) spawn_worker();
     if (!q) break;
     job* j = (job*)q;
     thaw_call(j->inst, j->req, j->res);
-    release_deep_stack(j->res->status != THAW_TRAP_STACK_EXHAUSTION);
-    done = j;
+    done = (finished){j, j->res->status == THAW_TRAP_STACK_EXHAUSTION};
   }
   thaw_cpu_thread_exit();
   return NULL;

@@ -6,7 +6,13 @@
 //   reset        thaw_instance_reset after a call that wrote memory
 //   fresh        instantiate + wizer.initialize without the snapshot
 //   idle memory  private bytes per restored, never-called instance
-//   warm call    engine.call round trip of `hello` (executor + callback)
+//   warm call    engine.call round trip of `hello` (executor + completion),
+//                reset on the JS thread after it
+//   service call the same as the invoke path makes it: resetAfter (reset on
+//                the worker), a queue deadline and an AbortSignal
+//   cold call    restore + call + free, against restore + service call
+//   cold burst   8 restores and 8 calls at once, until the last completes
+//   busy         calls/s with 64 in flight on 64 instances
 //   kernel       the CPU kernel natively, in thaw, in Bun's WebAssembly
 //
 // Peers run in their own processes (scripts/bench/peers.mjs) so their heaps
@@ -92,6 +98,57 @@ for (let i = 0; i < ITER; i++) {
 }
 warmInst.free();
 
+// As src/service/invoke.ts calls: reset on the worker, a deadline, a signal.
+const serviceCall = () => ({ resetAfter: true, queueDeadline: performance.now() + 2000, signal: new AbortController().signal });
+const service: number[] = [];
+const serviceInst = hello.module.restore();
+for (let i = 0; i < ITER; i++) {
+  const s = Bun.nanoseconds();
+  await engine.call(serviceInst, serviceCall());
+  service.push(Bun.nanoseconds() - s);
+}
+serviceInst.free();
+
+// A cold call costs its restore plus a call: interleaved with restores
+// alone, so both see the same machine.
+const cold: number[] = [];
+const coldRestore: number[] = [];
+for (let i = 0; i < Math.min(ITER, 2000); i++) {
+  const s = Bun.nanoseconds();
+  const inst = hello.module.restore();
+  coldRestore.push(Bun.nanoseconds() - s);
+  inst.free();
+  const s2 = Bun.nanoseconds();
+  const c = hello.module.restore();
+  await engine.call(c, serviceCall());
+  c.free();
+  cold.push(Bun.nanoseconds() - s2);
+}
+
+const BURST = 8;
+const burst: number[] = [];
+for (let i = 0; i < 300; i++) {
+  const s = Bun.nanoseconds();
+  const insts = Array.from({ length: BURST }, () => hello.module.restore());
+  await Promise.all(insts.map((inst) => engine.call(inst, serviceCall())));
+  burst.push(Bun.nanoseconds() - s);
+  for (const inst of insts) inst.free();
+}
+
+const BUSY = 64;
+const busyInsts = Array.from({ length: BUSY }, () => hello.module.restore());
+let busyCalls = 0;
+const busyUntil = performance.now() + 1000;
+const busyStart = performance.now();
+await Promise.all(busyInsts.map(async (inst) => {
+  while (performance.now() < busyUntil) {
+    await engine.call(inst, serviceCall());
+    busyCalls++;
+  }
+}));
+const busyPerSec = Math.round(busyCalls / ((performance.now() - busyStart) / 1000));
+for (const inst of busyInsts) inst.free();
+
 Bun.gc(true);
 const privBefore = smapsPrivate();
 const pteBefore = pageTableBytes();
@@ -153,6 +210,16 @@ const figures = {
   fresh_instantiate_primes_us_p50: us(pct(freshPrimes, 50)),
   warm_call_us_p50: us(pct(warm, 50)),
   warm_call_us_p99: us(pct(warm, 99)),
+  warm_call_vs_restore: Math.round((pct(warm, 50) / pct(restoreHello, 50)) * 10) / 10,
+  service_call_us_p50: us(pct(service, 50)),
+  service_call_us_p99: us(pct(service, 99)),
+  cold_call_us_p50: us(pct(cold, 50)),
+  cold_call_us_p99: us(pct(cold, 99)),
+  cold_restore_us_p50: us(pct(coldRestore, 50)),
+  cold_call_overhead_us_p50: us(pct(cold, 50) - pct(coldRestore, 50) - pct(service, 50)),
+  cold_burst8_us_p50: us(pct(burst, 50)),
+  cold_burst8_us_p99: us(pct(burst, 99)),
+  busy_calls_per_s: busyPerSec,
   idle_instance_private_bytes: Math.round(idlePrivate),
   idle_instance_page_table_bytes: Math.round(idlePte),
   v8_instantiate_us_p50: v8.instantiate_us_p50,
@@ -188,7 +255,11 @@ const rows: [string, string, string][] = [
   ["instantiate from scratch (primes)", `${figures.fresh_instantiate_primes_us_p50} µs`, "runs wizer.initialize"],
   ["V8 new WebAssembly.Instance", `${v8.instantiate_us_p50} µs`, `p99 ${v8.instantiate_us_p99} µs`],
   ["Bun new WebAssembly.Instance", `${jsc.instantiate_us_p50} µs`, `p99 ${jsc.instantiate_us_p99} µs`],
-  ["warm call round trip (hello)", `${figures.warm_call_us_p50} µs`, `p99 ${figures.warm_call_us_p99} µs`],
+  ["warm call round trip (hello)", `${figures.warm_call_us_p50} µs`, `p99 ${figures.warm_call_us_p99} µs, ${figures.warm_call_vs_restore}× the restore, reset included`],
+  ["service call (resetAfter, deadline)", `${figures.service_call_us_p50} µs`, `p99 ${figures.service_call_us_p99} µs`],
+  ["cold call (restore + call + free)", `${figures.cold_call_us_p50} µs`, `p99 ${figures.cold_call_us_p99} µs; restore ${figures.cold_restore_us_p50} µs + service call = ${Math.round((figures.cold_restore_us_p50 + figures.service_call_us_p50) * 100) / 100} µs`],
+  ["burst of 8 cold calls", `${figures.cold_burst8_us_p50} µs`, `p99 ${figures.cold_burst8_us_p99} µs, until the last completes`],
+  ["busy: 64 calls in flight", `${figures.busy_calls_per_s}/s`, "service calls"],
   ["idle instance, private memory", `${figures.idle_instance_private_bytes} B`, `+${figures.idle_instance_page_table_bytes} B page tables`],
   ["V8 instance memory", `${v8.instance_bytes} B`, `${v8.instance_bytes_after_start} B after one call`],
   ["Bun instance memory", `${jsc.instance_bytes} B`, `${jsc.instance_bytes_after_start} B after one call`],

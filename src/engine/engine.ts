@@ -330,9 +330,12 @@ export class Engine {
         reject(rc === E_BUSY ? new BusyError() : new EngineError(`submit failed: ${ERRORS[rc]}`, rc));
         return;
       }
-      if (this.pending.size === 1) this.keepAlive.ref();
-      if (req.signal || req.queueDeadline !== undefined) this.watch(ticket, p, req, reject);
-      if (this.pending.size === 1) this.spin(instance.module, seen);
+      if (this.pending.size === 1) {
+        this.keepAlive.ref();
+        this.spin(instance.module, seen);
+      }
+      // A call the spin saw finish needs no timer or listener.
+      if ((req.signal || req.queueDeadline !== undefined) && this.pending.get(ticket) === p) this.watch(ticket, p, req, reject);
     });
   }
 
