@@ -225,9 +225,10 @@ int thaw_executor_start_batched(const thaw_executor_config* cfg,
 uint32_t thaw_completions_take(uint64_t* tickets, uint32_t max);
 /* Batched mode, for a caller that polls instead of waiting for on_ready:
  * three words. [0] is bumped (atomically, after the ticket is queued) at
- * each completion. While [1] is 1 (thaw_completions_wait sets it)
- * completions do not call on_ready, and the caller must call
- * thaw_completions_take when it stops polling (which sets [1] back to 0).
+ * each completion. While [1] is 1 completions do not call on_ready: the
+ * caller sets it before thaw_submit (thaw_completions_wait sets it too) and
+ * must call thaw_completions_take when it stops polling (which sets [1]
+ * back to 0).
  * [2] is 1 when the caller's last thaw_submit handed the call to a worker
  * that was awake (spinning), so it runs now without a wake-up. */
 uint32_t* thaw_completions_seq(void);

@@ -48,6 +48,7 @@
  * finds a thread for the next job without waiting for one to start.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -701,6 +702,23 @@ thaw_cpu_job* thaw_cpu_cancel(uint64_t ticket) {
   return j;
 }
 
+/* An idle worker watches for a job for SPIN_NS before it sleeps, so a
+ * caller submitting calls one after another hands each to a running
+ * thread instead of waking one. It yields the core between looks: with
+ * more runnable threads than cores (2 cores: the JS thread, this worker,
+ * anyone else) a plain spin would hold the core the submitting thread
+ * needs, delaying the very call it waits for by up to SPIN_NS. No PAUSE:
+ * under a hypervisor with pause-loop exiting it deschedules the vCPU. */
+static void spin_for_job(worker* me) {
+  uint64_t until = thaw_now_ns() + SPIN_NS;
+  for (;;) {
+    for (int i = 0; i < 64; i++)
+      if (__atomic_load_n(&me->job, __ATOMIC_ACQUIRE)) return;
+    if (thaw_now_ns() >= until) return;
+    sched_yield();
+  }
+}
+
 thaw_cpu_job* thaw_cpu_next(int* spawn) { return thaw_cpu_next_after(spawn, NULL, NULL); }
 
 thaw_cpu_job* thaw_cpu_next_after(int* spawn, void (*done)(void*), void* arg) {
@@ -755,9 +773,7 @@ thaw_cpu_job* thaw_cpu_next_after(int* spawn, void (*done)(void*), void* arg) {
     if (!me->job && cpu.spinning < cpu.free_slots && !cpu.stopping) {
       cpu.spinning++;
       pthread_mutex_unlock(&cpu.lock);
-      uint64_t until = thaw_now_ns() + SPIN_NS;
-      while (!__atomic_load_n(&me->job, __ATOMIC_ACQUIRE) && thaw_now_ns() < until)
-        __builtin_ia32_pause();
+      spin_for_job(me);
       pthread_mutex_lock(&cpu.lock);
       cpu.spinning--;
     }

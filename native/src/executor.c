@@ -71,6 +71,7 @@
  * call asleep keeps its stack, as deep as it is: --max-blocked bounds how
  * many do.)
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -242,19 +243,20 @@ uint32_t thaw_completions_take(uint64_t* tickets, uint32_t max) {
 
 uint32_t* thaw_completions_seq(void) { return cq_words; }
 
-/* Spin, not sleep: a sleep and its wake-up are what this saves. It does
- * not yield the core either: sched_yield hands it to whatever else is
- * runnable, for a whole time slice. Worth it only when the awaited call
- * is running on another core already ([2]), which the caller checks. */
+/* Spin, not sleep: a sleep and its wake-up are what this saves. Between
+ * looks it yields the core, as an idle worker does (cpu.c): with more
+ * runnable threads than cores the worker running the awaited call may be
+ * waiting for this very core. No PAUSE: under a hypervisor with pause-loop
+ * exiting it deschedules the virtual CPU. Worth it only when the awaited
+ * call went to a worker that was awake ([2]), which the caller checks. */
 int thaw_completions_wait(uint32_t seen, uint64_t max_ns) {
   __atomic_store_n(&cq_words[1], 1, __ATOMIC_RELEASE);
   uint64_t until = thaw_now_ns() + max_ns;
   for (;;) {
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < 64; i++)
       if (__atomic_load_n(&cq_words[0], __ATOMIC_ACQUIRE) != seen) return 1;
-      __builtin_ia32_pause();
-    }
     if (thaw_now_ns() >= until) return 0;
+    sched_yield();
   }
 }
 

@@ -265,6 +265,7 @@ static void test_executor_batched(void) {
   int before = g_ready;
   for (int i = 0; i < 50; i++) {
     uint32_t s = seq_now();
+    __atomic_store_n(&thaw_completions_seq()[1], 1, __ATOMIC_RELEASE); /* before submitting */
     CHECK(thaw_submit(insts[0], &req, &results[0], 5000u + (uint64_t)i) == 0);
     int hit = thaw_completions_wait(s, 500000000u);
     hits += hit;

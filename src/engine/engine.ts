@@ -321,19 +321,22 @@ export class Engine {
     const inputs = instance.prepare(req);
     const ticket = this.nextTicket++;
     const seen = this.seq[0]!;
+    // Say so before submitting, so the worker does not wake this thread for
+    // a completion it is about to see; drain() always ends the polling.
+    const polling = this.pending.size === 0 && this.maySpin(instance.module);
+    if (polling) this.seq[1] = 1;
     return new Promise<CallResult>((resolve, reject) => {
       const p: Pending = { instance, inputs, resolve };
       this.pending.set(ticket, p);
       const rc = this.lib.thaw_submit(instance.handle, instance.request, instance.result, BigInt(ticket));
       if (rc !== 0) {
         this.pending.delete(ticket);
+        if (polling) this.drain();
         reject(rc === E_BUSY ? new BusyError() : new EngineError(`submit failed: ${ERRORS[rc]}`, rc));
         return;
       }
-      if (this.pending.size === 1) {
-        this.keepAlive.ref();
-        this.spin(instance.module, seen);
-      }
+      if (this.pending.size === 1) this.keepAlive.ref();
+      if (polling) this.spin(instance.module, seen);
       // A call the spin saw finish needs no timer or listener.
       if ((req.signal || req.queueDeadline !== undefined) && this.pending.get(ticket) === p) this.watch(ticket, p, req, reject);
     });
@@ -358,17 +361,22 @@ export class Engine {
 
   /** Watch the completion counter while the module's calls are expected to
    * end within the spin budget; drain at once if one completes. */
-  private spin(module: LoadedModule, seen: number): void {
+  private maySpin(module: LoadedModule): boolean {
     const expected = module.expectedNs;
-    if (expected === undefined || expected > SPIN_EXPECTED_NS || this.spinNs === 0 || this.seq[2] === 0) return;
-    if (this.spinSkips > 0) {
-      this.spinSkips--;
-      return;
+    if (expected === undefined || expected > SPIN_EXPECTED_NS || this.spinNs === 0) return false;
+    if (this.spinSkips === 0) return true;
+    this.spinSkips--;
+    return false;
+  }
+
+  /** Spin only if the call went to a worker that was awake: it runs now. */
+  private spin(module: LoadedModule, seen: number): void {
+    if (this.seq[2] === 1) {
+      const hit = this.lib.thaw_completions_wait(seen, Math.min(this.spinNs, 2 * module.expectedNs! + SPIN_SLACK_NS)) === 1;
+      // A miss means the worker lost its core (a busy machine): back off, doubling.
+      this.spinMisses = hit ? 0 : Math.min(this.spinMisses + 1, 10);
+      this.spinSkips = hit ? 0 : 2 ** this.spinMisses;
     }
-    const hit = this.lib.thaw_completions_wait(seen, Math.min(this.spinNs, 2 * expected + SPIN_SLACK_NS)) === 1;
-    // A miss means the worker lost its core (a busy machine): back off, doubling.
-    this.spinMisses = hit ? 0 : Math.min(this.spinMisses + 1, 10);
-    this.spinSkips = hit ? 0 : 2 ** this.spinMisses;
     this.drain();
   }
 
