@@ -238,7 +238,7 @@ export const DEFAULT_BLOCKED_PER_SLOT = 4;
 /** A lone call is waited for by spinning only if its function's recent calls ran this long at most. */
 const SPIN_EXPECTED_NS = 20_000;
 /** The spin allows for the hand-off on top of the expected run time. */
-const SPIN_SLACK_NS = 5_000;
+const SPIN_SLACK_NS = 20_000;
 export const DEFAULT_SPIN_US = 50;
 
 export class Engine {
