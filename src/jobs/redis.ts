@@ -168,12 +168,12 @@ return out`;
 /**
  * A round's outcomes, each written only if its token still owns the job.
  * One msgpack array, per job: id, token, entry, kind (final/retry/wait),
- * status, node, error, result, cbkey, pending member, lease, run at.
- * Returns 1 or 0 per job.
+ * status, node, error, result, cbkey, pending member, lease, and when it
+ * finished (final) or is to run again (retry, wait). Returns 1 or 0 per job.
  */
 const FINISH = `
-local prefix, group, now, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local a = cmsgpack.unpack(ARGV[5])
+local prefix, group, keep = ARGV[1], ARGV[2], ARGV[3]
+local a = cmsgpack.unpack(ARGV[4])
 local out = {}
 for i = 1, #a, 12 do
   local id, token, eid, kind = a[i], a[i+1], a[i+2], a[i+3]
@@ -191,7 +191,7 @@ for i = 1, #a, 12 do
       if a[i+7] ~= "" then redis.call("HSET", key, "result", a[i+7]) else redis.call("HDEL", key, "result") end
     end
     if kind == "final" then
-      redis.call("HSET", key, "finished", now)
+      redis.call("HSET", key, "finished", a[i+11])
       redis.call("HDEL", key, "cb", "cbkey")
       if a[i+8] ~= "" then redis.call("HSET", key, "cbkey", a[i+8]) end
       if a[i+9] ~= "" then redis.call("ZADD", KEYS[3], a[i+10], a[i+9]) end
@@ -603,7 +603,7 @@ export class RedisJobQueue implements JobQueue {
     const cbkey = spec.callbackUrl ? deliveryKey(claim.id, claim.attempts, claim.retries) : "";
     const member = cbkey ? JSON.stringify([claim.id, cbkey]) : "";
     const lease = now + DELIVERY_LEASE_MS;
-    const written = await this.finish([...base, "final", status, node, errorJson, resultBytes, cbkey, member, String(lease), "0"], undefined, now);
+    const written = await this.finish([...base, "final", status, node, errorJson, resultBytes, cbkey, member, String(lease), String(now)]);
     if (!written) return;
     const state: JobState = {
       id: claim.id,
@@ -626,11 +626,11 @@ export class RedisJobQueue implements JobQueue {
    * not be written: the claim was taken over, or Redis is down -- then the
    * claim runs out and the job runs again.
    */
-  private async finish(args: (string | Uint8Array)[], runAt?: number, now = Date.now()): Promise<boolean> {
+  private async finish(args: (string | Uint8Array)[], runAt?: number): Promise<boolean> {
     let written: boolean;
     try {
       written = await new Promise<boolean>((resolve, reject) => {
-        if (this.finishes.push({ args, resolve, reject }) === 1) setImmediate(() => void this.finishBatch(now));
+        if (this.finishes.push({ args, resolve, reject }) === 1) setImmediate(() => void this.finishBatch());
       });
     } catch (e) {
       this.log.warn("a job's outcome could not be recorded; it will run again", { job: args[0], error: String(e) });
@@ -641,12 +641,12 @@ export class RedisJobQueue implements JobQueue {
     return written;
   }
 
-  private async finishBatch(now: number): Promise<void> {
+  private async finishBatch(): Promise<void> {
     const batch = this.finishes;
     this.finishes = [];
     try {
       const args = packStrings(batch.flatMap((f) => f.args));
-      const written = await this.client.thawFinish(STREAM_KEY, DELAYED_KEY, PENDING_KEY, JOB_PREFIX, GROUP, now, this.keepMs, args);
+      const written = await this.client.thawFinish(STREAM_KEY, DELAYED_KEY, PENDING_KEY, JOB_PREFIX, GROUP, this.keepMs, args);
       batch.forEach((f, i) => f.resolve(written[i] === 1));
     } catch (e) {
       for (const f of batch) f.reject(e);
