@@ -20,6 +20,8 @@ import { FunctionPool, type PoolCode } from "./pool.ts";
 export interface PoolEntry {
   tenant: string;
   name: string;
+  /** poolKey(tenant, name), built once: calls feed the policy under it. */
+  key: string;
   config: FunctionConfig;
   pool: FunctionPool;
   /** The executor's ids for the fair queue (libthaw numbers tenants and functions). */
@@ -95,7 +97,7 @@ export class PoolManager {
       functionId = this.nextFunctionId++;
       this.functionIds.set(key, functionId);
     }
-    const entry = { tenant, name, config, pool, tenantId: this.tenantId(tenant), functionId };
+    const entry = { tenant, name, key, config, pool, tenantId: this.tenantId(tenant), functionId };
     const old = this.entries.get(key);
     if (old?.pool.version === version) pool.inherit(old.pool);
     this.entries.set(key, entry);
@@ -121,10 +123,9 @@ export class PoolManager {
     return this.entries.get(poolKey(tenant, name));
   }
 
-  /** A call arrived: feeds λ, here and (batched) in the cluster's rate store. */
-  arrived(tenant: string, name: string): void {
-    const key = poolKey(tenant, name);
-    this.policy.recordArrival(key, Date.now());
+  /** A call of `key` (poolKey) arrived: feeds λ, here and (batched) in the cluster's rate store. */
+  arrived(key: string, nowMs = Date.now()): void {
+    this.policy.recordArrival(key, nowMs);
     this.rates?.arrive(key);
   }
 
@@ -148,10 +149,9 @@ export class PoolManager {
     }
   }
 
-  /** A call finished after durationMs: feeds τ, here and (batched) in the cluster's store. */
-  completed(tenant: string, name: string, durationMs: number): void {
-    const key = poolKey(tenant, name);
-    this.policy.recordDuration(key, durationMs, Date.now());
+  /** A call of `key` (poolKey) finished after durationMs: feeds τ, here and (batched) in the cluster's store. */
+  completed(key: string, durationMs: number, nowMs = Date.now()): void {
+    this.policy.recordDuration(key, durationMs, nowMs);
     this.rates?.complete(key, durationMs);
   }
 
