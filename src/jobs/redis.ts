@@ -96,9 +96,10 @@ const DELIVERY_RENEW_MS = 10_000;
 /** How often a node looks for deliveries whose owner is gone. */
 const DELIVERY_SWEEP_MS = 5000;
 const DEFAULT_MAX_ATTEMPTS = 3;
-/** Finished jobs this node remembers for status reads (see `recent`), and the largest result body it keeps. */
-const RECENT_JOBS = 4096;
-const RECENT_BODY_MAX = 16 * 1024;
+/** What this node remembers of the jobs it finished, for status reads (see `recent`): bytes of results, at most. */
+const RECENT_BYTES = 8 << 20;
+/** What a remembered job costs besides its result body and stderr. */
+const RECENT_OVERHEAD = 512;
 
 /**
  * A round's submits, as one msgpack array (per job: id, tenant, function,
@@ -191,9 +192,8 @@ for i = 1, #a, 12 do
       if a[i+7] ~= "" then redis.call("HSET", key, "result", a[i+7]) else redis.call("HDEL", key, "result") end
     end
     if kind == "final" then
-      redis.call("HSET", key, "finished", a[i+11])
-      redis.call("HDEL", key, "cb", "cbkey")
-      if a[i+8] ~= "" then redis.call("HSET", key, "cbkey", a[i+8]) end
+      -- No cb or cbkey yet: only a final outcome sets them, and only /retry puts a final job back (clearing them).
+      if a[i+8] ~= "" then redis.call("HSET", key, "finished", a[i+11], "cbkey", a[i+8]) else redis.call("HSET", key, "finished", a[i+11]) end
       if a[i+9] ~= "" then redis.call("ZADD", KEYS[3], a[i+10], a[i+9]) end
       redis.call("PEXPIRE", key, keep)
     else
@@ -337,9 +337,10 @@ export class RedisJobQueue implements JobQueue {
    * record no longer changes (only dead jobs can be retried, and there is
    * no delivery to record) until it expires, so a status read -- usually
    * soon after, from the node it was submitted to -- needs no round trip to
-   * Redis. Oldest first, at most RECENT_JOBS, small results only.
+   * Redis. Oldest first out, within RECENT_BYTES.
    */
   private readonly recent = new Map<string, JobState>();
+  private recentBytes = 0;
 
   /**
    * `client` is the node's connection to the cluster's Redis (cluster/connection.ts):
@@ -613,12 +614,17 @@ export class RedisJobQueue implements JobQueue {
     };
     this.runner.finished(state);
     if (member) void this.takeDelivery(member, lease, state);
-    else if (status !== "dead" && (result?.body.length ?? 0) <= RECENT_BODY_MAX) this.remember(state);
+    else if (status !== "dead") this.remember(state);
   }
 
   private remember(state: JobState): void {
     this.recent.set(state.id, state);
-    if (this.recent.size > RECENT_JOBS) this.recent.delete(this.recent.keys().next().value!);
+    this.recentBytes += recentSize(state);
+    for (const [id, old] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(id);
+      this.recentBytes -= recentSize(old);
+    }
   }
 
   /**
@@ -788,6 +794,8 @@ export function packStrings(items: (string | Uint8Array)[]): Buffer {
   }
   return out;
 }
+
+const recentSize = (s: JobState) => RECENT_OVERHEAD + (s.result ? s.result.body.length + s.result.stderr.length : 0);
 
 /** The job's payload; one a producer got wrong shows as an unnamed job. */
 function specOf(payload: Buffer | null): JobSpec {
