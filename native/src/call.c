@@ -275,6 +275,7 @@ int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
   uint64_t t0 = thaw_now_ns();
   uint64_t deadline = timeout_ms ? t0 + timeout_ms * 1000000u : 0;
   thaw_call_state st;
+  thaw_instance_prefault(inst);
   thaw_instance_prepare_call(inst, &st);
   thaw_wasi_begin_call(&inst->wasi, req, deadline);
   int rc = thaw_guarded_run(&st, run_start, inst, deadline,

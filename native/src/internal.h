@@ -169,6 +169,8 @@ typedef struct thaw_table_template {
   wasm_rt_funcref_t* entries;
 } thaw_table_template;
 
+#define THAW_HOT_PAGES 32u
+
 struct thaw_module {
   void* dl;
   const thaw_module_info* info;
@@ -189,6 +191,13 @@ struct thaw_module {
   int guarded;                /* compiled without bounds checks (guard.c) */
   _Atomic int64_t refs; /* the loader's reference plus one per instance */
   _Atomic int64_t live;
+  /* Pages of the snapshot's memory a call writes, learned at the first
+   * reset (instance.c): a cold instance's first call writes them first,
+   * so that its guest code finds them private already. hot_state: 0 unknown, 1 learning, 2 hot[] is
+   * set, 3 none (too many, or no pagemap). */
+  _Atomic int hot_state;
+  uint32_t hot_n;
+  uint32_t hot[THAW_HOT_PAGES];
 };
 
 struct thaw_instance {
@@ -198,14 +207,21 @@ struct thaw_instance {
   uint8_t* wasm; /* the wasm2c instance struct */
   size_t touched; /* bytes of the region any call could have written */
   int lost;      /* timed out: never reused */
+  int cold;      /* no call since its restore or its memory was released */
 };
 
 wasm_rt_memory_t* thaw_instance_memory(thaw_instance* inst);
 /* Fill st's limits (memory cap, memory, table bytes) for a call on inst. */
 void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st);
+/* Before the first call of a cold instance: write the module's hot pages. */
+void thaw_instance_prefault(thaw_instance* inst);
 void thaw_module_unref(thaw_module* m);
 /* Pages in [base, base+len) that are private to this process (pagemap). */
 uint64_t thaw_private_pages(const uint8_t* base, size_t len);
+/* The first `cap` of those (page indices into pages[]); returns how many
+ * there are in all, or -1 without pagemap. */
+int64_t thaw_private_page_list(const uint8_t* base, size_t len, uint32_t* pages,
+                               uint32_t cap);
 /* Whether a /proc/self/pagemap entry is a page this process wrote. */
 int thaw_pagemap_written(uint64_t entry);
 

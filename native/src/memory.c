@@ -108,6 +108,11 @@ uint64_t thaw_private_pages(const uint8_t* base, size_t len) {
   return n < 0 ? 0 : (uint64_t)n;
 }
 
+int64_t thaw_private_page_list(const uint8_t* base, size_t len, uint32_t* pages,
+                               uint32_t cap) {
+  return len ? scan_private(base, len, cap, pages) : 0;
+}
+
 size_t thaw_region_size(uint32_t max_pages) {
   return max_pages ? (size_t)max_pages * THAW_PAGE_SIZE : THAW_OS_PAGE;
 }

@@ -78,6 +78,45 @@ static void test_isolation(void) {
   thaw_module_release(m);
 }
 
+/* A cold instance's first call writes the module's hot pages first
+ * (instance.c): only at the call, so an idle restored instance still
+ * shares every page; the call sees the snapshot's state, touches the pages
+ * a warm call does, and a reset still puts the hot pages back. */
+static void test_hot_pages(void) {
+  thaw_module* m = load("state_leak", &LIMITS);
+  thaw_request req = request(NULL);
+  req.flags = THAW_REQUEST_COUNT_PAGES;
+  thaw_result res;
+  thaw_instance* a = thaw_instance_restore(m);
+  uint64_t idle_before = thaw_instance_private_bytes(a);
+  thaw_call(a, &req, &res);
+  uint64_t cold_pages = res.pages_touched;
+  CHECKF(output_is(&res, "count=0 buf=\n") && cold_pages > 0, "first call, %llu pages",
+         (unsigned long long)cold_pages);
+  CHECK(thaw_instance_reset(a) == 0); /* learns the hot pages */
+  thaw_instance* b = thaw_instance_restore(m);
+  CHECKF(thaw_instance_private_bytes(b) == idle_before, "a restore writes nothing (%llu bytes private)",
+         (unsigned long long)thaw_instance_private_bytes(b));
+  thaw_call(b, &req, &res);
+  CHECKF(output_is(&res, "count=0 buf=\n"), "a prefaulted first call sees the snapshot: %.*s",
+         (int)res.stdout_len, (char*)(uintptr_t)res.stdout_ptr);
+  CHECKF(res.pages_touched == cold_pages, "prefaulted call touched %llu pages, a plain one %llu",
+         (unsigned long long)res.pages_touched, (unsigned long long)cold_pages);
+  CHECK(thaw_instance_reset(b) == 0);
+  thaw_call(b, &req, &res);
+  CHECKF(output_is(&res, "count=0 buf=\n"), "after reset: %.*s", (int)res.stdout_len,
+         (char*)(uintptr_t)res.stdout_ptr);
+  /* Released memory makes the instance cold again. */
+  CHECK(thaw_instance_reset(b) == 0);
+  thaw_instance_release_memory(b);
+  thaw_call(b, &req, &res);
+  CHECKF(output_is(&res, "count=0 buf=\n") && res.pages_touched == cold_pages,
+         "after release: %llu pages", (unsigned long long)res.pages_touched);
+  thaw_instance_free(a);
+  thaw_instance_free(b);
+  thaw_module_release(m);
+}
+
 static void expect_trap(const char* name, int64_t status, const thaw_limits* limits) {
   thaw_module* m = load(name, limits);
   thaw_instance* inst = thaw_instance_restore(m);
@@ -291,6 +330,7 @@ int main(int argc, char** argv) {
   g_args = argv + 1;
   g_nargs = argc - 1;
   test_isolation();
+  test_hot_pages();
   test_traps();
   test_exit_and_output();
   test_memory_cap();
