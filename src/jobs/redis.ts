@@ -15,6 +15,10 @@
 //   HSET thaw:q:job:<id> tenant <t> function <f> payload <msgpack> [max <attempts>]
 //   XADD thaw:q:stream * id <id>
 //
+// Needs Redis 6.2 or later (XAUTOCLAIM). Jobs left in the BullMQ queue of
+// thaw before this one (keys thaw:jobs:*) are not taken over: drain it
+// before upgrading.
+//
 // Why not BullMQ (which this replaced): a BullMQ job costs a script per
 // add, a move-to-active, a move-to-finished with its lock and event-stream
 // writes, and three reads per status -- about 320 µs of the node's CPU per
