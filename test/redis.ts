@@ -15,6 +15,8 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Start it again on the same port. */
   start(): Promise<void>;
+  /** The running server's process id (benchmarks read its CPU time). */
+  readonly pid: number | undefined;
 }
 
 function freePort(): number {
@@ -31,6 +33,9 @@ export async function startRedis(opts: { persistent?: boolean } = {}): Promise<R
   const server: RedisServer = {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return proc?.pid;
+    },
     async start() {
       proc = Bun.spawn(
         [

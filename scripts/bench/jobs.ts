@@ -23,7 +23,7 @@
 // The burst also reports the nodes' CPU time (user + system, from /proc)
 // per job -- submit, queue, run, record, one status read -- and per sync
 // call: a ratio that holds when other work on the machine makes the
-// rates noisy. Redis's own CPU is not in it.
+// rates noisy. Redis's own CPU per job is reported beside it.
 //
 // All processes share this machine's cores; on a 2-core machine three nodes
 // compete with each other, Redis and this client, so redis-3 shows what the
@@ -101,15 +101,16 @@ async function fanOut<T>(total: number, nodes: string[], task: (url: string) => 
   return out;
 }
 
-/** CPU time (ms) the node processes have used so far. */
-function nodesCpuMs(): number {
-  let ticks = 0;
-  for (const p of procs) {
-    const fields = readFileSync(`/proc/${p.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return (ticks * 1000) / CLOCK_TICKS;
+/** CPU time (ms) process `pid` has used so far. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
+
+/** CPU time (ms) the node processes have used so far. */
+const nodesCpuMs = () => procs.reduce((ms, p) => ms + cpuMs(p.pid), 0);
+/** ... and the Redis they share, if any. */
+const redisCpuMs = () => (redis?.pid ? cpuMs(redis.pid) : 0);
 
 /** Wait until every job is finished (succeeded, or the benchmark fails). */
 async function finishedAll(nodes: string[], accepted: JobView[]): Promise<JobView[]> {
@@ -138,11 +139,13 @@ async function burst(nodes: string[]) {
   await fanOut(WARMUP, nodes, invoke);
 
   const cpuBefore = nodesCpuMs();
+  const redisBefore = redisCpuMs();
   const submitted = performance.now();
   const accepted = await fanOut(JOBS, nodes, submit);
   const acceptRate = JOBS / ((performance.now() - submitted) / 1000);
   const finished = await finishedAll(nodes, accepted);
   const jobCpuUs = ((nodesCpuMs() - cpuBefore) * 1000) / JOBS;
+  const redisCpuUs = ((redisCpuMs() - redisBefore) * 1000) / JOBS;
   const first = Math.min(...finished.map((j) => Date.parse(j.createdAt)));
   const last = Math.max(...finished.map((j) => Date.parse(j.finishedAt!)));
   const asyncRate = JOBS / ((last - first) / 1000);
@@ -154,7 +157,7 @@ async function burst(nodes: string[]) {
   const syncCpuUs = ((nodesCpuMs() - syncCpuBefore) * 1000) / JOBS;
   return {
     asyncJobsPerSec: Math.round(asyncRate), acceptsPerSec: Math.round(acceptRate), syncCallsPerSec: Math.round(syncRate),
-    cpuUsPerJob: Math.round(jobCpuUs), cpuUsPerSyncCall: Math.round(syncCpuUs),
+    cpuUsPerJob: Math.round(jobCpuUs), cpuUsPerSyncCall: Math.round(syncCpuUs), redisCpuUsPerJob: Math.round(redisCpuUs),
   };
 }
 
@@ -228,10 +231,10 @@ try {
     await stopAll();
   }
   console.log(`jobs benchmark: ${JOBS} jobs of hello in the burst (after ${WARMUP} to warm up), ${LATENCY_JOBS} one at a time\n`);
-  console.log("setup      nodes  async jobs/s  accepts/s  sync calls/s  ratio  cpu µs/job  cpu µs/call  cpu ratio  queue p50/p99 ms  job done p50/p99 ms  sync p50/p99 ms");
+  console.log("setup      nodes  async jobs/s  accepts/s  sync calls/s  ratio  cpu µs/job  cpu µs/call  cpu ratio  redis µs/job  queue p50/p99 ms  job done p50/p99 ms  sync p50/p99 ms");
   for (const [name, r] of Object.entries(results) as [string, Record<string, number>][]) {
     console.log(
-      `${name.padEnd(10)} ${String(r.nodes).padStart(5)}  ${String(r.asyncJobsPerSec).padStart(12)}  ${String(r.acceptsPerSec).padStart(9)}  ${String(r.syncCallsPerSec).padStart(12)}  ${String(r.asyncVsSync).padStart(5)}  ${String(r.cpuUsPerJob).padStart(10)}  ${String(r.cpuUsPerSyncCall).padStart(11)}  ${String(r.cpuSyncVsJob).padStart(9)}  ${`${r.queueP50Ms}/${r.queueP99Ms}`.padStart(16)}  ${`${r.completionP50Ms}/${r.completionP99Ms}`.padStart(19)}  ${`${r.syncP50Ms}/${r.syncP99Ms}`.padStart(15)}`,
+      `${name.padEnd(10)} ${String(r.nodes).padStart(5)}  ${String(r.asyncJobsPerSec).padStart(12)}  ${String(r.acceptsPerSec).padStart(9)}  ${String(r.syncCallsPerSec).padStart(12)}  ${String(r.asyncVsSync).padStart(5)}  ${String(r.cpuUsPerJob).padStart(10)}  ${String(r.cpuUsPerSyncCall).padStart(11)}  ${String(r.cpuSyncVsJob).padStart(9)}  ${String(r.redisCpuUsPerJob).padStart(12)}  ${`${r.queueP50Ms}/${r.queueP99Ms}`.padStart(16)}  ${`${r.completionP50Ms}/${r.completionP99Ms}`.padStart(19)}  ${`${r.syncP50Ms}/${r.syncP99Ms}`.padStart(15)}`,
     );
   }
   console.log(JSON.stringify(results));
