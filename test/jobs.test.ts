@@ -381,6 +381,33 @@ describe("redis queue", () => {
     }
   });
 
+  test("retention: a finished job is gone after THAW_JOB_RETENTION on every node, and Redis lets go of its record", async () => {
+    const env = { THAW_REDIS_URL: redis.url, THAW_JOB_RETENTION: "500" };
+    const [one, two] = await Promise.all([startServer({ env }), startServer({ env })]);
+    const admin = new Redis(redis.url);
+    try {
+      await deploy(one, "kept", "wordcount", {});
+      const job = await submit(one, "kept", "a b", {});
+      const done = await waitForJob(one, job.id, ["succeeded", "failed", "dead"], 20_000, {});
+      expect(done.status).toBe("succeeded");
+      // Both the node that may remember it and one that reads Redis show it until it expires ...
+      expect((await getJob(two, job.id, {})).status).toBe("succeeded");
+      const ttl = await admin.pttl(`thaw:q:job:${job.id}`);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(500 + 10_000);
+      await Bun.sleep(Date.parse(done.finishedAt) + 600 - Date.now());
+      // ... and neither after.
+      for (const s of [one, two]) {
+        const res = await fetch(`${s.url}/v1/jobs/${job.id}`);
+        expect(res.status).toBe(404);
+        expect(((await res.json()) as Json).error.code).toBe("job_not_found");
+      }
+    } finally {
+      admin.disconnect();
+      await Promise.all([one.stop(), two.stop()]);
+    }
+  });
+
   test("Redis down: async submits answer 503 queue_unavailable, sync calls go on; accepted jobs run once it is back", async () => {
     const env = { THAW_REDIS_URL: redis.url, THAW_JOB_CONCURRENCY: "1" };
     const s = await startServer({ env });
