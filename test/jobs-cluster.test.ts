@@ -1,6 +1,7 @@
-// Three thaw nodes working one job queue on a real redis-server: a node
-// killed with jobs in hand loses none of them, and a job whose last attempt
-// died with its node ends dead instead of running again.
+// Thaw nodes working one job queue on a real redis-server: a node killed
+// with jobs in hand loses none of them, a job whose last attempt died with
+// its node ends dead instead of running again, and a node frozen past its
+// claim cannot overwrite the outcome of the node that took the job over.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type RedisServer, startRedis } from "./redis.ts";
@@ -101,5 +102,39 @@ test("a job whose last attempt dies with its node ends dead (node_lost), and is 
     expect(view.node).toContain(`:${two.proc.pid}:`);
   } finally {
     await two?.stop();
+  }
+});
+
+test("a node frozen past its claim: another node reruns the job, and the frozen one's late outcome is dropped", async () => {
+  const env = { THAW_REDIS_URL: redis.url };
+  const one = await startServer({ env });
+  let two: ServerProcess | undefined;
+  try {
+    expect((await putModule(one, "doze", "sleep")).status).toBe(201);
+    const r = await fetch(`${one.url}/v1/functions/doze/jobs`, { method: "POST", body: "1000" });
+    const { id } = (await r.json()) as Json;
+    let view: Json;
+    for (let i = 0; i < 200 && view?.status !== "running"; i++) {
+      view = await (await fetch(`${one.url}/v1/jobs/${id}`)).json();
+      if (view.status !== "running") await Bun.sleep(25);
+    }
+    expect(view.status).toBe("running");
+    // Frozen (not dead): its claim runs out, and the second node takes the job over.
+    one.proc.kill("SIGSTOP");
+    two = await startServer({ env });
+    for (let i = 0; i < 300 && view.status !== "succeeded"; i++) {
+      view = await (await fetch(`${two.url}/v1/jobs/${id}`)).json();
+      if (view.status !== "succeeded") await Bun.sleep(50);
+    }
+    expect(view).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(view.node).toContain(`:${two.proc.pid}:`);
+    one.proc.kill("SIGCONT");
+    // The first node's attempt ends now; what it tries to record must not replace the second's.
+    for (let i = 0; i < 100 && !one.logs.some((l) => String(l.msg).includes("claim was taken over")); i++) await Bun.sleep(50);
+    expect(one.logs.some((l) => l.msg === "a job's claim was taken over; this attempt's outcome is dropped" && l.job === id)).toBe(true);
+    expect(await (await fetch(`${one.url}/v1/jobs/${id}`)).json()).toEqual(view);
+  } finally {
+    one.proc.kill("SIGCONT");
+    await Promise.all([one.stop(), two?.stop()]);
   }
 });
