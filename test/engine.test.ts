@@ -2,6 +2,7 @@
 // example functions, snapshot isolation, traps, limits and memory use.
 
 import { describe, expect, test } from "bun:test";
+import { CancelledError } from "../src/engine/engine.ts";
 import { loadFunction, rssBytes, sharedEngine, text } from "./helpers.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -218,6 +219,38 @@ describe("concurrency and memory", () => {
     );
     results.forEach((r, i) => expect(text(r.stdout)).toBe(`Hello, n${i}!\n`));
     for (const i of insts) i.free();
+    mod.release();
+  });
+
+  // Lone calls are awaited by spinning, batches by one wake-up per drain,
+  // and the continuations of a drained batch call again at once: every
+  // path must deliver each call's own result, and none may be lost (a lost
+  // completion hangs its caller, and the test times out).
+  test("lone, batched and aborted calls all complete with their own output", async () => {
+    const mod = await loadFunction("hello");
+    const engine = sharedEngine();
+    const lone = mod.restore();
+    const call = (inst: ReturnType<typeof mod.restore>, name: string, signal?: AbortSignal) =>
+      engine.call(inst, { env: { QUERY_STRING: `name=${name}` }, resetAfter: true, queueDeadline: performance.now() + 5000, signal });
+    for (let i = 0; i < 300; i++) expect(text((await call(lone, `l${i}`)).stdout)).toBe(`Hello, l${i}!\n`);
+    const insts = Array.from({ length: 16 }, () => mod.restore());
+    await Promise.all(
+      insts.map(async (inst, k) => {
+        for (let i = 0; i < 50; i++) expect(text((await call(inst, `b${k}x${i}`)).stdout)).toBe(`Hello, b${k}x${i}!\n`);
+      }),
+    );
+    // Aborted right after the call is made: taken back if it had not
+    // started, else it completes; either way it settles.
+    for (let i = 0; i < 50; i++) {
+      const ac = new AbortController();
+      const p = call(lone, `a${i}`, ac.signal);
+      ac.abort();
+      const r = await p.then((r) => text(r.stdout), (e: Error) => (e instanceof CancelledError ? "cancelled" : String(e)));
+      expect([`Hello, a${i}!\n`, "cancelled"]).toContain(r);
+    }
+    expect(text((await call(lone, "end")).stdout)).toBe("Hello, end!\n");
+    expect(engine.inFlight).toBe(0);
+    for (const i of [lone, ...insts]) i.free();
     mod.release();
   });
 

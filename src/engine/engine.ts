@@ -336,9 +336,20 @@ export class Engine {
         return;
       }
       if (this.pending.size === 1) this.keepAlive.ref();
-      if (polling) this.spin(instance.module, seen);
-      // A call the spin saw finish needs no timer or listener.
-      if ((req.signal || req.queueDeadline !== undefined) && this.pending.get(ticket) === p) this.watch(ticket, p, req, reject);
+      const watched = req.signal !== undefined || req.queueDeadline !== undefined;
+      if (!polling) {
+        if (watched) this.watch(ticket, p, req, reject);
+        return;
+      }
+      // Spin once the code running now and the microtasks queued before
+      // this one are done: calls they submit (the continuations of a batch
+      // of completions, say) make this one no longer alone, and then the
+      // spin is skipped instead of holding them back. No timer or event
+      // can fire before it; a call the spin saw finish needs no watching.
+      queueMicrotask(() => {
+        this.spin(ticket, instance.module, seen);
+        if (watched && this.pending.get(ticket) === p) this.watch(ticket, p, req, reject);
+      });
     });
   }
 
@@ -355,12 +366,15 @@ export class Engine {
     if (req.signal) {
       p.signal = req.signal;
       p.onAbort = () => takeBack(new CancelledError());
-      req.signal.addEventListener("abort", p.onAbort, { once: true });
+      // Armed after a spin, the signal may have been aborted meanwhile.
+      if (req.signal.aborted) p.onAbort();
+      else req.signal.addEventListener("abort", p.onAbort, { once: true });
     }
   }
 
-  /** Watch the completion counter while the module's calls are expected to
-   * end within the spin budget; drain at once if one completes. */
+  /** Whether to wait for a lone call of this module by spinning on the
+   * completion counter: its calls are expected to end within the budget,
+   * and no recent miss is being backed off from. */
   private maySpin(module: LoadedModule): boolean {
     const expected = module.expectedNs;
     if (expected === undefined || expected > SPIN_EXPECTED_NS || this.spinNs === 0) return false;
@@ -369,9 +383,10 @@ export class Engine {
     return false;
   }
 
-  /** Spin only if the call went to a worker that was awake: it runs now. */
-  private spin(module: LoadedModule, seen: number): void {
-    if (this.seq[2] === 1) {
+  /** Spin only if the call is still the only one in flight and went to a
+   * worker that was awake: it runs now. */
+  private spin(ticket: number, module: LoadedModule, seen: number): void {
+    if (this.pending.size === 1 && this.pending.has(ticket) && this.seq[2] === 1) {
       const hit = this.lib.thaw_completions_wait(seen, Math.min(this.spinNs, 2 * module.expectedNs! + SPIN_SLACK_NS)) === 1;
       // A miss means the worker lost its core (a busy machine): back off, doubling.
       this.spinMisses = hit ? 0 : Math.min(this.spinMisses + 1, 10);
