@@ -12,7 +12,9 @@
 //   cold     bursts of concurrent fetches from this process against a
 //            second deploy of hello, redeployed (new env, so a fresh pool
 //            with one prewarmed instance) before every burst. Each call
-//            is classed by the server's own X-Thaw-Cold header.
+//            is classed by the server's own X-Thaw-Cold header. The same
+//            bursts against the trivial route are their peer: what a burst
+//            costs this client and any Bun server.
 //
 // What "cold" means here: the pool had no idle instance, so the call
 // restored one from the snapshot on the call path (map the image
@@ -25,6 +27,10 @@
 // alike; the server-side means (from /metrics: acquire + run + reset inside
 // thaw) leave HTTP out but still include waiting for an executor thread, so
 // cold minus warm is an upper bound on what the restore adds.
+//
+// The CPU time each server process spends per request under load (every
+// thread, from /proc) is the figure least disturbed by whatever else runs
+// on the machine, which moves requests/s of both servers from run to run.
 //
 // Both servers and wrk share the machine (wrk gets one thread); the thaw
 // server logs at warn so per-call log lines do not cost throughput. The
@@ -45,7 +51,7 @@ const BURST = Number(process.env.BENCH_BURST ?? 8);
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const { procs, tmp, cleanup } = benchScope("invoke");
 
-async function startTrivial(): Promise<string> {
+async function startTrivial(): Promise<{ url: string; pid: number }> {
   const proc = Bun.spawn([process.execPath, join(import.meta.dir, "trivial-server.ts")], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
   procs.push(proc);
   const reader = proc.stdout.getReader();
@@ -56,7 +62,24 @@ async function startTrivial(): Promise<string> {
     text += new TextDecoder().decode(value);
   }
   reader.releaseLock();
-  return `http://127.0.0.1:${Number(text.trim())}/`;
+  return { url: `http://127.0.0.1:${Number(text.trim())}/`, pid: proc.pid };
+}
+
+const TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user + system, every thread) process `pid` has used so far. */
+function cpuSeconds(pid: number): number {
+  // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** wrk against `url`, with the CPU time per request the server `pid` spent meanwhile (µs). */
+async function wrkWithCpu(url: string, pid: number, connections: number, duration: string) {
+  const before = cpuSeconds(pid);
+  const result = await wrk(url, connections, duration);
+  return { ...result, cpuUsPerRequest: ((cpuSeconds(pid) - before) * 1e6) / result.requests };
 }
 
 interface WrkResult {
@@ -123,6 +146,25 @@ async function coldBursts(url: string, rounds: number) {
   return { cold, warm };
 }
 
+/** The same bursts against the trivial route: what a burst of 8 costs any Bun server and this client. */
+async function trivialBursts(url: string, rounds: number) {
+  const times: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    // About the pause a redeploy makes between the cold bursts.
+    await Bun.sleep(3);
+    const calls = await Promise.all(
+      Array.from({ length: BURST }, async () => {
+        const s = Bun.nanoseconds();
+        const r = await fetch(url, { method: "POST" });
+        await r.text();
+        return (Bun.nanoseconds() - s) / 1e3;
+      }),
+    );
+    times.push(...calls);
+  }
+  return times;
+}
+
 /** Sum and count of in-thaw latency of hello-cold calls by cold label, from /metrics. */
 async function serverSums(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -135,7 +177,9 @@ async function serverSums(url: string) {
 
 try {
   writeFileSync(LUA, 'wrk.method = "POST"\n');
-  const [thaw, trivial] = await Promise.all([startThaw(join(tmp, "data"), procs, { args: ["--examples"] }), startTrivial()]);
+  const [thaw, peerServer] = await Promise.all([startThaw(join(tmp, "data"), procs, { args: ["--examples"] }), startTrivial()]);
+  const trivial = peerServer.url;
+  const thawPid = procs.find((p) => p.pid !== peerServer.pid)!.pid;
   const invokeUrl = `${thaw}/v1/functions/hello/invoke`;
   const probe = await fetch(invokeUrl, { method: "POST" });
   const probeBody = await probe.text();
@@ -144,8 +188,8 @@ try {
   // Warm up both servers' JITs, then measure.
   await wrk(invokeUrl, CONNECTIONS, "1s");
   await wrk(trivial, CONNECTIONS, "1s");
-  const loaded = await wrk(invokeUrl, CONNECTIONS, DURATION);
-  const peer = await wrk(trivial, CONNECTIONS, DURATION);
+  const loaded = await wrkWithCpu(invokeUrl, thawPid, CONNECTIONS, DURATION);
+  const peer = await wrkWithCpu(trivial, peerServer.pid, CONNECTIONS, DURATION);
   const single = await wrk(invokeUrl, 1, "3s");
   const peerSingle = await wrk(trivial, 1, "3s");
 
@@ -154,6 +198,8 @@ try {
   const before = await serverSums(thaw);
   const bursts = await coldBursts(thaw, COLD_ROUNDS);
   const after = await serverSums(thaw);
+  await trivialBursts(trivial, 1);
+  const peerBursts = await trivialBursts(trivial, COLD_ROUNDS);
   const serverMean = (cold: boolean) =>
     cold
       ? ((after.coldSum - before.coldSum) / (after.coldCount - before.coldCount)) * 1e6
@@ -165,6 +211,8 @@ try {
     invoke_rps: Math.round(loaded.rps),
     trivial_rps: Math.round(peer.rps),
     invoke_vs_trivial: Math.round((loaded.rps / peer.rps) * 100) / 100,
+    invoke_cpu_us_per_call: r1(loaded.cpuUsPerRequest),
+    trivial_cpu_us_per_request: r1(peer.cpuUsPerRequest),
     loaded_us_p50: r1(loaded.p50),
     loaded_us_p99: r1(loaded.p99),
     trivial_loaded_us_p50: r1(peer.p50),
@@ -181,6 +229,8 @@ try {
     cold_us_p99: r1(pct(bursts.cold, 99)),
     burst_warm_us_p50: r1(pct(bursts.warm, 50)),
     burst_warm_us_p99: r1(pct(bursts.warm, 99)),
+    trivial_burst_us_p50: r1(pct(peerBursts, 50)),
+    trivial_burst_us_p99: r1(pct(peerBursts, 99)),
     cold_server_us_mean: r1(serverMean(true)),
     warm_server_us_mean: r1(serverMean(false)),
     socket_errors: [loaded.errors, peer.errors, single.errors, peerSingle.errors].filter(Boolean).join(" | ") || null,
@@ -190,10 +240,12 @@ try {
     ["invoke hello, loaded", `${figures.invoke_rps} req/s`, `p50 ${figures.loaded_us_p50} µs, p99 ${figures.loaded_us_p99} µs`],
     ["trivial Elysia route, loaded", `${figures.trivial_rps} req/s`, `p50 ${figures.trivial_loaded_us_p50} µs, p99 ${figures.trivial_loaded_us_p99} µs`],
     ["invoke / trivial throughput", `${figures.invoke_vs_trivial}`, "target >= 0.5"],
-    ["warm call, one connection", `${figures.warm_us_p50} µs`, `p99 ${figures.warm_us_p99} µs, ${figures.warm_rps} req/s; target p50 < 300 µs`],
+    ["server CPU per request, loaded", `${figures.invoke_cpu_us_per_call} µs`, `trivial route ${figures.trivial_cpu_us_per_request} µs (user + system, all threads)`],
+    ["warm call, one connection", `${figures.warm_us_p50} µs`, `p99 ${figures.warm_us_p99} µs, ${figures.warm_rps} req/s; target p50 <= 100 µs`],
     ["trivial route, one connection", `${figures.trivial_warm_us_p50} µs`, `p99 ${figures.trivial_warm_us_p99} µs`],
-    [`cold calls in bursts of ${BURST}`, `${figures.cold_us_p50} µs`, `p99 ${figures.cold_us_p99} µs, ${figures.cold_calls} calls (client side)`],
+    [`cold calls in bursts of ${BURST}`, `${figures.cold_us_p50} µs`, `p99 ${figures.cold_us_p99} µs, ${figures.cold_calls} calls (client side); target p50 <= 1 ms`],
     [`warm calls in the same bursts`, `${figures.burst_warm_us_p50} µs`, `p99 ${figures.burst_warm_us_p99} µs, ${figures.warm_calls} calls (client side)`],
+    [`trivial route, bursts of ${BURST}`, `${figures.trivial_burst_us_p50} µs`, `p99 ${figures.trivial_burst_us_p99} µs (client side)`],
     ["in-thaw mean, cold / warm", `${figures.cold_server_us_mean} µs`, `${figures.warm_server_us_mean} µs warm (acquire + run + reset)`],
   ];
   for (const [a, b, c] of rows) console.log(`${a.padEnd(34)} ${b.padStart(14)}  ${c}`);
