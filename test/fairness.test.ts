@@ -120,6 +120,44 @@ describe("engine: CPU slots", () => {
   });
 });
 
+describe("engine: queue deadlines", () => {
+  // One timer serves every queued call's deadline (engine.ts): a deadline
+  // earlier than those already waiting must still fire on time, each call
+  // leaves at its own deadline, and none of them runs.
+  test("deadlines given out of order each take their call back at its own time", async () => {
+    const engine = sharedEngine();
+    const loop = await loadFunction("loop_forever", { timeoutMs: 1500 });
+    const leak = await loadFunction("state_leak");
+    const hogs = Array.from({ length: engine.threads }, () => loop.restore());
+    const running = hogs.map((inst) => engine.call(inst, { tenant: 26, function: 1 }));
+    await Bun.sleep(50);
+    const t0 = performance.now();
+    const waits = [900, 300, 600];
+    const insts = waits.map(() => leak.restore());
+    const left = await Promise.all(
+      insts.map((inst, i) =>
+        engine
+          .call(inst, { tenant: 26, function: 2, queueDeadline: t0 + waits[i]! })
+          .then(() => "ran", (e: Error) => (e instanceof QueueTimeoutError ? performance.now() - t0 : String(e))),
+      ),
+    );
+    left.forEach((at, i) => {
+      expect(typeof at).toBe("number");
+      expect(at as number).toBeGreaterThanOrEqual(waits[i]! - 5);
+      expect(at as number).toBeLessThan(waits[i]! + 250);
+    });
+    await Promise.all(running);
+    for (const inst of insts) {
+      const r = await engine.call(inst, { tenant: 26, function: 2 });
+      expect(text(r.stdout)).toBe("count=0 buf=\n");
+      inst.free();
+    }
+    for (const h of hogs) h.free();
+    loop.release();
+    leak.release();
+  });
+});
+
 const alice = { authorization: "Bearer alice-token" };
 const bob = { authorization: "Bearer bob-token" };
 const TOKENS = { THAW_TOKENS: "alice-token:alice,bob-token:bob" };

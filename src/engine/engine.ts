@@ -228,7 +228,9 @@ interface Pending {
   instance: Instance;
   inputs: Uint8Array[];
   resolve: (r: CallResult) => void;
-  timer?: ReturnType<typeof setTimeout>;
+  /** Its queue deadline (performance.now()) and how it is taken back then. */
+  deadline?: number;
+  takeBack?: (error: EngineError) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
 }
@@ -252,6 +254,11 @@ export class Engine {
   /** Spins missed in a row, and calls left to wait without spinning after the last miss. */
   private spinMisses = 0;
   private spinSkips = 0;
+  /** Calls with a queue deadline, and one timer for the earliest: a timer
+   * per call cost more than the rest of a short call's bookkeeping. */
+  private readonly deadlines = new Map<number, Pending>();
+  private deadlineTimer?: ReturnType<typeof setTimeout>;
+  private deadlineAt = Infinity;
   /** Referenced while calls are pending, so the process waits for them. */
   private readonly keepAlive = setInterval(() => {}, 1 << 30).unref();
 
@@ -361,8 +368,12 @@ export class Engine {
       this.settle(ticket, p);
       reject(error);
     };
-    if (req.queueDeadline !== undefined)
-      p.timer = setTimeout(() => takeBack(new QueueTimeoutError()), Math.max(0, req.queueDeadline - performance.now()));
+    if (req.queueDeadline !== undefined) {
+      p.deadline = req.queueDeadline;
+      p.takeBack = takeBack;
+      this.deadlines.set(ticket, p);
+      if (p.deadline < this.deadlineAt) this.armDeadlines(p.deadline);
+    }
     if (req.signal) {
       p.signal = req.signal;
       p.onAbort = () => takeBack(new CancelledError());
@@ -370,6 +381,31 @@ export class Engine {
       if (req.signal.aborted) p.onAbort();
       else req.signal.addEventListener("abort", p.onAbort, { once: true });
     }
+  }
+
+  private armDeadlines(at: number): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineAt = at;
+    // Unreferenced: keepAlive holds the process while calls are pending.
+    this.deadlineTimer = setTimeout(() => this.sweepDeadlines(), Math.max(0, at - performance.now()));
+    this.deadlineTimer.unref();
+  }
+
+  /** Take back the calls past their deadline that have not started; calls
+   * that have started are never taken back and leave the list. */
+  private sweepDeadlines(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [ticket, p] of this.deadlines) {
+      if (p.deadline! > now) next = Math.min(next, p.deadline!);
+      else {
+        p.takeBack!(new QueueTimeoutError());
+        this.deadlines.delete(ticket);
+      }
+    }
+    if (next < Infinity) this.armDeadlines(next);
   }
 
   /** Whether to wait for a lone call of this module by spinning on the
@@ -407,7 +443,7 @@ export class Engine {
   private settle(ticket: number, p: Pending): void {
     this.pending.delete(ticket);
     if (this.pending.size === 0) this.keepAlive.unref();
-    if (p.timer) clearTimeout(p.timer);
+    if (p.deadline !== undefined) this.deadlines.delete(ticket);
     if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
   }
 
@@ -498,6 +534,7 @@ export class Engine {
   }
 
   close(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     if (this.callback) {
       this.lib.thaw_executor_stop();
       this.callback.close();
