@@ -390,6 +390,17 @@ describe("warm pools", () => {
       const metrics = await (await fetch(`${s.url}/metrics`)).text();
       expect(metrics).toMatch(/thaw_pool_arrival_rate\{tenant="default",function="hello"\} [0-9.e-]+/);
       expect(metrics).toMatch(/thaw_pool_budget_bytes\{kind="budget"\} 268435456/);
+      // The 20 calls, warm, in cumulative buckets that end at the count.
+      expect(metrics).toContain('thaw_calls_total{tenant="default",function="hello",outcome="ok"} 20');
+      expect(metrics).toContain('thaw_call_duration_seconds_count{tenant="default",function="hello",cold="false"} 20');
+      expect(metrics).toContain('thaw_call_duration_seconds_bucket{le="+Inf",tenant="default",function="hello",cold="false"} 20');
+      const buckets = [...metrics.matchAll(/^thaw_call_duration_seconds_bucket\{le="[0-9.]+",tenant="default",function="hello",cold="false"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(buckets.length).toBe(17);
+      expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+      const sum = Number(/^thaw_call_duration_seconds_sum\{tenant="default",function="hello",cold="false"\} ([0-9.e-]+)$/m.exec(metrics)?.[1]);
+      expect(sum).toBeGreaterThan(0);
+      expect(sum).toBeLessThan(20);
+      expect(metrics).not.toContain('cold="true"');
     } finally {
       await s.stop();
     }
@@ -406,6 +417,10 @@ describe("warm pools", () => {
       const pools = await body(await fetch(`${s.url}/v1/pools`));
       expect(pools.functions[0].target).toBe(0);
       expect(pools.functions[0].coldStarts).toBeGreaterThanOrEqual(1);
+      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      const cold = Number(/^thaw_cold_starts_total\{tenant="default",function="hello"\} (\d+)$/m.exec(metrics)?.[1]);
+      expect(cold).toBeGreaterThanOrEqual(1);
+      expect(metrics).toContain(`thaw_call_duration_seconds_count{tenant="default",function="hello",cold="true"} ${cold}`);
     } finally {
       await s.stop();
     }

@@ -7,7 +7,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MemoryPoolStats, TenantMemoryStats } from "../engine/engine.ts";
-import { STATUS } from "../service/errors.ts";
+import { CallMetrics } from "./calls.ts";
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -34,31 +34,8 @@ export interface PoolGaugeSource {
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly calls = new Counter({
-    name: "thaw_calls_total",
-    help: "Function calls by outcome (ok, or an error code)",
-    labelNames: ["tenant", "function", "outcome"],
-    registers: [this.registry],
-  });
-  readonly errors = new Counter({
-    name: "thaw_call_errors_total",
-    help: "Calls that ended in an error, by error code",
-    labelNames: ["tenant", "function", "code"],
-    registers: [this.registry],
-  });
-  readonly coldStarts = new Counter({
-    name: "thaw_cold_starts_total",
-    help: "Calls that found no warm instance and restored one",
-    labelNames: ["tenant", "function"],
-    registers: [this.registry],
-  });
-  readonly latency = new Histogram({
-    name: "thaw_call_duration_seconds",
-    help: "Call latency inside thaw (acquire + run + reset)",
-    labelNames: ["tenant", "function", "cold"],
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  /** thaw_calls_total, thaw_call_errors_total, thaw_cold_starts_total, thaw_call_duration_seconds (calls.ts). */
+  readonly calls = new CallMetrics(this.registry, LATENCY_BUCKETS);
   readonly compiles = new Counter({
     name: "thaw_compiles_total",
     help: "Deploy builds by result",
@@ -198,13 +175,6 @@ export class Metrics {
 
   /** Removes every series of a deleted function (the pool gauges follow by themselves: they list live pools). */
   forgetFunction(tenant: string, name: string): void {
-    const labels = { tenant, function: name };
-    // A call's outcome is "ok" or an error code: those are all the series a function can have.
-    for (const outcome of ["ok", ...Object.keys(STATUS)]) {
-      this.calls.remove({ ...labels, outcome });
-      this.errors.remove({ ...labels, code: outcome });
-    }
-    this.coldStarts.remove(labels);
-    for (const cold of ["true", "false"]) this.latency.remove({ ...labels, cold });
+    this.calls.forget(tenant, name);
   }
 }

@@ -264,40 +264,10 @@ export class InvokeService {
     throw new ThawError("function_not_ready", `function "${name}" is still compiling`, {}, 1);
   }
 
-  /** Metric children per function and outcome, so a call does not hash labels. */
-  private readonly series = new Map<string, { calls: { inc(): void }; errors?: { inc(): void } }>();
-  private readonly timing = new Map<string, { cold: { inc(): void }; warm: { observe(v: number): void }; coldLatency: { observe(v: number): void } }>();
-
   private record(tenant: string, name: string, outcome: string, req: InvokeRequest, o?: InvokeOutcome): void {
-    const key = `${tenant}\0${name}\0${outcome}`;
-    let s = this.series.get(key);
-    if (!s) {
-      const labels = { tenant, function: name };
-      s = {
-        calls: this.metrics.calls.labels({ ...labels, outcome }),
-        errors: outcome === "ok" ? undefined : this.metrics.errors.labels({ ...labels, code: outcome }),
-      };
-      this.series.set(key, s);
-    }
-    s.calls.inc();
-    s.errors?.inc();
-    if (o) {
-      const tkey = `${tenant}\0${name}`;
-      let t = this.timing.get(tkey);
-      if (!t) {
-        const labels = { tenant, function: name };
-        t = {
-          cold: this.metrics.coldStarts.labels(labels),
-          warm: this.metrics.latency.labels({ ...labels, cold: "false" }),
-          coldLatency: this.metrics.latency.labels({ ...labels, cold: "true" }),
-        };
-        this.timing.set(tkey, t);
-      }
-      if (o.cold) {
-        t.cold.inc();
-        t.coldLatency.observe(o.latencyNs / 1e9);
-      } else t.warm.observe(o.latencyNs / 1e9);
-    }
+    const calls = this.metrics.calls.of(tenant, name);
+    calls.count(outcome);
+    if (o) calls.observe(o.cold, o.latencyNs / 1e9);
     const ok = outcome === "ok";
     if (!this.accessLog.wants(ok) || !this.log.enabled(ok ? "info" : "warn")) return;
     this.log[ok ? "info" : "warn"]("call", {
