@@ -70,26 +70,27 @@ export class FunctionCalls {
 }
 
 export class CallMetrics {
-  private readonly functions = new Map<string, FunctionCalls>();
+  /** Per tenant, per function name: two lookups, no key string built per call. */
+  private readonly functions = new Map<string, Map<string, FunctionCalls>>();
 
   constructor(
     registry: Registry,
     private readonly bounds: readonly number[],
   ) {
-    const all = () => this.functions.values();
+    const all = () => [...this.functions.values()].flatMap((names) => [...names.values()]);
     this.register(registry, "thaw_calls_total", "Function calls by outcome (ok, or an error code)", "counter", () =>
-      [...all()].flatMap((f) => [...f.outcomes].map(([outcome, value]) => ({ value, labels: { ...f.labels, outcome } }))),
+      all().flatMap((f) => [...f.outcomes].map(([outcome, value]) => ({ value, labels: { ...f.labels, outcome } }))),
     );
     this.register(registry, "thaw_call_errors_total", "Calls that ended in an error, by error code", "counter", () =>
-      [...all()].flatMap((f) =>
+      all().flatMap((f) =>
         [...f.outcomes].filter(([code]) => code !== "ok").map(([code, value]) => ({ value, labels: { ...f.labels, code } })),
       ),
     );
     this.register(registry, "thaw_cold_starts_total", "Calls that found no warm instance and restored one", "counter", () =>
-      [...all()].filter((f) => f.coldStarts > 0).map((f) => ({ value: f.coldStarts, labels: { ...f.labels } })),
+      all().filter((f) => f.coldStarts > 0).map((f) => ({ value: f.coldStarts, labels: { ...f.labels } })),
     );
     this.register(registry, "thaw_call_duration_seconds", "Call latency inside thaw (acquire + run + reset)", "histogram", () =>
-      [...all()].flatMap((f) => [
+      all().flatMap((f) => [
         ...(f.warm ? this.histogram("thaw_call_duration_seconds", f.warm, { ...f.labels, cold: "false" }) : []),
         ...(f.cold ? this.histogram("thaw_call_duration_seconds", f.cold, { ...f.labels, cold: "true" }) : []),
       ]),
@@ -98,18 +99,22 @@ export class CallMetrics {
 
   /** The counts of `tenant`'s function `name`, created at its first call. */
   of(tenant: string, name: string): FunctionCalls {
-    const key = `${tenant}\0${name}`;
-    let f = this.functions.get(key);
+    let names = this.functions.get(tenant);
+    if (!names) {
+      names = new Map();
+      this.functions.set(tenant, names);
+    }
+    let f = names.get(name);
     if (!f) {
       f = new FunctionCalls({ tenant, function: name }, this.bounds);
-      this.functions.set(key, f);
+      names.set(name, f);
     }
     return f;
   }
 
   /** Drops every series of a deleted function; a holder of its FunctionCalls must look it up again. */
   forget(tenant: string, name: string): void {
-    this.functions.delete(`${tenant}\0${name}`);
+    this.functions.get(tenant)?.delete(name);
   }
 
   private register(registry: Registry, name: string, help: string, type: "counter" | "histogram", values: () => Value[]): void {

@@ -10,7 +10,8 @@
 // the same helpers:
 //
 //   request id and CORS headers  platformHeaders (app.ts)
-//   body deadline                startBodyDeadline / responseReady (http.ts)
+//   body deadline                startBodyDeadline / responseReady (http.ts);
+//                                a call without a body only lifts the idle timeout
 //   authentication               Auth.authenticate, as the auth plugin
 //   the call                     invokeCall (routes/invoke.ts), the route's own
 //   errors                       errorFor (app.ts), Elysia's onError mapping
@@ -26,7 +27,7 @@ import type { Elysia } from "elysia";
 import type { AppContext } from "./context.ts";
 import { errorFor, platformHeaders } from "./app.ts";
 import type { Cors } from "./cors.ts";
-import { REQUEST_ID_HEADER, responseReady, startBodyDeadline } from "./http.ts";
+import { hasNoBody, REQUEST_ID_HEADER, responseReady, startBodyDeadline } from "./http.ts";
 import { invokeCall } from "./routes/invoke.ts";
 import { FunctionName } from "./schemas.ts";
 
@@ -49,7 +50,11 @@ export function fastInvokeRoute(ctx: AppContext, opts: FastInvokeOptions) {
       POST: async (request: NamedRequest, server: Server<unknown>): Promise<Response> => {
         const name = request.params.name;
         if (opts.draining() || !FunctionName.allows({ name }) || request.url.includes("%")) return opts.app().handle(request);
-        startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
+        // A call without a body has no body deadline to keep: its connection's
+        // idle timeout is lifted and given back here, as http.ts would.
+        const bodyless = hasNoBody(request);
+        if (bodyless) server.timeout(request, 0);
+        else startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
         const headers = platformHeaders(request, opts.cors);
         try {
           const principal = ctx.auth.authenticate(request.headers);
@@ -57,7 +62,8 @@ export function fastInvokeRoute(ctx: AppContext, opts: FastInvokeOptions) {
         } catch (e) {
           return errorFor(ctx, e, "UNKNOWN", headers[REQUEST_ID_HEADER]!, headers);
         } finally {
-          responseReady(request);
+          if (bodyless) server.timeout(request, ctx.config.idleTimeout);
+          else responseReady(request);
         }
       },
     },

@@ -51,16 +51,20 @@ export function startBodyDeadline(request: Request, server: Server<unknown>, tim
 
 const EMPTY = new Uint8Array(0);
 
+/** HTTP/1.1: a request without Content-Length and Transfer-Encoding, or with Content-Length 0, has no body. */
+export function hasNoBody(req: Request): boolean {
+  const length = req.headers.get("content-length");
+  return length === "0" || (length === null && !req.headers.has("transfer-encoding"));
+}
+
 /** The request body, refused with 413 before or while reading if over `limit`, and with 408 if it is late. */
 export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
-  const length = req.headers.get("content-length");
-  // HTTP/1.1: no Content-Length and no Transfer-Encoding is no body. Nothing
-  // to wait for, so no deadline timer; the idle timeout is lifted all the same.
-  if (length === "0" || (length === null && !req.headers.has("transfer-encoding"))) {
+  // Nothing to wait for, so no deadline timer; the idle timeout is lifted all the same.
+  if (hasNoBody(req)) {
     liftIdleTimeout(req);
     return EMPTY;
   }
-  const declared = Number(length ?? "0");
+  const declared = Number(req.headers.get("content-length") ?? "0");
   const tooLarge = () => new ThawError("payload_too_large", `request body is over the limit of ${limit} bytes`, { limit });
   if (declared > limit) throw tooLarge();
   const body = new Uint8Array(await withinDeadline(req, req.arrayBuffer()));
