@@ -59,8 +59,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const registry = new Registry(config.dataDir);
   const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
   const nodeId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  // One connection for everything a node asks of Redis but BullMQ's
-  // blocking worker; the server opens it and closes it last.
+  // One connection for everything a node asks of Redis but the job queue's
+  // blocking reads; the server opens it and closes it last.
   const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : undefined;
   const rates = redis ? new RedisRateStore(redis, { nodeId }) : undefined;
   const pools = new PoolManager(
