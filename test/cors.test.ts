@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rawRequest } from "./raw-http.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
-import { wat } from "./wat.ts";
+import { printing } from "./wat.ts";
 
 const APP = "https://app.example.com";
 const DEV = "http://localhost:5173";
@@ -125,14 +125,7 @@ describe("with --cors-origins", () => {
 
   test("a WAGI function's own CORS headers give way to the platform's, and its Vary keeps Origin", async () => {
     const head = "Vary: Accept\nAccess-Control-Allow-Origin: https://evil.example\nX-Request-Id: forged\n\nok";
-    const module = wat(`(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 64) "${head.replaceAll("\n", "\\0a")}")
-      (func (export "_start")
-        (i32.store (i32.const 0) (i32.const 64))
-        (i32.store (i32.const 4) (i32.const ${head.length}))
-        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`);
+    const module = printing(head);
     const put = await fetch(`${s.url}/v1/functions/corsy?wait=true`, { method: "PUT", body: module, headers: { ...alice, "content-type": "application/wasm" } });
     expect(put.status).toBe(201);
     for (const path of ["/fn/corsy/", "/function/corsy"]) {

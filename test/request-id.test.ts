@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rawRequest } from "./raw-http.ts";
 import { startRedis } from "./redis.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
-import { wat } from "./wat.ts";
+import { printing } from "./wat.ts";
 
 // biome-ignore lint: response bodies are checked field by field below.
 const body = (res: Response): Promise<any> => res.json();
@@ -86,14 +86,7 @@ describe("X-Request-Id", () => {
 
   test("a WAGI function cannot set the response's request id", async () => {
     const head = "Status: 200\nX-Request-Id: forged\nX-Other: kept\n\nbody";
-    const forger = wat(`(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 64) "${head.replaceAll("\n", "\\0a")}")
-      (func (export "_start")
-        (i32.store (i32.const 0) (i32.const 64))
-        (i32.store (i32.const 4) (i32.const ${head.length}))
-        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`);
+    const forger = printing(head);
     expect((await putBytes(s, "forger", forger, alice)).status).toBe(201);
     const res = await fetch(`${s.url}/fn/forger/`, { headers: { ...alice, "x-request-id": "mine-1" } });
     expect(res.headers.get("x-other")).toBe("kept");

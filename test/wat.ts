@@ -21,6 +21,18 @@ export function wat(source: string): Uint8Array {
   }
 }
 
+/** A module that writes `text` (newlines included) to stdout and exits 0: a CGI head a WAGI function sends. */
+export function printing(text: string): Uint8Array {
+  return wat(`(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 64) "${text.replaceAll("\n", "\\0a")}")
+    (func (export "_start")
+      (i32.store (i32.const 0) (i32.const 64))
+      (i32.store (i32.const 4) (i32.const ${text.length}))
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`);
+}
+
 /** A minimal WASI `_start` body around `body`, with one page of memory. */
 export const command = (body: string, extra = "") => `(module
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
