@@ -20,6 +20,17 @@ afterAll(async () => {
 
 const FINISHED = ["succeeded", "failed", "dead"];
 
+/** The job as `server` shows it once its status is one of `statuses`, or the last view after 15 s. */
+async function jobUntil(server: ServerProcess, id: string, statuses: string[]): Promise<Json> {
+  let view: Json;
+  for (let i = 0; i < 300; i++) {
+    view = await (await fetch(`${server.url}/v1/jobs/${id}`)).json();
+    if (statuses.includes(view.status)) break;
+    await Bun.sleep(50);
+  }
+  return view;
+}
+
 async function jobsOn(s: ServerProcess, ids: string[]): Promise<Json[]> {
   return Promise.all(ids.map(async (id) => (await fetch(`${s.url}/v1/jobs/${id}`)).json()));
 }
@@ -84,20 +95,13 @@ test("a job whose last attempt dies with its node ends dead (node_lost), and is 
     const r = await fetch(`${one.url}/v1/functions/nap/jobs?attempts=1`, { method: "POST", body: "5000" });
     expect(r.status).toBe(202);
     const { id } = (await r.json()) as Json;
-    let view: Json;
-    for (let i = 0; i < 200 && view?.status !== "running"; i++) {
-      view = await (await fetch(`${one.url}/v1/jobs/${id}`)).json();
-      if (view.status !== "running") await Bun.sleep(25);
-    }
+    let view = await jobUntil(one, id, ["running"]);
     expect(view.status).toBe("running");
     one.proc.kill("SIGKILL");
     await one.proc.exited;
 
     two = await startServer({ env });
-    for (let i = 0; i < 300 && !FINISHED.includes(view.status); i++) {
-      view = await (await fetch(`${two.url}/v1/jobs/${id}`)).json();
-      if (!FINISHED.includes(view.status)) await Bun.sleep(50);
-    }
+    view = await jobUntil(two, id, FINISHED);
     expect(view).toMatchObject({ status: "dead", attempts: 1, maxAttempts: 1, error: { code: "node_lost" } });
     expect(view.node).toContain(`:${two.proc.pid}:`);
   } finally {
@@ -113,19 +117,12 @@ test("a node frozen past its claim: another node reruns the job, and the frozen 
     expect((await putModule(one, "doze", "sleep")).status).toBe(201);
     const r = await fetch(`${one.url}/v1/functions/doze/jobs`, { method: "POST", body: "1000" });
     const { id } = (await r.json()) as Json;
-    let view: Json;
-    for (let i = 0; i < 200 && view?.status !== "running"; i++) {
-      view = await (await fetch(`${one.url}/v1/jobs/${id}`)).json();
-      if (view.status !== "running") await Bun.sleep(25);
-    }
+    let view = await jobUntil(one, id, ["running"]);
     expect(view.status).toBe("running");
     // Frozen (not dead): its claim runs out, and the second node takes the job over.
     one.proc.kill("SIGSTOP");
     two = await startServer({ env });
-    for (let i = 0; i < 300 && view.status !== "succeeded"; i++) {
-      view = await (await fetch(`${two.url}/v1/jobs/${id}`)).json();
-      if (view.status !== "succeeded") await Bun.sleep(50);
-    }
+    view = await jobUntil(two, id, ["succeeded"]);
     expect(view).toMatchObject({ status: "succeeded", attempts: 2 });
     expect(view.node).toContain(`:${two.proc.pid}:`);
     one.proc.kill("SIGCONT");
