@@ -333,6 +333,30 @@ describe("redis queue", () => {
     }
   });
 
+  test("a job that reaches a node before its function does waits for it instead of ending dead", async () => {
+    // In a cluster the submitting node has the function and the claiming one may not have synced
+    // it yet; a producer enqueueing straight into Redis just before the deploy is the same race, made certain.
+    const s = await startServer({ env: { THAW_REDIS_URL: redis.url } });
+    const producer = new Redis(redis.url);
+    try {
+      const id = crypto.randomUUID();
+      const payload = pack({ v: 1, tenant: "default", function: "latecomer", body: Buffer.from("x y") });
+      await producer
+        .multi()
+        .hset(`thaw:q:job:${id}`, "tenant", "default", "function", "latecomer", "payload", payload, "max", 1)
+        .xadd("thaw:q:stream", "*", "id", id)
+        .exec();
+      await Bun.sleep(1500);
+      expect((await getJob(s, id, {})).status).not.toBe("dead");
+      await deploy(s, "latecomer", "wordcount", {});
+      const done = await waitForJob(s, id, ["succeeded", "failed", "dead"], 20_000, {});
+      expect(done).toMatchObject({ status: "succeeded", attempts: 1 });
+    } finally {
+      producer.disconnect();
+      await s.stop();
+    }
+  });
+
   test("a server stopped with jobs queued: its successor on the same Redis runs them all", async () => {
     const env = { THAW_REDIS_URL: redis.url, THAW_JOB_CONCURRENCY: "1" };
     // Its own function name: the registry in this Redis outlives each test's servers.

@@ -14,6 +14,12 @@
 // (function_failed). The wait is bounded by MAX_COMPILE_WAIT_MS from the
 // job's submission, past which not-ready counts as an ordinary retriable
 // failure.
+//
+// In a cluster a job can reach a node before the function's record does
+// (the submitting node saw it; this one syncs every 250 ms): a function
+// this node does not know yet is waited for the same way, for at most
+// MAX_SYNC_WAIT_MS from submission. Past that it is gone (deleted after the
+// submit), and the job ends dead with function_not_found.
 
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -28,6 +34,9 @@ const RETRIABLE = new Set<ErrorCode>(["overloaded", "memory_exhausted", "functio
 
 /** How long after its submission a job still waits for its function's build. */
 export const MAX_COMPILE_WAIT_MS = 30 * 60_000;
+
+/** How long after its submission a job waits for its function to reach this node's registry. */
+export const MAX_SYNC_WAIT_MS = 30_000;
 
 export type AttemptOutcome =
   /** The function ran; its result is final. */
@@ -49,8 +58,10 @@ export class JobRunner {
   /** One attempt of job `jobId`, submitted at `createdAt` (ms since epoch). */
   async attempt(spec: JobSpec, createdAt = Date.now(), jobId?: string): Promise<AttemptOutcome> {
     const outcome = await this.run(spec, jobId);
+    const waited = Date.now() - createdAt;
+    if (outcome.kind === "dead" && outcome.error.code === "function_not_found" && waited < MAX_SYNC_WAIT_MS)
+      return { kind: "wait", delayMs: 250 };
     if (outcome.kind === "retry" && outcome.error.code === "function_not_ready") {
-      const waited = Date.now() - createdAt;
       // Polls more slowly the longer the build takes: 100 ms at first, at most every 2 s.
       if (waited < MAX_COMPILE_WAIT_MS) return { kind: "wait", delayMs: Math.min(2000, Math.max(100, waited / 4)) };
     }
