@@ -34,6 +34,7 @@ import { createApp } from "./app.ts";
 import { Auth } from "./auth.ts";
 import { Cors } from "./cors.ts";
 import { fastInvokeRoute } from "./fast-invoke.ts";
+import { fastJobRoutes } from "./fast-jobs.ts";
 import { type AppContext, authPlugin, type Readiness } from "./context.ts";
 import { errorResponse, startBodyDeadline } from "./http.ts";
 import { operational } from "./routes/system.ts";
@@ -138,7 +139,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   if (auth.open) log.warn("no tokens configured: every request acts as tenant \"default\" (set THAW_ADMIN_TOKEN or THAW_TOKENS)");
 
   const cors = new Cors(config.corsOrigins);
-  const fast = fastInvokeRoute(ctx, { app: () => app, cors, draining: () => phase === "draining" });
+  const fastOptions = { app: () => app, cors, draining: () => phase === "draining" };
+  const fast = { ...fastInvokeRoute(ctx, fastOptions), ...fastJobRoutes(ctx, fastOptions) };
   const app = createApp(ctx, cors, fast)
     .onRequest(({ request, server }) => {
       if (phase === "draining" && !operational(new URL(request.url).pathname))

@@ -13,22 +13,41 @@ import { ErrorBody, FunctionName, JobId, JobQuery, JobView } from "../schemas.ts
 
 const CallbackSecret = type({ tenant: "string", secret: "string", algorithm: "string", header: "string", signedPayload: "string" });
 
+/** A submit's query parameters, as JobQuery gives them. */
+export interface SubmitQuery {
+  callback?: string;
+  attempts?: number;
+  retryFunctionErrors?: string;
+}
+
+/** The submit itself, after auth and validation: read the body, queue the job, answer 202 (also fast-jobs.ts). */
+export async function submitJob(
+  ctx: AppContext,
+  request: Request,
+  tenant: string,
+  name: string,
+  q: SubmitQuery,
+  requestId: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const body = await readBody(request, ctx.config.maxBody);
+  const job = await ctx.jobs.submit(tenant, name, {
+    body,
+    callbackUrl: q.callback,
+    attempts: q.attempts,
+    retryFunctionErrors: queryFlag(q.retryFunctionErrors),
+    requestId,
+  });
+  headers.location = `/v1/jobs/${encodeURIComponent(job.id)}`;
+  return json(job, 202, headers);
+}
+
 export const jobRoutes = (ctx: AppContext) =>
   new Elysia({ name: "jobs" })
     .use(ctx.authn)
     .post(
       "/v1/functions/:name/jobs",
-      async ({ request, params, query: q, set, principal: { tenant } }) => {
-        const body = await readBody(request, ctx.config.maxBody);
-        const job = await ctx.jobs.submit(tenant, params.name, {
-          body,
-          callbackUrl: q.callback,
-          attempts: q.attempts,
-          retryFunctionErrors: queryFlag(q.retryFunctionErrors),
-          requestId: requestIdOf(set),
-        });
-        return json(job, 202, { location: `/v1/jobs/${encodeURIComponent(job.id)}` });
-      },
+      ({ request, params, query, set, principal: { tenant } }) => submitJob(ctx, request, tenant, params.name, query, requestIdOf(set)),
       {
         parse: "none",
         params: FunctionName,
