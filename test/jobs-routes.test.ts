@@ -130,6 +130,11 @@ describe("job routes", () => {
       expect(message).toContain("callback");
     }
   });
+
+  test("other methods on the submit and status paths are still 404 no such route", async () => {
+    for (const [method, path] of [["PUT", "/v1/jobs/abc"], ["DELETE", "/v1/jobs/abc"], ["GET", "/v1/functions/hello/jobs"], ["PATCH", "/v1/functions/hello/jobs"]])
+      await error(await fetch(`${s.url}${path}`, { method, headers: ALPHA }), 404, "not_found");
+  });
 });
 
 describe("job routes on a draining node", () => {
