@@ -10,7 +10,9 @@
 //   request id and CORS headers  platformHeaders (app.ts)
 //   body deadline                startBodyDeadline / readBody / responseReady
 //                                (http.ts), as server.ts's onRequest does
-//                                for every request that is not a GET
+//                                for every request that is not a GET; a
+//                                submit without a body only lifts the idle
+//                                timeout, as readBody would
 //   authentication               Auth.authenticate, as the auth plugin
 //   the work                     submitJob / ctx.jobs.get (routes/jobs.ts)
 //   errors                       errorFor (app.ts), Elysia's onError mapping
@@ -28,7 +30,7 @@ import type { Server } from "bun";
 import type { AppContext } from "./context.ts";
 import { errorFor, platformHeaders } from "./app.ts";
 import type { FastInvokeOptions } from "./fast-invoke.ts";
-import { json, REQUEST_ID_HEADER, responseReady, startBodyDeadline } from "./http.ts";
+import { hasNoBody, json, REQUEST_ID_HEADER, responseReady, startBodyDeadline } from "./http.ts";
 import { type SubmitQuery, submitJob } from "./routes/jobs.ts";
 import { FunctionName, JobId } from "./schemas.ts";
 
@@ -69,7 +71,11 @@ export function fastJobRoutes(ctx: AppContext, opts: FastInvokeOptions) {
         const name = request.params.name;
         const query = opts.draining() || request.url.includes("%") || !FunctionName.allows({ name }) ? undefined : plainSubmitQuery(request.url);
         if (!query) return opts.app().handle(request);
-        startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
+        // As in fast-invoke.ts: a submit without a body has no deadline to
+        // keep; its idle timeout is lifted and given back here.
+        const bodyless = hasNoBody(request);
+        if (bodyless) server.timeout(request, 0);
+        else startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
         const headers = platformHeaders(request, opts.cors);
         try {
           const { tenant } = ctx.auth.authenticate(request.headers);
@@ -77,7 +83,8 @@ export function fastJobRoutes(ctx: AppContext, opts: FastInvokeOptions) {
         } catch (e) {
           return errorFor(ctx, e, "UNKNOWN", headers[REQUEST_ID_HEADER]!, headers);
         } finally {
-          responseReady(request);
+          if (bodyless) server.timeout(request, ctx.config.idleTimeout);
+          else responseReady(request);
         }
       },
     },
