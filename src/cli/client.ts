@@ -3,7 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { parse } from "./commands.ts";
-import { checkName, CliError, positiveInt, readStdin, stdinIsPiped, UsageError } from "./common.ts";
+import { CliError, onlyName, positiveInt, readStdin, stdinIsPiped, UsageError } from "./common.ts";
 import { Server } from "./http.ts";
 
 /** A job id as the server accepts it (src/server/routes/jobs.ts). */
@@ -22,10 +22,7 @@ async function requestBody(data: string | undefined): Promise<Uint8Array | strin
 
 export async function invokeCommand(argv: string[]): Promise<number> {
   const args = parse("invoke", argv);
-  const [name, ...extra] = args.positionals;
-  if (!name) throw new UsageError("needs the NAME of a function");
-  if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-  checkName(name);
+  const name = onlyName(args.positionals);
   const async = args.flag("async");
   if (!async && (args.string("callback") || args.string("attempts"))) throw new UsageError("--callback and --attempts need --async");
   const attempts = positiveInt("attempts", args.string("attempts"));

@@ -43,6 +43,14 @@ export function checkName(name: string, what = "function name"): string {
   return name;
 }
 
+/** The one function NAME a command takes among its positional arguments, checked. */
+export function onlyName(positionals: readonly string[]): string {
+  const [name, ...extra] = positionals;
+  if (!name) throw new UsageError("needs the NAME of a function");
+  if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  return checkName(name);
+}
+
 /** K=V strings as an environment; the first = splits, so values may hold more. */
 export function parseEnv(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};

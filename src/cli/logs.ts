@@ -10,7 +10,7 @@
 // one JSON line, bytes as they were.
 
 import { parse } from "./commands.ts";
-import { checkName, UsageError, visible } from "./common.ts";
+import { onlyName, UsageError, visible } from "./common.ts";
 import { Server } from "./http.ts";
 
 interface Entry {
@@ -29,10 +29,7 @@ const POLL_MS = 500;
 
 export async function logsCommand(argv: string[]): Promise<number> {
   const args = parse("logs", argv);
-  const [name, ...extra] = args.positionals;
-  if (!name) throw new UsageError("needs the NAME of a function");
-  if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-  checkName(name);
+  const name = onlyName(args.positionals);
   const sinceFlag = args.string("since");
   if (sinceFlag !== undefined && !/^\d{1,15}$/.test(sinceFlag)) throw new UsageError(`--since takes a sequence number, got ${JSON.stringify(sinceFlag)}`);
   const server = new Server(args.string("url"));
