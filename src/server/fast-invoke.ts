@@ -43,6 +43,41 @@ export interface FastInvokeOptions {
   draining: () => boolean;
 }
 
+type Work = (tenant: string, headers: Record<string, string>) => Promise<Response>;
+
+/**
+ * Elysia's steps around `work`, inline: the request id and CORS headers,
+ * authentication, and its error mapping. `work` gets the tenant and the
+ * headers its response carries.
+ */
+export async function answer(ctx: AppContext, cors: Cors, request: Request, work: Work): Promise<Response> {
+  const headers = platformHeaders(request, cors);
+  try {
+    const { tenant } = ctx.auth.authenticate(request.headers);
+    return await work(tenant, headers);
+  } catch (e) {
+    return errorFor(ctx, e, "UNKNOWN", headers[REQUEST_ID_HEADER]!, headers);
+  }
+}
+
+/**
+ * `answer` for a request that may carry a body, under the body deadline
+ * until the response is ready. A request without a body has no deadline to
+ * keep: its connection's idle timeout is lifted and given back here, as
+ * http.ts would.
+ */
+export async function answerWithBody(ctx: AppContext, cors: Cors, request: Request, server: Server<unknown>, work: Work): Promise<Response> {
+  const bodyless = hasNoBody(request);
+  if (bodyless) server.timeout(request, 0);
+  else startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
+  try {
+    return await answer(ctx, cors, request, work);
+  } finally {
+    if (bodyless) server.timeout(request, ctx.config.idleTimeout);
+    else responseReady(request);
+  }
+}
+
 /** The Bun route (serve `routes`) for POST /v1/functions/{name}/invoke. */
 export function fastInvokeRoute(ctx: AppContext, opts: FastInvokeOptions) {
   return {
@@ -50,21 +85,9 @@ export function fastInvokeRoute(ctx: AppContext, opts: FastInvokeOptions) {
       POST: async (request: NamedRequest, server: Server<unknown>): Promise<Response> => {
         const name = request.params.name;
         if (opts.draining() || !FunctionName.allows({ name }) || request.url.includes("%")) return opts.app().handle(request);
-        // A call without a body has no body deadline to keep: its connection's
-        // idle timeout is lifted and given back here, as http.ts would.
-        const bodyless = hasNoBody(request);
-        if (bodyless) server.timeout(request, 0);
-        else startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
-        const headers = platformHeaders(request, opts.cors);
-        try {
-          const principal = ctx.auth.authenticate(request.headers);
-          return await invokeCall(ctx, request, name, principal.tenant, headers[REQUEST_ID_HEADER]!, headers);
-        } catch (e) {
-          return errorFor(ctx, e, "UNKNOWN", headers[REQUEST_ID_HEADER]!, headers);
-        } finally {
-          if (bodyless) server.timeout(request, ctx.config.idleTimeout);
-          else responseReady(request);
-        }
+        return answerWithBody(ctx, opts.cors, request, server, (tenant, headers) =>
+          invokeCall(ctx, request, name, tenant, headers[REQUEST_ID_HEADER]!, headers),
+        );
       },
     },
   };

@@ -4,18 +4,10 @@
 // two requests, and Elysia's lifecycle costs more per request than the
 // queue does per job (`bun run bench jobs`).
 //
-// Each handler does the Elysia route's steps inline, in the same order,
-// with the same helpers as fast-invoke.ts:
-//
-//   request id and CORS headers  platformHeaders (app.ts)
-//   body deadline                startBodyDeadline / readBody / responseReady
-//                                (http.ts), as server.ts's onRequest does
-//                                for every request that is not a GET; a
-//                                submit without a body only lifts the idle
-//                                timeout, as readBody would
-//   authentication               Auth.authenticate, as the auth plugin
-//   the work                     submitJob / ctx.jobs.get (routes/jobs.ts)
-//   errors                       errorFor (app.ts), Elysia's onError mapping
+// Each handler does the Elysia route's steps inline through fast-invoke.ts's
+// `answerWithBody` (submit) and `answer` (status): request id and CORS
+// headers, the body deadline, authentication, error mapping; the work itself
+// is submitJob / ctx.jobs.get, as in routes/jobs.ts.
 //
 // Only the common case is served here: a name or id that passes the route's
 // schema without percent-decoding, and a query string whose every parameter
@@ -28,9 +20,8 @@
 
 import type { Server } from "bun";
 import type { AppContext } from "./context.ts";
-import { errorFor, platformHeaders } from "./app.ts";
-import type { FastInvokeOptions } from "./fast-invoke.ts";
-import { hasNoBody, json, REQUEST_ID_HEADER, responseReady, startBodyDeadline } from "./http.ts";
+import { answer, answerWithBody, type FastInvokeOptions } from "./fast-invoke.ts";
+import { json, REQUEST_ID_HEADER } from "./http.ts";
 import { type SubmitQuery, submitJob } from "./routes/jobs.ts";
 import { FunctionName, JobId } from "./schemas.ts";
 
@@ -71,34 +62,16 @@ export function fastJobRoutes(ctx: AppContext, opts: FastInvokeOptions) {
         const name = request.params.name;
         const query = opts.draining() || request.url.includes("%") || !FunctionName.allows({ name }) ? undefined : plainSubmitQuery(request.url);
         if (!query) return opts.app().handle(request);
-        // As in fast-invoke.ts: a submit without a body has no deadline to
-        // keep; its idle timeout is lifted and given back here.
-        const bodyless = hasNoBody(request);
-        if (bodyless) server.timeout(request, 0);
-        else startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
-        const headers = platformHeaders(request, opts.cors);
-        try {
-          const { tenant } = ctx.auth.authenticate(request.headers);
-          return await submitJob(ctx, request, tenant, name, query, headers[REQUEST_ID_HEADER]!, headers);
-        } catch (e) {
-          return errorFor(ctx, e, "UNKNOWN", headers[REQUEST_ID_HEADER]!, headers);
-        } finally {
-          if (bodyless) server.timeout(request, ctx.config.idleTimeout);
-          else responseReady(request);
-        }
+        return answerWithBody(ctx, opts.cors, request, server, (tenant, headers) =>
+          submitJob(ctx, request, tenant, name, query, headers[REQUEST_ID_HEADER]!, headers),
+        );
       },
     },
     [STATUS_PATH]: {
       GET: async (request: ParamRequest<{ id: string }>): Promise<Response> => {
         const id = request.params.id;
         if (opts.draining() || request.url.includes("%") || !JobId.allows({ id })) return opts.app().handle(request);
-        const headers = platformHeaders(request, opts.cors);
-        try {
-          const { tenant } = ctx.auth.authenticate(request.headers);
-          return json(await ctx.jobs.get(tenant, id), 200, headers);
-        } catch (e) {
-          return errorFor(ctx, e, "UNKNOWN", headers[REQUEST_ID_HEADER]!, headers);
-        }
+        return answer(ctx, opts.cors, request, async (tenant, headers) => json(await ctx.jobs.get(tenant, id), 200, headers));
       },
     },
   };
