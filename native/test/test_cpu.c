@@ -173,28 +173,35 @@ static int position(int id, int n) {
 
 /* ---- tests --------------------------------------------------------------------------- */
 
-/* One slot. Tenant 1 queues ten 3 ms jobs; tenant 2 then queues two. Tenant
- * 2 has used nothing: its jobs run next, not after tenant 1's backlog. */
-static void test_tenants_share_fairly(void) {
+/* One slot. (tenant, fn) `heavy` queues ten 3 ms jobs (ids 100-109), then
+ * `light` queues two (ids 200, 201); all twelve run. Returns how many jobs
+ * were done when `light` arrived: positions are counted from there, since a
+ * loaded machine may have kept this thread off the CPU for a while. */
+static int backlog_then_newcomer(int heavy_tenant, int heavy_fn, int light_tenant, int light_fn) {
   start(1, 0);
   job a[10], b[2];
   for (int i = 0; i < 10; i++) {
     a[i] = (job){.kind = VIRTUAL, .ms = 3, .id = 100 + i};
-    submit(&a[i], 1, 1);
+    submit(&a[i], heavy_tenant, heavy_fn);
   }
   spin_ms(1);
-  /* Counted from the jobs done when tenant 2 arrives: a loaded machine may
-   * have kept this thread off the CPU for a while. */
   pthread_mutex_lock(&g_lock);
   int done = g_done;
   pthread_mutex_unlock(&g_lock);
   for (int i = 0; i < 2; i++) {
     b[i] = (job){.kind = VIRTUAL, .ms = 3, .id = 200 + i};
-    submit(&b[i], 2, 1);
+    submit(&b[i], light_tenant, light_fn);
   }
   wait_done(12);
   stop();
   g_virtual_ns = 0;
+  return done;
+}
+
+/* One slot. Tenant 1 queues ten 3 ms jobs; tenant 2 then queues two. Tenant
+ * 2 has used nothing: its jobs run next, not after tenant 1's backlog. */
+static void test_tenants_share_fairly(void) {
+  int done = backlog_then_newcomer(1, 1, 2, 1);
   int b0 = position(200, 12) - done, b1 = position(201, 12) - done;
   CHECKF(b0 >= 0 && b0 <= 2, "tenant 2's first job ran %d after it came", b0);
   CHECKF(b1 >= 0 && b1 <= 4, "tenant 2's second job ran %d after it came", b1);
@@ -202,23 +209,7 @@ static void test_tenants_share_fairly(void) {
 
 /* The same between two functions of one tenant. */
 static void test_functions_share_fairly(void) {
-  start(1, 0);
-  job a[10], b[2];
-  for (int i = 0; i < 10; i++) {
-    a[i] = (job){.kind = VIRTUAL, .ms = 3, .id = 100 + i};
-    submit(&a[i], 7, 1);
-  }
-  spin_ms(1);
-  pthread_mutex_lock(&g_lock);
-  int done = g_done;
-  pthread_mutex_unlock(&g_lock);
-  for (int i = 0; i < 2; i++) {
-    b[i] = (job){.kind = VIRTUAL, .ms = 3, .id = 200 + i};
-    submit(&b[i], 7, 2);
-  }
-  wait_done(12);
-  stop();
-  g_virtual_ns = 0;
+  int done = backlog_then_newcomer(7, 1, 7, 2);
   int b1 = position(201, 12) - done;
   CHECKF(b1 >= 0 && b1 <= 4, "function 2's second job ran %d after it came", b1);
 }
