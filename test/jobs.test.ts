@@ -6,6 +6,7 @@ import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { pack } from "msgpackr";
+import { MAX_SYNC_WAIT_MS } from "../src/jobs/runner.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
 
@@ -294,6 +295,24 @@ test("a job submitted while its function compiles ends dead with the build's err
     await s.stop();
   }
 });
+
+test("a job whose function is deleted before it runs ends dead with function_not_found once the sync window is over", async () => {
+  const s = await startServer({ env: { THAW_JOB_CONCURRENCY: "1" } });
+  try {
+    expect((await putModule(s, "nap", "sleep", "wait=true")).status).toBe(201);
+    expect((await putModule(s, "gone", "wordcount", "wait=true")).status).toBe(201);
+    // The one slot is busy, so the second job is still queued when its function goes.
+    const blocker = await submit(s, "nap", "1500", {});
+    const job = await submit(s, "gone", "x", {});
+    expect((await fetch(`${s.url}/v1/functions/gone`, { method: "DELETE" })).status).toBe(204);
+    const dead = await waitForJob(s, job.id, ["succeeded", "failed", "dead"], MAX_SYNC_WAIT_MS + 15_000, {});
+    expect(dead).toMatchObject({ status: "dead", error: { code: "function_not_found" } });
+    expect(Date.parse(dead.finishedAt) - Date.parse(dead.createdAt)).toBeGreaterThanOrEqual(MAX_SYNC_WAIT_MS);
+    expect((await getJob(s, blocker.id, {})).status).toBe("succeeded");
+  } finally {
+    await s.stop();
+  }
+}, MAX_SYNC_WAIT_MS + 60_000);
 
 describe("redis queue", () => {
   let redis: RedisServer;

@@ -48,6 +48,13 @@ export type AttemptOutcome =
   /** The function is still being built: queue the job again after `delayMs`, this attempt not counted. */
   | { kind: "wait"; delayMs: number };
 
+/** How long from its submission a job with this outcome may wait for its function instead (0: it may not). */
+function waitLimit(outcome: AttemptOutcome): number {
+  if (outcome.kind === "retry" && outcome.error.code === "function_not_ready") return MAX_COMPILE_WAIT_MS;
+  if (outcome.kind === "dead" && outcome.error.code === "function_not_found") return MAX_SYNC_WAIT_MS;
+  return 0;
+}
+
 export class JobRunner {
   constructor(
     private readonly invoke: InvokeService,
@@ -59,12 +66,9 @@ export class JobRunner {
   async attempt(spec: JobSpec, createdAt = Date.now(), jobId?: string): Promise<AttemptOutcome> {
     const outcome = await this.run(spec, jobId);
     const waited = Date.now() - createdAt;
-    if (outcome.kind === "dead" && outcome.error.code === "function_not_found" && waited < MAX_SYNC_WAIT_MS)
-      return { kind: "wait", delayMs: 250 };
-    if (outcome.kind === "retry" && outcome.error.code === "function_not_ready") {
-      // Polls more slowly the longer the build takes: 100 ms at first, at most every 2 s.
-      if (waited < MAX_COMPILE_WAIT_MS) return { kind: "wait", delayMs: Math.min(2000, Math.max(100, waited / 4)) };
-    }
+    // Polls more slowly the longer it waits: 100 ms at first, at most every 2 s,
+    // so a tenant's jobs for a function it deleted cost a few dozen polls each.
+    if (waited < waitLimit(outcome)) return { kind: "wait", delayMs: Math.min(2000, Math.max(100, waited / 4)) };
     this.metrics.jobAttempts.inc({ result: outcome.kind });
     return outcome;
   }
