@@ -80,7 +80,6 @@ export class CompileError extends Error {
 }
 
 export type Tier = "fast" | "optimized";
-export const TIERS: readonly Tier[] = ["fast", "optimized"];
 
 /** `auto`: the optimized artifact if it is cached, else the fast one (`thaw run`). */
 export type TierChoice = Tier | "auto";

@@ -8,7 +8,6 @@
 
 import { randomUUID } from "node:crypto";
 
-export const REQUEST_ID_MAX = 128;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export const validRequestId = (id: string): boolean => REQUEST_ID.test(id);
