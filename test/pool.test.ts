@@ -2,7 +2,7 @@
 // concurrency cap, bounded wait queue, warm reuse, retirement.
 
 import { expect, test } from "bun:test";
-import { FunctionPool, OverloadedError, RetiredError } from "../src/pool/pool.ts";
+import { FunctionPool, OverloadedError, RetiredError, WaitTimeoutError } from "../src/pool/pool.ts";
 import { loadFunction, sharedEngine, text } from "./helpers.ts";
 
 test("concurrent calls share a capped pool; waiters run as slots free up", async () => {
@@ -49,4 +49,40 @@ test("idle instances give their written pages back after the retention delay", a
   expect(pool.releaseIdleMemory(Date.now() + 1)).toBe(1);
   expect(pool.sampleIdleBytes()).toBe(0);
   pool.retire();
+});
+
+test("a successor counts its predecessor's calls as they end: a call taken back there is not counted", async () => {
+  const module = await loadFunction("hello");
+  const options = { maxConcurrency: 1, maxWaiting: 4, maxIdle: 1 };
+  const older = new FunctionPool(module, options, 1);
+  const first = await older.acquire();
+  const late = older.acquire({ deadline: performance.now() + 50 });
+  const newer = new FunctionPool(module, options, 1);
+  newer.inherit(older);
+  expect(newer.stats().calls).toBe(2);
+  await expect(late).rejects.toBeInstanceOf(WaitTimeoutError);
+  expect(newer.stats().calls).toBe(1);
+  older.release(first, true, false, false);
+  expect(newer.stats().calls).toBe(0);
+  older.retire();
+  newer.retire();
+});
+
+test("waiters a retired pool turns away are counted once, where they run", async () => {
+  const module = await loadFunction("hello");
+  const options = { maxConcurrency: 1, maxWaiting: 4, maxIdle: 1 };
+  const older = new FunctionPool(module, options, 1);
+  const first = await older.acquire();
+  const waiting = older.acquire();
+  const newer = new FunctionPool(module, options, 1);
+  newer.inherit(older);
+  older.retire();
+  await expect(waiting).rejects.toBeInstanceOf(RetiredError);
+  // The caller moves to the new pool, as the invoke service does.
+  const moved = await newer.acquire();
+  expect(newer.stats().calls).toBe(2);
+  older.release(first, true);
+  newer.release(moved, true);
+  expect(newer.stats().calls).toBe(2);
+  newer.retire();
 });

@@ -92,6 +92,7 @@ export class FunctionPool {
   private busy = 0;
   private retired = false;
   private calls = 0;
+  private predecessor?: FunctionPool;
   private coldStarts = 0;
 
   constructor(
@@ -210,10 +211,13 @@ export class FunctionPool {
     return this.busy;
   }
 
-  /** Count `older`'s calls as this pool's: it ran the same version, on the other tier's code. */
+  /**
+   * Count `older`'s calls as this pool's: it ran the same version, on the
+   * other tier's code. Read live, not copied: calls still queued or running
+   * on it when it is replaced may yet be taken back there, uncounted.
+   */
   inherit(older: FunctionPool): void {
-    this.calls += older.calls;
-    this.coldStarts += older.coldStarts;
+    this.predecessor = older;
   }
 
   retire(): void {
@@ -222,13 +226,22 @@ export class FunctionPool {
     this.trim(0);
     for (const w of this.waiters.splice(0)) {
       unwatch(w);
+      // Not run here: the caller takes it to the pool that replaced this one.
+      this.calls--;
       w.reject(new RetiredError("pool retired"));
     }
     if (this.busy === 0) this.module.release();
   }
 
   stats(): PoolStats {
-    return { warm: this.idle.length, busy: this.busy, waiting: this.waiters.length, calls: this.calls, coldStarts: this.coldStarts };
+    const before = this.predecessor?.stats();
+    return {
+      warm: this.idle.length,
+      busy: this.busy,
+      waiting: this.waiters.length,
+      calls: this.calls + (before?.calls ?? 0),
+      coldStarts: this.coldStarts + (before?.coldStarts ?? 0),
+    };
   }
 }
 
