@@ -44,6 +44,8 @@ enum thaw_status {
   THAW_TRAP_TIMEOUT = 9,          /* wall-clock limit, instance discarded */
   THAW_TRAP_MEMORY_LIMIT = 10,    /* trapped after memory.grow was refused */
   THAW_TRAP_HOST = 11,            /* the host could not run the call */
+  THAW_MOVED = 12,                /* thaw_call_inline: not a result; the call
+                                     must run on the executor (see there) */
 };
 
 /* Setup error codes (negative returns). */
@@ -179,6 +181,16 @@ uint64_t thaw_guard_slots_free(void);
 
 /* Run a call on the calling thread. */
 int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res);
+/* Run a call on a thread that must not be held long (Bun's event loop):
+ * as thaw_call, but a call that is still running after budget_ns, that
+ * would sleep, or that needs more stack than this thread has is stopped
+ * and ends with status THAW_MOVED and its instance reset (flag RESET), or
+ * lost if the reset failed. Its output is discarded; submit it to the
+ * executor, which runs it from the start. That is sound because a call
+ * has no effect outside its instance until its result is read. A call
+ * whose own timeout comes first times out as usual. */
+int thaw_call_inline(thaw_instance* inst, const thaw_request* req,
+                     thaw_result* res, uint64_t budget_ns);
 
 /* Executor: worker threads that run calls off the caller's thread, in a
  * fair order between tenants, on a bounded number of CPU slots (the

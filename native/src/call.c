@@ -20,6 +20,17 @@
  * signal that lands after the call ended is ignored. The handler is
  * installed with SA_NODEFER and the unwind does not restore a signal mask,
  * which keeps the per-call cost of sigsetjmp free of system calls.
+ *
+ * Inline calls (thaw_call_inline) run on a thread that serves others --
+ * Bun's event loop -- so they get a budget of a millisecond or so, not a
+ * timeout of seconds. Waking the watchdog for each of them would cost more
+ * than most of them run; instead, while inline calls keep coming, the
+ * watchdog wakes every INLINE_TICK_NS on its own, so a budget of at least
+ * that never needs a wake-up, and a call that overruns is stopped within
+ * budget + INLINE_TICK_NS. An inline call that is stopped, would sleep or
+ * runs out of this thread's stack is not failed: it is reset and handed
+ * back (THAW_MOVED) to run again from the start on the executor, where the
+ * same call gets its full timeout, no budget, and a 128 MiB stack.
  */
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +40,9 @@
 
 #define THAW_TIMEOUT_SIGNAL (SIGRTMIN + 6)
 #define RESIGNAL_NS (20u * 1000u * 1000u)
+#define INLINE_TICK_NS (1000u * 1000u)
+/* How long the watchdog keeps ticking after the last inline call's deadline. */
+#define INLINE_LINGER_NS (100u * 1000u * 1000u)
 
 /* ---- the native stack floor --------------------------------------------------
  * Every compiled function's prologue traps when its frame lies below
@@ -118,6 +132,7 @@ static struct {
   pthread_cond_t wake;
   thaw_call_state* head;
   uint64_t wake_at; /* when the watchdog wakes next (0: it is running) */
+  uint64_t tick_until; /* wake every INLINE_TICK_NS until then */
   int started;
   pthread_t thread;
 } wd = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
@@ -138,6 +153,7 @@ static void* watchdog_main(void* arg) {
       }
       if (due < next) next = due;
     }
+    if (now < wd.tick_until && now + INLINE_TICK_NS < next) next = now + INLINE_TICK_NS;
     wd.wake_at = next;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -183,6 +199,7 @@ static void watchdog_arm(thaw_call_state* c) {
   if (wd.head) wd.head->wd_prev = c;
   wd.head = c;
   c->wd_armed = 1;
+  if (c->inline_call) wd.tick_until = c->deadline_ns + INLINE_LINGER_NS;
   if (wd.wake_at && c->deadline_ns < wd.wake_at) pthread_cond_signal(&wd.wake);
   pthread_mutex_unlock(&wd.lock);
 }
@@ -200,7 +217,7 @@ static void watchdog_disarm(thaw_call_state* c) {
 /* ---- guarded execution ------------------------------------------------------- */
 
 int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
-                     uint64_t deadline_ns, uint32_t depth_limit) {
+                     uint64_t deadline_ns, uint32_t depth_limit, int inline_call) {
   pthread_once(&g_signal_once, install_signal_handler);
   unblock_timeout_signal();
   /* The signal handlers (timeout, preemption) act only on an active call:
@@ -212,6 +229,7 @@ int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
   st->grow_refused = 0;
   st->exit_code = 0;
   st->deadline_ns = deadline_ns;
+  st->inline_call = inline_call;
   st->wd_armed = 0;
   thaw_current = st;
   /* A thread's stack does not move: one pthread_getattr_np per thread (on
@@ -264,7 +282,9 @@ static int64_t classify(int rc, const thaw_call_state* st) {
   return rc;
 }
 
-int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
+/* One call; budget_ns > 0 makes it inline (see the header). */
+static int run_call(thaw_instance* inst, const thaw_request* req, thaw_result* res,
+                    uint64_t budget_ns) {
   thaw_module* m = inst->module;
   memset(res, 0, sizeof *res);
   if (!m->info->start || inst->lost) {
@@ -274,13 +294,25 @@ int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
   uint64_t timeout_ms = req->timeout_ms ? req->timeout_ms : m->limits.timeout_ms;
   uint64_t t0 = thaw_now_ns();
   uint64_t deadline = timeout_ms ? t0 + timeout_ms * 1000000u : 0;
+  /* A stop at the budget moves the call; one at its own deadline is its timeout. */
+  int stop_moves = budget_ns && (!deadline || t0 + budget_ns < deadline);
+  if (stop_moves) deadline = t0 + budget_ns;
   thaw_call_state st;
   thaw_instance_prefault(inst);
   thaw_instance_prepare_call(inst, &st);
   thaw_wasi_begin_call(&inst->wasi, req, deadline);
   int rc = thaw_guarded_run(&st, run_start, inst, deadline,
-                            (uint32_t)m->limits.max_call_depth);
+                            (uint32_t)m->limits.max_call_depth, budget_ns != 0);
   res->duration_ns = thaw_now_ns() - t0;
+  if (budget_ns && (rc == THAW_MOVED || rc == THAW_TRAP_STACK_EXHAUSTION ||
+                    (rc == THAW_TRAP_TIMEOUT && stop_moves))) {
+    res->status = THAW_MOVED;
+    wasm_rt_memory_t* mem = thaw_instance_memory(inst);
+    if (mem->size > inst->touched) inst->touched = mem->size;
+    if (thaw_instance_reset(inst) == 0) res->flags |= THAW_RESULT_RESET;
+    else res->flags |= THAW_RESULT_INSTANCE_LOST;
+    return 0;
+  }
   res->status = classify(rc, &st);
   res->exit_code = rc == THAW_UNWIND_EXIT ? st.exit_code : 0;
   if (rc == THAW_TRAP_TIMEOUT) inst->lost = 1;
@@ -304,4 +336,14 @@ int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
   res->stderr_ptr = (uint64_t)(uintptr_t)inst->wasi.err.data;
   res->stderr_len = inst->wasi.err.len;
   return 0;
+}
+
+int thaw_call(thaw_instance* inst, const thaw_request* req, thaw_result* res) {
+  return run_call(inst, req, res, 0);
+}
+
+int thaw_call_inline(thaw_instance* inst, const thaw_request* req,
+                     thaw_result* res, uint64_t budget_ns) {
+  if (!budget_ns) return THAW_EINVAL;
+  return run_call(inst, req, res, budget_ns);
 }

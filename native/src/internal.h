@@ -64,6 +64,9 @@ typedef struct thaw_call_state {
   volatile sig_atomic_t timeout_pending; /* watchdog fired while in host */
   volatile sig_atomic_t active;          /* unwind target is valid */
   volatile sig_atomic_t yield_pending;   /* asked to yield its slot while in host */
+  /* On a thread that must not block (thaw_call_inline): a wait ends the
+   * call with THAW_MOVED instead of sleeping. */
+  int inline_call;
   int grow_refused;
   uint32_t max_pages; /* the function's memory limit: memory + tables (rt.c) */
   /* Linear memory and tables share one budget (rt.c). */
@@ -110,7 +113,7 @@ uint64_t thaw_now_ns(void);
 /* Run fn(arg) as wasm code under st: traps, proc_exit and the watchdog
  * unwind back here. Returns 0, THAW_UNWIND_EXIT or a THAW_TRAP_* status. */
 int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
-                     uint64_t deadline_ns, uint32_t depth_limit);
+                     uint64_t deadline_ns, uint32_t depth_limit, int inline_call);
 
 /* Run fn(arg) on a fresh thread with an executor-sized stack and wait. */
 int thaw_run_on_big_stack(void* (*fn)(void*), void* arg);

@@ -61,6 +61,7 @@ const char* thaw_status_name(int64_t status) {
     case THAW_TRAP_TIMEOUT: return "timeout";
     case THAW_TRAP_MEMORY_LIMIT: return "memory_limit";
     case THAW_TRAP_HOST: return "host_error";
+    case THAW_MOVED: return "moved";
     default: return "unknown";
   }
 }

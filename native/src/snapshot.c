@@ -213,9 +213,9 @@ static int fresh_build(struct fresh* f, const thaw_module_info* info,
   uint64_t deadline = limits->timeout_ms ? thaw_now_ns() + limits->timeout_ms * 1000000u : 0;
   thaw_wasi_begin_call(&f->wasi, NULL, deadline);
   uint32_t depth = (uint32_t)limits->max_call_depth;
-  int rc = thaw_guarded_run(&f->st, run_instantiate, f, deadline, depth);
+  int rc = thaw_guarded_run(&f->st, run_instantiate, f, deadline, depth, 0);
   if (rc == 0 && info->initialize)
-    rc = thaw_guarded_run(&f->st, run_initialize, f, deadline, depth);
+    rc = thaw_guarded_run(&f->st, run_initialize, f, deadline, depth, 0);
   return rc;
 }
 

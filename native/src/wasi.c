@@ -48,6 +48,8 @@
  * buffer and never waits. A call on an executor worker gives its CPU slot
  * up for the length of a sleep and queues for one afterwards, in the fair
  * order of cpu.c; sched_yield hands the slot to whoever is owed it more.
+ * An inline call (call.c) must not wait at all: its sleep moves it to the
+ * executor instead.
  * So a sleeping call holds a thread but no CPU slot (see executor.c).
  *
  * Deferring a timeout is only sound if no host function runs long, and a
@@ -617,6 +619,7 @@ static u32 poll_oneoff(thaw_wasi* w, u32 in, u32 out, u32 nsubs, u32 nevents) {
    * queues for one after it (cpu.c); a timeout while asleep or while
    * queued ends the call, which then holds no slot. */
   if (first > thaw_now_ns()) {
+    if (thaw_current && thaw_current->inline_call) leave_call(THAW_MOVED);
     thaw_cpu_block_begin();
     sleep_until(w, first);
     if (thaw_cpu_block_end(w->deadline_ns) != 0) leave_call(THAW_TRAP_TIMEOUT);

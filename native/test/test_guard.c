@@ -49,7 +49,7 @@ static int run_touch(uint64_t offset, int in_range) {
   thaw_call_state st;
   state_for(&st, in_range);
   g_offset = offset;
-  return thaw_guarded_run(&st, touch, NULL, 0, 1000);
+  return thaw_guarded_run(&st, touch, NULL, 0, 1000, 0);
 }
 
 /* Runs f in a child; returns 1 when the child died of its fault (a signal,

@@ -73,7 +73,7 @@ static void* run_job(void* arg) {
   thaw_call_state st = {0};
   uint64_t deadline = j->wait_for_signal ? thaw_now_ns() + 50000000u : 0;
   thaw_wasi_begin_call(&r->wasi, NULL, deadline);
-  j->status = thaw_guarded_run(&st, run_levels, r, deadline, 20000);
+  j->status = thaw_guarded_run(&st, run_levels, r, deadline, 20000, 0);
   j->deepest = r->deepest;
   j->output = r->wasi.out.len;
   thaw_wasi_free(&r->wasi);

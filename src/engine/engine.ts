@@ -23,6 +23,24 @@
 // input buffers are held by the pending entry until completion, so nothing
 // is allocated natively per call and nothing is freed under a running call.
 //
+// Shorter calls still do not go to a worker at all: a call whose function's
+// recent calls ran at most INLINE_EXPECTED_NS runs inline, on this thread,
+// under a budget (`inlineUs`, 1 ms by default; thaw_call_inline in
+// native/src/call.c). For such a call the hand-off -- submit, a worker's
+// wake-up, the completion, the promise -- costs several times the call, and
+// it was most of what an HTTP call cost this thread. The budget is what
+// keeps the event loop safe from a function that changes its mind: a call
+// still running at the budget, or that would sleep, or that needs more
+// stack than this thread has, is stopped, its instance reset, and it runs
+// again from the start on the executor as if it had gone there first (a
+// call has no effect outside its instance until its result is read, so
+// running it twice is invisible). Its function then runs on workers for
+// the next 2, 4, ... 1024 calls, so a function that keeps overrunning
+// costs this thread at most a budget per thousand of its calls. Inline
+// calls take no CPU slot: like the HTTP work around them, they are the
+// event loop's own work, and a tenant's short calls do not wait behind
+// another tenant's long ones.
+//
 // The executor queues calls per tenant and function and shares its CPU
 // slots fairly between them (native/src/executor.c); a call names its
 // tenant and function for that. A queued call can be taken back before it
@@ -32,7 +50,7 @@
 import type { JSCallback } from "bun:ffi";
 import {
   addr, completionCounter, copyOut, cstr, E_BUSY, ERRORS, errText, EXECUTOR_CONFIG, EXECUTOR_STATS, findLibrary, LIMITS,
-  openLibrary, packStrings, POOL_STATS, readyCallback, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS, TENANT_STATS,
+  openLibrary, packStrings, POOL_STATS, readyCallback, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS, STATUS_MOVED, TENANT_STATS,
   type Lib, type Pointer,
 } from "./native.ts";
 
@@ -172,6 +190,8 @@ export interface ExecutorOptions {
   preempt?: boolean;
   /** Longest the JS thread watches for a lone short call to finish instead of waiting for the wake-up, µs (0: never). */
   spinUs?: number;
+  /** Budget of a short call run on the JS thread itself before it is moved to a worker, µs (0: never run calls inline). */
+  inlineUs?: number;
 }
 
 export interface ExecutorStats {
@@ -242,6 +262,11 @@ const SPIN_EXPECTED_NS = 20_000;
 /** The spin allows for the hand-off on top of the expected run time. */
 const SPIN_SLACK_NS = 20_000;
 export const DEFAULT_SPIN_US = 50;
+/** A call runs inline only if its function's recent calls ran this long at most. */
+const INLINE_EXPECTED_NS = 50_000;
+export const DEFAULT_INLINE_US = 1000;
+/** After its calls were moved this many times in a row, a function waits 2^10 calls between inline tries. */
+const INLINE_MAX_MISSES = 10;
 
 export class Engine {
   readonly lib: Lib;
@@ -266,6 +291,9 @@ export class Engine {
   readonly maxBlocked: number;
   readonly preempt: boolean;
   readonly spinNs: number;
+  readonly inlineNs: bigint;
+  /** Calls that ran inline, and inline calls moved to a worker, since start. */
+  readonly inline = { calls: 0, moved: 0 };
 
   constructor(
     libPath = findLibrary(),
@@ -278,6 +306,7 @@ export class Engine {
     this.maxBlocked = Math.max(1, options.maxBlocked ?? DEFAULT_BLOCKED_PER_SLOT * threads);
     this.preempt = options.preempt ?? true;
     this.spinNs = Math.max(0, options.spinUs ?? DEFAULT_SPIN_US) * 1000;
+    this.inlineNs = BigInt(Math.max(0, Math.round((options.inlineUs ?? DEFAULT_INLINE_US) * 1000)));
   }
 
   private startExecutor(): void {
@@ -319,13 +348,17 @@ export class Engine {
     return new LoadedModule(this, handle as Pointer);
   }
 
-  /** Run one call on an executor thread. The instance must be idle; when
-   * the call rejects with CancelledError or QueueTimeoutError it never ran
-   * and the instance is as it was. */
+  /** Run one call, inline or on an executor thread. The instance must be
+   * idle; when the call rejects with CancelledError or QueueTimeoutError it
+   * never ran and the instance is as it was. */
   call(instance: Instance, req: CallRequest): Promise<CallResult> {
     this.startExecutor();
     if (req.signal?.aborted) return Promise.reject(new CancelledError());
     const inputs = instance.prepare(req);
+    if (this.inlineNs > 0n && instance.module.mayRunInline()) {
+      const result = this.callInline(instance);
+      if (result) return Promise.resolve(result);
+    }
     const ticket = this.nextTicket++;
     const seen = this.seq[0]!;
     // Say so before submitting, so the worker does not wake this thread for
@@ -358,6 +391,21 @@ export class Engine {
         if (watched && this.pending.get(ticket) === p) this.watch(ticket, p, req, reject);
       });
     });
+  }
+
+  /** The call run on this thread; undefined when it was moved (its
+   * instance reset, its request as prepared) and must go to a worker. */
+  private callInline(instance: Instance): CallResult | undefined {
+    const res = instance.result;
+    this.lib.thaw_call_inline(instance.handle, instance.request, res, this.inlineNs);
+    const moved = res[RESULT.status] === STATUS_MOVED;
+    instance.module.ranInline(!moved);
+    if (moved) this.inline.moved++;
+    else this.inline.calls++;
+    if (moved && (res[RESULT.flags]! & RESULT_FLAGS.reset) !== 0n) return undefined;
+    const result = decodeResult(res);
+    instance.module.observe(result.durationNs);
+    return result;
   }
 
   /** Take the queued call back when its signal aborts or its queue deadline passes. */
@@ -558,6 +606,9 @@ export class LoadedModule {
   private released = false;
   /** Recent calls' run time, a moving average (ns); undefined before the first. */
   expectedNs?: number;
+  /** Inline calls moved to a worker in a row, and calls left to send to workers before the next try. */
+  private inlineMisses = 0;
+  private inlineSkips = 0;
 
   constructor(
     readonly engine: Engine,
@@ -569,6 +620,19 @@ export class LoadedModule {
     const h = this.engine.lib.thaw_instance_restore(this.handle);
     if (!h) throw new EngineError("cannot restore instance (out of memory or address space)", -6);
     return new Instance(this, h as Pointer);
+  }
+
+  /** Whether the next call may run inline: recent calls were short, and no recent move is being backed off from. */
+  mayRunInline(): boolean {
+    if (this.expectedNs === undefined || this.expectedNs > INLINE_EXPECTED_NS) return false;
+    if (this.inlineSkips === 0) return true;
+    this.inlineSkips--;
+    return false;
+  }
+
+  ranInline(finished: boolean): void {
+    this.inlineMisses = finished ? 0 : Math.min(this.inlineMisses + 1, INLINE_MAX_MISSES);
+    this.inlineSkips = finished ? 0 : 2 ** this.inlineMisses;
   }
 
   observe(durationNs: number): void {

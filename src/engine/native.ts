@@ -32,6 +32,7 @@ const symbols = {
   thaw_instance_free: { args: [FFIType.ptr], returns: FFIType.void },
   thaw_instance_private_bytes: { args: [FFIType.ptr], returns: FFIType.u64 },
   thaw_call: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  thaw_call_inline: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   thaw_memory_pool: { args: [], returns: FFIType.ptr },
   thaw_memory_maintain: { args: [], returns: FFIType.void },
   thaw_guard_slots_free: { args: [], returns: FFIType.u64 },
@@ -84,6 +85,8 @@ export const STATS = {
 
 export const RESULT_FLAGS = { stdoutTruncated: 1n, stderrTruncated: 2n, growRefused: 4n, instanceLost: 8n, reset: 16n };
 export const REQUEST_FLAGS = { countPages: 1n, resetAfter: 2n };
+/** thaw_result.status of an inline call that must run on the executor instead (THAW_MOVED). */
+export const STATUS_MOVED = 12n;
 export const ERRORS: Record<number, string> = {
   [-1]: "invalid argument",
   [-2]: "i/o error",

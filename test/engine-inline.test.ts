@@ -1,0 +1,184 @@
+// Inline calls: a function whose recent calls were short runs on the JS
+// thread itself (engine.ts, thaw_call_inline in native/src/call.c). These
+// tests drive the real compiler and library with modules that are short
+// until the input tells them otherwise -- loop, sleep, recurse deeper than
+// the JS thread's stack, trap -- and check that such a call is moved to a
+// worker and ends exactly as it would have there, without holding this
+// thread past its budget.
+
+import { describe, expect, test } from "bun:test";
+import { compile } from "../src/compiler/compile.ts";
+import { type CallResult, DEFAULT_LIMITS, type Limits, type LoadedModule } from "../src/engine/engine.ts";
+import { RESULT, RESULT_FLAGS, STATUS_MOVED } from "../src/engine/native.ts";
+import { DATA_DIR, loadFunction, sharedEngine, text } from "./helpers.ts";
+import { wat } from "./wat.ts";
+
+const engine = sharedEngine();
+
+async function loadWat(source: string, limits: Partial<Limits> = {}): Promise<LoadedModule> {
+  const a = await compile(wat(source), { dataDir: DATA_DIR, engine });
+  return engine.load(a.soPath, a.snapshotPath, { ...DEFAULT_LIMITS, ...limits });
+}
+
+async function call(m: LoadedModule, stdin = "", opts: { timeoutMs?: number } = {}): Promise<CallResult> {
+  const inst = m.restore();
+  try {
+    return await engine.call(inst, { stdin: new TextEncoder().encode(stdin), ...opts });
+  } finally {
+    inst.free();
+  }
+}
+
+/** Calls until the function runs inline, well below the engine's threshold
+ * for that: its first calls teach the engine it is short. */
+async function warm(m: LoadedModule, stdin = "") {
+  let inline = false;
+  for (let i = 0; i < 100 && !(inline && m.expectedNs! < 25_000); i++) {
+    const before = engine.inline.calls;
+    await call(m, stdin);
+    inline = engine.inline.calls > before;
+  }
+  expect(inline).toBe(true);
+}
+
+/** _start reads one byte of stdin into address 0 and runs `body`. */
+const byInput = (body: string, extra = "") => `(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  ${extra}
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 0))
+    (i32.store (i32.const 20) (i32.const 1))
+    (drop (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 24)))
+    ${body}))`;
+
+describe("inline calls", () => {
+  test("a short function runs inline with the same output as on a worker", async () => {
+    const m = await loadFunction("hello");
+    const first = await call(m);
+    await warm(m);
+    const inline = await call(m);
+    expect(inline.status).toBe("ok");
+    expect(text(inline.stdout)).toBe(text(first.stdout));
+    expect(text(inline.stdout)).toBe("Hello, world!\n");
+  });
+
+  test("a call that runs past the budget moves to a worker and ends at its own timeout", async () => {
+    const m = await loadWat(byInput(`(if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 76)) (then (loop $l (br $l))))`), {
+      timeoutMs: 300,
+    });
+    await warm(m, "x");
+    const moved = engine.inline.moved;
+    const started = performance.now();
+    const pending = call(m, "L");
+    // What the loop held this thread for before it was moved: the budget
+    // (1 ms) and one watchdog tick, far below the call's 300 ms timeout.
+    const heldMs = performance.now() - started;
+    const r = await pending;
+    expect(engine.inline.moved).toBe(moved + 1);
+    expect(heldMs).toBeLessThan(150);
+    expect(r.status).toBe("timeout");
+    expect(r.instanceLost).toBe(true);
+    // The function is backed off from inline for its next calls, which still work.
+    const after = await call(m, "x");
+    expect(after.status).toBe("ok");
+  });
+
+  test("a call that sleeps moves to a worker and sleeps there", async () => {
+    const m = await loadFunction("sleep");
+    await warm(m, "0");
+    const moved = engine.inline.moved;
+    const started = performance.now();
+    const r = await call(m, "30");
+    expect(engine.inline.moved).toBe(moved + 1);
+    expect(r.status).toBe("ok");
+    expect(r.exitCode).toBe(0);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(29);
+  });
+
+  test("recursion deeper than the JS thread's stack moves to a worker's stack and returns", async () => {
+    // 256 i64 locals loaded from memory (which the callee could change, so
+    // the compiler must keep them) live across the recursive call: about
+    // 2 KiB of native frame per level. 15,000 levels need ~30 MiB: more than
+    // the main thread's 8 MiB stack, well inside a worker's 128 MiB.
+    const K = 256;
+    const locals = Array.from({ length: K }, (_, i) => `(local $l${i} i64)`).join(" ");
+    const sets = Array.from({ length: K }, (_, i) => `(local.set $l${i} (i64.load (i32.const ${1024 + 8 * i})))`).join("\n");
+    const sum = Array.from({ length: K }, (_, i) => `(local.set $acc (i64.add (local.get $acc) (local.get $l${i})))`).join("\n");
+    const rec = `(func $rec (param $n i32) (result i64) (local $acc i64) ${locals}
+      (if (i32.eqz (local.get $n)) (then (return (i64.const 0))))
+      ${sets}
+      (local.set $acc (call $rec (i32.sub (local.get $n) (i32.const 1))))
+      ${sum}
+      (local.get $acc))`;
+    const depth = 15_000;
+    // Memory holds i at 1024 + 8i, the same at every level: each level adds K(K-1)/2.
+    const hex = (i: number) => Array.from({ length: 8 }, (_, b) => `\\${((i >> (8 * b)) & 255).toString(16).padStart(2, "0")}`).join("");
+    const data = `(data (i32.const 1024) "${Array.from({ length: K }, (_, i) => hex(i)).join("")}")`;
+    const body = `(if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 68))
+      (then (call $proc_exit (i32.wrap_i64 (i64.and (call $rec (i32.const ${depth})) (i64.const 127))))))`;
+    const m = await loadWat(byInput(body, `${rec} ${data}`));
+    // With a budget it cannot reach, only the stack can stop the call inline.
+    const inst = m.restore();
+    try {
+      // `inputs` holds the buffers the request points into until the call returns.
+      const inputs = inst.prepare({ stdin: new TextEncoder().encode("D") });
+      engine.lib.thaw_call_inline(inst.handle, inst.request, inst.result, 10_000_000_000n);
+      expect(inputs.length).toBeGreaterThan(0);
+      expect(inst.result[RESULT.status]).toBe(STATUS_MOVED);
+      expect(inst.result[RESULT.flags]! & RESULT_FLAGS.reset).toBe(RESULT_FLAGS.reset);
+    } finally {
+      inst.free();
+    }
+    await warm(m, "x");
+    const moved = engine.inline.moved;
+    const r = await call(m, "D");
+    expect(engine.inline.moved).toBe(moved + 1);
+    expect(r.status).toBe("ok");
+    expect(r.exitCode).toBe(((depth * K * (K - 1)) / 2) % 128);
+  });
+
+  test("traps inline end as they do on a worker, and the instance is reset for the next call", async () => {
+    const kinds: [string, string][] = [
+      ["(unreachable)", "unreachable"],
+      ["(drop (i32.div_u (i32.const 1) (i32.load8_u (i32.const 1))))", "divide_by_zero"],
+      ["(drop (i32.load (i32.const 70000)))", "out_of_bounds"],
+    ];
+    for (const [instr, status] of kinds) {
+      // Writes a marker the next call must not see, then traps when asked.
+      const m = await loadWat(
+        byInput(`(if (i32.load8_u (i32.const 200)) (then (call $proc_exit (i32.const 9))))
+          (i32.store8 (i32.const 200) (i32.const 1))
+          (if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 84)) (then ${instr}))`),
+      );
+      await warm(m, "x");
+      const inst = m.restore();
+      try {
+        expect((await engine.call(inst, { stdin: new TextEncoder().encode("x"), resetAfter: true })).exitCode).toBe(0);
+        const calls = engine.inline.calls;
+        const r = await engine.call(inst, { stdin: new TextEncoder().encode("T"), resetAfter: true });
+        expect(engine.inline.calls).toBe(calls + 1);
+        expect(r.status).toBe(status as never);
+        if (!inst.reset()) throw new Error("reset after a trap failed");
+        const next = await engine.call(inst, { stdin: new TextEncoder().encode("x"), resetAfter: true });
+        expect(next.status).toBe("ok");
+        expect(next.exitCode).toBe(0);
+      } finally {
+        inst.free();
+      }
+    }
+  });
+
+  test("a timeout shorter than the budget is the call's own timeout, inline", async () => {
+    const m = await loadWat(byInput(`(if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 76)) (then (loop $l (br $l))))`), {
+      timeoutMs: 1,
+    });
+    await warm(m, "x");
+    const moved = engine.inline.moved;
+    const r = await call(m, "L");
+    expect(engine.inline.moved).toBe(moved);
+    expect(r.status).toBe("timeout");
+    expect(r.instanceLost).toBe(true);
+  });
+});
