@@ -24,13 +24,15 @@
 // writes, and three reads per status -- about 320 µs of the node's CPU per
 // job against 50 µs for a sync call (bench jobs). What a job costs here is
 // mostly socket writes (in Bun an ioredis write is 10-30 µs of the event
-// loop, whatever its size), so every step handles a batch in one write:
-// the submits of one round of the event loop are one script call, with
-// their arguments packed in one msgpack string (ioredis also pays per
-// argument); a claim is one script call for all free slots; the outcomes
-// of one round are one script call; a status read is one script call with
-// no arguments -- or none at all for a job this node finished and that can
-// no longer change (`recent`).
+// loop, whatever its size), so a node sends what it has in batches: the
+// submits and outcomes of one round of the event loop, and the claim for
+// the slots free at its end, are one script call (ROUND), with their
+// arguments packed in one msgpack string (ioredis also pays per argument),
+// and while one such call is in flight the next gathers; a status read is
+// one script call with no arguments -- or none at all for a job this node
+// finished and that can no longer change (`recent`). The worker's own
+// connection only waits for jobs when the stream is empty, and takes over
+// stale claims.
 //
 // Guarantees:
 // - An accepted job is in Redis: submit() resolves -- its 202 goes out --
@@ -106,108 +108,139 @@ const RECENT_BYTES = 8 << 20;
 const RECENT_OVERHEAD = 512;
 
 /**
- * A round's submits, as one msgpack array (per job: id, tenant, function,
- * callback, request id, max attempts, payload). One argument rather than
- * seven per job: ioredis spends about a microsecond per argument.
+ * Lua shared by the scripts that start jobs: `start(stream, prefix, group,
+ * me, now, entries, out)` starts the jobs of stream entries and appends,
+ * per job started: id, entry, token, "attempts max created retries lost
+ * started", payload -- lost: its last attempt was cut short, end it dead,
+ * do not run it.
  */
-const SUBMIT = `
-local now = ARGV[2]
-local a = cmsgpack.unpack(ARGV[3])
-for i = 1, #a, 7 do
-  local key = ARGV[1] .. a[i]
-  redis.call("HSET", key, "tenant", a[i+1], "function", a[i+2], "max", a[i+5], "payload", a[i+6],
-    "created", now, "status", "queued", "attempts", 0)
-  if a[i+3] ~= "" then redis.call("HSET", key, "callback", a[i+3]) end
-  if a[i+4] ~= "" then redis.call("HSET", key, "rid", a[i+4]) end
-  redis.call("XADD", KEYS[1], "*", "id", a[i])
+const START = `
+local function start(stream, prefix, group, me, now, entries, out)
+  for _, e in ipairs(entries) do
+    local eid, f, id = e[1], e[2], nil
+    if f then for j = 1, #f, 2 do if f[j] == "id" then id = f[j+1] end end end
+    local key = id and (prefix .. id)
+    local h = key and redis.call("HMGET", key, "status", "attempts", "max", "created", "retries", "payload")
+    local status = h and h[1]
+    if not status and h and h[6] then status = "queued" end
+    if status ~= "queued" and status ~= "running" then
+      redis.call("XACK", stream, group, eid)
+      redis.call("XDEL", stream, eid)
+    else
+      local attempts = tonumber(h[2]) or 0
+      local max = tonumber(h[3]) or ${DEFAULT_MAX_ATTEMPTS}
+      local created = h[4] or now
+      local lost = 0
+      if status == "running" and attempts >= max then
+        lost = 1
+      else
+        attempts = attempts + 1
+      end
+      local token = me .. "/" .. attempts .. "/" .. eid
+      if h[4] then
+        redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token)
+      else
+        redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token, "created", now, "max", max)
+      end
+      out[#out + 1] = id
+      out[#out + 1] = eid
+      out[#out + 1] = token
+      out[#out + 1] = attempts .. " " .. max .. " " .. created .. " " .. (h[5] or "0") .. " " .. lost .. " " .. now
+      out[#out + 1] = h[6] or ""
+    end
+  end
 end
-return 1`;
+`;
 
 /**
- * Start the jobs of stream entries: read new ones for this consumer
- * ("new"), take over ones idle too long ("stale"), or those a blocking read
- * just delivered ("given"). Per job started: id, entry, token, payload,
- * attempts, max, created, retries, lost (its last attempt was cut short:
- * end it dead, do not run it), started.
+ * Everything this node has for Redis in one round of its event loop, in one
+ * script call (see `Round`): the outcomes of the attempts that ended, the
+ * jobs submitted, and -- when the worker asks (n > 0) -- new jobs for its
+ * free slots, in that order, so a job submitted in the round can start in
+ * it. Submits and outcomes each come as one msgpack array (ioredis pays per
+ * argument), per submit: id, tenant, function, callback, request id, max
+ * attempts, payload; per outcome: id, token, entry, kind (final/retry/wait),
+ * status, node, error, result, cbkey, pending member, lease, and when it
+ * finished (final) or is to run again (retry, wait). An outcome is written
+ * only while its token still owns the job. Returns a string of "1"s and
+ * "0"s (written or not, per outcome), then the started jobs as START
+ * appends them.
+ *
+ * A missing consumer group fails neither the outcomes nor the submits (the
+ * worker's own read recreates it): the stream commands that need it are
+ * pcalls.
  */
-const CLAIM = `
+const ROUND = `${START}
+local prefix, group, keep, me, now, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local written = {}
+if ARGV[8] ~= "" then
+  local a = cmsgpack.unpack(ARGV[8])
+  for i = 1, #a, 12 do
+    local id, token, eid, kind = a[i], a[i+1], a[i+2], a[i+3]
+    local key = prefix .. id
+    if redis.call("HGET", key, "owner") ~= token then
+      written[#written + 1] = "0"
+    else
+      if kind == "wait" then
+        redis.call("HSET", key, "status", "queued")
+        redis.call("HINCRBY", key, "attempts", -1)
+        redis.call("HDEL", key, "owner")
+      else
+        local set, del = { "status", a[i+4], "node", a[i+5] }, { "owner" }
+        if a[i+6] ~= "" then set[#set + 1] = "error"; set[#set + 1] = a[i+6] else del[#del + 1] = "error" end
+        if a[i+7] ~= "" then set[#set + 1] = "result"; set[#set + 1] = a[i+7] else del[#del + 1] = "result" end
+        if kind == "final" then
+          -- No cb or cbkey yet: only a final outcome sets them, and only /retry puts a final job back (clearing them).
+          set[#set + 1] = "finished"; set[#set + 1] = a[i+11]
+          if a[i+8] ~= "" then set[#set + 1] = "cbkey"; set[#set + 1] = a[i+8] end
+        end
+        redis.call("HSET", key, unpack(set))
+        redis.call("HDEL", key, unpack(del))
+      end
+      if kind == "final" then
+        if a[i+9] ~= "" then redis.call("ZADD", KEYS[3], a[i+10], a[i+9]) end
+        redis.call("PEXPIRE", key, keep)
+      else
+        redis.call("ZADD", KEYS[2], a[i+11], id)
+      end
+      redis.pcall("XACK", KEYS[1], group, eid)
+      redis.call("XDEL", KEYS[1], eid)
+      written[#written + 1] = "1"
+    end
+  end
+end
+if ARGV[7] ~= "" then
+  local a = cmsgpack.unpack(ARGV[7])
+  for i = 1, #a, 7 do
+    local f = { "tenant", a[i+1], "function", a[i+2], "max", a[i+5], "payload", a[i+6], "created", now, "status", "queued", "attempts", 0 }
+    if a[i+3] ~= "" then f[#f + 1] = "callback"; f[#f + 1] = a[i+3] end
+    if a[i+4] ~= "" then f[#f + 1] = "rid"; f[#f + 1] = a[i+4] end
+    redis.call("HSET", prefix .. a[i], unpack(f))
+    redis.call("XADD", KEYS[1], "*", "id", a[i])
+  end
+end
+local out = { table.concat(written) }
+if n > 0 then
+  local r = redis.pcall("XREADGROUP", "GROUP", group, me, "COUNT", n, "STREAMS", KEYS[1], ">")
+  if type(r) == "table" and r[1] then start(KEYS[1], prefix, group, me, now, r[1][2], out) end
+end
+return out`;
+
+/**
+ * The worker's own starts: take over entries idle too long ("stale"), or
+ * start those a blocking read just delivered ("given"). Returns the
+ * started jobs as START appends them.
+ */
+const CLAIM = `${START}
 local prefix, group, me, mode, n, now, minIdle = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local entries = {}
-if mode == "new" then
-  local r = redis.call("XREADGROUP", "GROUP", group, me, "COUNT", n, "STREAMS", KEYS[1], ">")
-  if r then entries = r[1][2] end
-elseif mode == "stale" then
+if mode == "stale" then
   entries = redis.call("XAUTOCLAIM", KEYS[1], group, me, minIdle, "0-0", "COUNT", n)[2]
 else
   for i = 8, #ARGV, 2 do entries[#entries + 1] = { ARGV[i], { "id", ARGV[i+1] } } end
 end
 local out = {}
-for _, e in ipairs(entries) do
-  local eid, f, id = e[1], e[2], nil
-  if f then for j = 1, #f, 2 do if f[j] == "id" then id = f[j+1] end end end
-  local key = id and (prefix .. id)
-  local h = key and redis.call("HMGET", key, "status", "attempts", "max", "created", "retries", "payload")
-  local status = h and h[1]
-  if not status and h and h[6] then status = "queued" end
-  if status ~= "queued" and status ~= "running" then
-    redis.call("XACK", KEYS[1], group, eid)
-    redis.call("XDEL", KEYS[1], eid)
-  else
-    local attempts = tonumber(h[2]) or 0
-    local max = tonumber(h[3]) or ${DEFAULT_MAX_ATTEMPTS}
-    local created = h[4] or now
-    if not h[4] then redis.call("HSET", key, "created", now, "max", max) end
-    local lost = 0
-    if status == "running" and attempts >= max then
-      lost = 1
-    else
-      attempts = attempts + 1
-    end
-    local token = me .. "/" .. attempts .. "/" .. eid
-    redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token)
-    out[#out + 1] = { id, eid, token, h[6] or "", attempts, max, created, h[5] or "0", lost, now }
-  end
-end
-return out`;
-
-/**
- * A round's outcomes, each written only if its token still owns the job.
- * One msgpack array, per job: id, token, entry, kind (final/retry/wait),
- * status, node, error, result, cbkey, pending member, lease, and when it
- * finished (final) or is to run again (retry, wait). Returns 1 or 0 per job.
- */
-const FINISH = `
-local prefix, group, keep = ARGV[1], ARGV[2], ARGV[3]
-local a = cmsgpack.unpack(ARGV[4])
-local out = {}
-for i = 1, #a, 12 do
-  local id, token, eid, kind = a[i], a[i+1], a[i+2], a[i+3]
-  local key = prefix .. id
-  if redis.call("HGET", key, "owner") ~= token then
-    out[#out + 1] = 0
-  else
-    redis.call("HDEL", key, "owner")
-    if kind == "wait" then
-      redis.call("HSET", key, "status", "queued")
-      redis.call("HINCRBY", key, "attempts", -1)
-    else
-      redis.call("HSET", key, "status", a[i+4], "node", a[i+5])
-      if a[i+6] ~= "" then redis.call("HSET", key, "error", a[i+6]) else redis.call("HDEL", key, "error") end
-      if a[i+7] ~= "" then redis.call("HSET", key, "result", a[i+7]) else redis.call("HDEL", key, "result") end
-    end
-    if kind == "final" then
-      -- No cb or cbkey yet: only a final outcome sets them, and only /retry puts a final job back (clearing them).
-      if a[i+8] ~= "" then redis.call("HSET", key, "finished", a[i+11], "cbkey", a[i+8]) else redis.call("HSET", key, "finished", a[i+11]) end
-      if a[i+9] ~= "" then redis.call("ZADD", KEYS[3], a[i+10], a[i+9]) end
-      redis.call("PEXPIRE", key, keep)
-    else
-      redis.call("ZADD", KEYS[2], a[i+11], id)
-    end
-    redis.call("XACK", KEYS[1], group, eid)
-    redis.call("XDEL", KEYS[1], eid)
-    out[#out + 1] = 1
-  end
-end
+start(KEYS[1], prefix, group, me, now, entries, out)
 return out`;
 
 /** A status read: one key, no arguments (cheaper in ioredis than HMGET's fifteen). */
@@ -260,10 +293,9 @@ redis.call("ZADD", KEYS[1], ARGV[3], ARGV[1])
 return 1`;
 
 interface Scripts {
-  thawSubmit(stream: string, ...args: (string | Buffer | number)[]): Promise<number>;
+  thawRoundBuffer(stream: string, delayed: string, pending: string, ...args: (string | Buffer | number)[]): Promise<Buffer[]>;
   thawReadBuffer(key: string): Promise<(Buffer | null)[]>;
-  thawClaimBuffer(stream: string, ...args: (string | number)[]): Promise<Buffer[][]>;
-  thawFinish(stream: string, delayed: string, pending: string, ...args: (string | Buffer | number)[]): Promise<number[]>;
+  thawClaimBuffer(stream: string, ...args: (string | number)[]): Promise<Buffer[]>;
   thawRenew(stream: string, ...args: (string | number)[]): Promise<number>;
   thawPromote(delayed: string, stream: string, ...args: (string | number)[]): Promise<number | string>;
   thawRetry(stream: string, ...args: string[]): Promise<number>;
@@ -275,7 +307,7 @@ type Client = Redis & Scripts;
 
 function defineScripts(r: Redis): Client {
   const scripts: [string, number, string][] = [
-    ["thawSubmit", 1, SUBMIT], ["thawClaim", 1, CLAIM], ["thawFinish", 3, FINISH], ["thawRenew", 1, RENEW], ["thawPromote", 2, PROMOTE],
+    ["thawRound", 3, ROUND], ["thawClaim", 1, CLAIM], ["thawRenew", 1, RENEW], ["thawPromote", 2, PROMOTE],
     ["thawRetry", 1, RETRY], ["thawRead", 1, READ], ["thawSaveDelivery", 1, SAVE_DELIVERY], ["thawMoveLease", 1, MOVE_LEASE],
   ];
   for (const [name, numberOfKeys, lua] of scripts) r.defineCommand(name, { numberOfKeys, lua });
@@ -294,18 +326,26 @@ interface Claim {
   started: number;
 }
 
-/** An outcome waiting for its round's write (finishBatch). */
-interface Finish {
-  /** Strings and bytes only: cmsgpack would turn a large integer into a float. */
-  args: (string | Uint8Array)[];
-  resolve: (written: boolean) => void;
-  reject: (e: unknown) => void;
-}
-
-interface Submit {
-  args: (string | Uint8Array)[];
-  /** With the creation time the batch stored. */
-  resolve: (createdAt: number) => void;
+/**
+ * What this node sends Redis in one script call (ROUND): the submits and
+ * outcomes of a round of the event loop, and the worker's claim. One round
+ * is in flight at a time; what comes while it is gathers in the next, so
+ * under load a call carries more (and there are fewer of them, each a
+ * socket write and a reply to parse), while a lone submit goes at the end
+ * of its round as before. Everyone in a round awaits its one reply.
+ */
+interface Round {
+  /** Per submit, its seven fields (ROUND). */
+  submits: (string | Uint8Array)[];
+  /** Per outcome, its twelve fields; strings and bytes only (cmsgpack would turn a large integer into a float). */
+  outcomes: (string | Uint8Array)[];
+  outcomeCount: number;
+  /** The worker waits for this round's claim. */
+  claim: boolean;
+  /** When the round was sent: the submits' creation time, the claimed jobs' start. */
+  now: number;
+  reply: Promise<Buffer[]>;
+  resolve: (reply: Buffer[]) => void;
   reject: (e: unknown) => void;
 }
 
@@ -334,8 +374,9 @@ export class RedisJobQueue implements JobQueue {
   private promoteAt = Infinity;
   private closing = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private submits: Submit[] = [];
-  private finishes: Finish[] = [];
+  /** The round being gathered, and whether one is in flight (`Round`). */
+  private next?: Round;
+  private inFlight = false;
   /**
    * Jobs this node finished as succeeded or failed with no callback: their
    * record no longer changes (only dead jobs can be retried, and there is
@@ -368,25 +409,44 @@ export class RedisJobQueue implements JobQueue {
   async submit(spec: JobSpec, maxAttempts: number): Promise<JobState> {
     if (this.client.status !== "ready") throw unavailable();
     const id = crypto.randomUUID();
-    const args = [id, spec.tenant, spec.function, spec.callbackUrl ?? "", spec.requestId ?? "", String(maxAttempts), encodePayload(spec)];
-    const createdAt = await new Promise<number>((resolve, reject) => {
-      if (this.submits.push({ args, resolve, reject }) === 1) setImmediate(() => void this.submitBatch());
-    });
     const { tenant, function: fn, callbackUrl, requestId } = spec;
-    return { id, spec: { tenant, function: fn, callbackUrl, requestId }, status: "queued", attempts: 0, maxAttempts, createdAt };
+    const round = this.round();
+    round.submits.push(id, tenant, fn, callbackUrl ?? "", requestId ?? "", String(maxAttempts), encodePayload(spec));
+    try {
+      await round.reply;
+    } catch (e) {
+      throw unavailable(e);
+    }
+    return { id, spec: { tenant, function: fn, callbackUrl, requestId }, status: "queued", attempts: 0, maxAttempts, createdAt: round.now };
   }
 
-  /** Every job submitted in this round of the event loop, in one script call; each is accepted once Redis has it. */
-  private async submitBatch(): Promise<void> {
-    const batch = this.submits;
-    this.submits = [];
-    const now = Date.now();
-    try {
-      await this.client.thawSubmit(STREAM_KEY, JOB_PREFIX, now, packStrings(batch.flatMap((s) => s.args)));
-      for (const s of batch) s.resolve(now);
-    } catch (e) {
-      for (const s of batch) s.reject(unavailable(e));
-    }
+  /** The round being gathered; the first to join it schedules its send. */
+  private round(): Round {
+    if (this.next) return this.next;
+    const { promise, resolve, reject } = Promise.withResolvers<Buffer[]>();
+    this.next = { submits: [], outcomes: [], outcomeCount: 0, claim: false, now: 0, reply: promise, resolve, reject };
+    if (!this.inFlight) setImmediate(() => this.send());
+    return this.next;
+  }
+
+  private send(): void {
+    const round = this.next;
+    if (!round || this.inFlight) return;
+    this.next = undefined;
+    this.inFlight = true;
+    round.now = Date.now();
+    const n = round.claim && !this.closing ? Math.max(0, this.options.concurrency - this.claims.size) : 0;
+    this.client
+      .thawRoundBuffer(
+        STREAM_KEY, DELAYED_KEY, PENDING_KEY, JOB_PREFIX, GROUP, this.keepMs, this.options.nodeId, round.now, n,
+        round.submits.length > 0 ? packStrings(round.submits) : "", round.outcomeCount > 0 ? packStrings(round.outcomes) : "",
+      )
+      .then(round.resolve, round.reject)
+      .finally(() => {
+        this.inFlight = false;
+        // What gathered meanwhile goes at the end of this round.
+        if (this.next) setImmediate(() => this.send());
+      });
   }
 
   async get(id: string): Promise<JobState | undefined> {
@@ -485,7 +545,11 @@ export class RedisJobQueue implements JobQueue {
     this.owned.clear();
   }
 
-  /** Take jobs while there are free slots: all free slots in one claim, a blocking read when the stream is empty. */
+  /**
+   * Take jobs while there are free slots: all free slots in one claim,
+   * made in this node's next round while jobs are coming (the last claim
+   * filled every slot, or this node is submitting), else by a blocking read.
+   */
   private async loop(): Promise<void> {
     const w = this.worker!;
     let nextStaleCheck = Date.now() + STALLED_CHECK_MS;
@@ -496,23 +560,28 @@ export class RedisJobQueue implements JobQueue {
       const free = this.options.concurrency - this.claims.size;
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
-        // Let the other attempts that end in this round free their slots too: one claim for all.
-        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       try {
-        let started: Buffer[][] = [];
+        let rows: Buffer[] = [];
+        let from = 0;
         if (Date.now() >= nextStaleCheck) {
           nextStaleCheck = Date.now() + STALLED_CHECK_MS;
-          started = await w.thawClaimBuffer(STREAM_KEY, JOB_PREFIX, GROUP, this.options.nodeId, "stale", free, Date.now(), LOCK_MS);
-        } else if (backlog) {
-          // The last claim filled every slot, so more are likely waiting: claim them in one round trip.
-          started = await w.thawClaimBuffer(STREAM_KEY, JOB_PREFIX, GROUP, this.options.nodeId, "new", free, Date.now(), 0);
+          rows = await w.thawClaimBuffer(STREAM_KEY, JOB_PREFIX, GROUP, this.options.nodeId, "stale", free, Date.now(), LOCK_MS);
+        } else if ((backlog || this.inFlight || this.next) && this.client.status === "ready") {
+          // The round's other writes go first: the slots their attempts freed are in its claim too.
+          const round = this.round();
+          round.claim = true;
+          rows = await round.reply;
+          from = 1;
         }
-        if (started.length === 0) started = await this.blockingClaim(w, free);
-        backlog = started.length >= free;
+        if (rows.length <= from) {
+          rows = await this.blockingClaim(w, free);
+          from = 0;
+        }
         reported = false;
-        for (const row of started) this.begin(row);
+        for (let i = from; i + 4 < rows.length; i += 5) this.begin(rows, i);
+        backlog = this.claims.size >= this.options.concurrency;
       } catch (e) {
         if (this.closing) break;
         if (String(e).includes("NOGROUP")) await this.ensureGroup(w);
@@ -526,7 +595,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   /** Wait for new entries, then start them (the wait cannot be inside a script). */
-  private async blockingClaim(w: Client, free: number): Promise<Buffer[][]> {
+  private async blockingClaim(w: Client, free: number): Promise<Buffer[]> {
     const r = (await w.xreadgroup("GROUP", GROUP, this.options.nodeId, "COUNT", free, "BLOCK", BLOCK_MS, "STREAMS", STREAM_KEY, ">")) as
       | [string, [string, string[]][]][]
       | null;
@@ -548,15 +617,15 @@ export class RedisJobQueue implements JobQueue {
     }
   }
 
-  /** One claimed job: run it, write its outcome, free its slot. */
-  private begin(row: Buffer[]): void {
-    const [id, entry, token, payload, attempts, max, created, retries, lost, started] = row;
+  /** The claimed job at `rows[i]` (as START gives it): run it, write its outcome, free its slot. */
+  private begin(rows: Buffer[], i: number): void {
+    const [attempts, max, created, retries, lost, started] = rows[i + 3]!.toString().split(" ");
     const claim: Claim = {
-      id: id!.toString(), entry: entry!.toString(), token: token!.toString(), attempts: Number(attempts), max: Number(max),
+      id: rows[i]!.toString(), entry: rows[i + 1]!.toString(), token: rows[i + 2]!.toString(), attempts: Number(attempts), max: Number(max),
       created: Number(created), retries: Number(retries), started: Number(started),
     };
     this.claims.set(claim.id, claim);
-    const run = this.process(claim, payload!, lost!.toString() === "1")
+    const run = this.process(claim, rows[i + 4]!, lost === "1")
       .catch((e) => this.log.error("job processing failed", { job: claim.id, error: String(e) }))
       .finally(() => this.running.delete(run));
     this.running.add(run);
@@ -590,9 +659,9 @@ export class RedisJobQueue implements JobQueue {
     spec ??= specOf(payload);
     const now = Date.now();
     const node = this.options.nodeId;
-    const base = [claim.id, claim.token, claim.entry];
+    const { id, token, entry } = claim;
     if (outcome.kind === "wait") {
-      await this.finish([...base, "wait", "", "", "", "", "", "", "0", String(now + outcome.delayMs)], now + outcome.delayMs);
+      await this.finish([id, token, entry, "wait", "", "", "", "", "", "", "0", String(now + outcome.delayMs)], now + outcome.delayMs);
       return;
     }
     const result = "result" in outcome && outcome.result ? outcome.result : undefined;
@@ -601,14 +670,14 @@ export class RedisJobQueue implements JobQueue {
     const errorJson = error ? JSON.stringify(error) : "";
     if (outcome.kind === "retry" && claim.attempts < claim.max) {
       const runAt = now + backoffMs(claim.attempts, this.options.backoffMs);
-      await this.finish([...base, "retry", "queued", node, errorJson, resultBytes, "", "", "0", String(runAt)], runAt);
+      await this.finish([id, token, entry, "retry", "queued", node, errorJson, resultBytes, "", "", "0", String(runAt)], runAt);
       return;
     }
     const status: JobStatus = outcome.kind === "finished" ? outcome.status : "dead";
     const cbkey = spec.callbackUrl ? deliveryKey(claim.id, claim.attempts, claim.retries) : "";
     const member = cbkey ? JSON.stringify([claim.id, cbkey]) : "";
     const lease = now + DELIVERY_LEASE_MS;
-    const written = await this.finish([...base, "final", status, node, errorJson, resultBytes, cbkey, member, String(lease), String(now)]);
+    const written = await this.finish([id, token, entry, "final", status, node, errorJson, resultBytes, cbkey, member, String(lease), String(now)]);
     if (!written) return;
     const state: JobState = {
       id: claim.id,
@@ -621,11 +690,17 @@ export class RedisJobQueue implements JobQueue {
     else if (status !== "dead") this.remember(state);
   }
 
+  /**
+   * Past the bound, the oldest go until a quarter of it is free: a Map
+   * iterates past the slots of deleted entries until it rehashes, so
+   * dropping one entry per job would walk them all every time.
+   */
   private remember(state: JobState): void {
     this.recent.set(state.id, state);
     this.recentBytes += recentSize(state);
+    if (this.recentBytes <= RECENT_BYTES) return;
     for (const [id, old] of this.recent) {
-      if (this.recentBytes <= RECENT_BYTES) break;
+      if (this.recentBytes <= RECENT_BYTES * 0.75) break;
       this.recent.delete(id);
       this.recentBytes -= recentSize(old);
     }
@@ -637,11 +712,12 @@ export class RedisJobQueue implements JobQueue {
    * claim runs out and the job runs again.
    */
   private async finish(args: (string | Uint8Array)[], runAt?: number): Promise<boolean> {
+    const round = this.round();
+    const index = round.outcomeCount++;
+    for (const a of args) round.outcomes.push(a);
     let written: boolean;
     try {
-      written = await new Promise<boolean>((resolve, reject) => {
-        if (this.finishes.push({ args, resolve, reject }) === 1) setImmediate(() => void this.finishBatch());
-      });
+      written = (await round.reply)[0]![index] === 0x31; // "1"
     } catch (e) {
       this.log.warn("a job's outcome could not be recorded; it will run again", { job: args[0], error: String(e) });
       return false;
@@ -649,18 +725,6 @@ export class RedisJobQueue implements JobQueue {
     if (!written) this.log.warn("a job's claim was taken over; this attempt's outcome is dropped", { job: args[0] });
     else if (runAt !== undefined) this.schedulePromote(runAt - Date.now());
     return written;
-  }
-
-  private async finishBatch(): Promise<void> {
-    const batch = this.finishes;
-    this.finishes = [];
-    try {
-      const args = packStrings(batch.flatMap((f) => f.args));
-      const written = await this.client.thawFinish(STREAM_KEY, DELAYED_KEY, PENDING_KEY, JOB_PREFIX, GROUP, this.keepMs, args);
-      batch.forEach((f, i) => f.resolve(written[i] === 1));
-    } catch (e) {
-      for (const f of batch) f.reject(e);
-    }
   }
 
   /** Move due delayed jobs to the stream now (or in `inMs`), then again when the next is due, at least every PROMOTE_MAX_MS. */
@@ -783,20 +847,35 @@ export class RedisJobQueue implements JobQueue {
 /**
  * A msgpack array of byte strings, as Redis's Lua (cmsgpack) reads it:
  * every item a str 32, bytes as they are (cmsgpack knows no bin type).
+ * Strings are written in place -- short ASCII ones by hand, which costs
+ * less than a native call (a round packs a dozen per job).
  */
 export function packStrings(items: (string | Uint8Array)[]): Buffer {
-  const bytes = items.map((x) => (typeof x === "string" ? Buffer.from(x) : x));
-  const out = Buffer.allocUnsafe(5 + bytes.reduce((n, b) => n + 5 + b.length, 0));
+  let size = 5;
+  for (const x of items) size += 5 + (typeof x === "string" ? x.length * 3 : x.length);
+  const out = Buffer.allocUnsafe(size);
   out[0] = 0xdd;
   out.writeUInt32BE(items.length, 1);
   let at = 5;
-  for (const b of bytes) {
+  for (const x of items) {
+    let n = x.length;
+    if (typeof x !== "string") out.set(x, at + 5);
+    else if (n > 64 || !writeAscii(x, out, at + 5)) n = out.write(x, at + 5, "utf8");
     out[at] = 0xdb;
-    out.writeUInt32BE(b.length, at + 1);
-    out.set(b, at + 5);
-    at += 5 + b.length;
+    out.writeUInt32BE(n, at + 1);
+    at += 5 + n;
   }
-  return out;
+  return out.subarray(0, at);
+}
+
+/** Write `s` at `at` if it is all ASCII; false (and `out` scribbled on) if it is not. */
+function writeAscii(s: string, out: Buffer, at: number): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return false;
+    out[at + i] = c;
+  }
+  return true;
 }
 
 const recentSize = (s: JobState) => RECENT_OVERHEAD + (s.result ? s.result.body.length + s.result.stderr.length : 0);
