@@ -32,6 +32,8 @@ export interface ServerConfig {
   threads: number;
   /** Worker threads beyond --threads for calls blocked in host sleeps (they hold no CPU slot). */
   maxBlocked: number;
+  /** Budget of a short call run on the event loop's thread before it moves to a worker (µs; 0: never inline). */
+  inlineUs: number;
   /** Calls of one tenant in flight on this node (waiting or running); past it, 429. */
   tenantConcurrency: number;
   /** How long a call may wait for an instance and a CPU slot before a 429 (ms). */
@@ -107,6 +109,7 @@ const SPEC = {
   threads: { default: String(Math.max(2, navigator.hardwareConcurrency)), number: true },
   // Defaults derived from --threads in parseServerConfig: 4 x tenant-concurrency, max(64, 4 x threads).
   "max-blocked": {},
+  "inline-us": { default: "1000", number: true },
   "tenant-concurrency": {},
   "queue-timeout": { default: "2000", number: true },
   "max-waiting": { default: "256", number: true },
@@ -216,6 +219,13 @@ function scheduling(threads: number, flag: (f: "tenant-concurrency" | "max-block
   return { tenantConcurrency, maxBlocked: flag("max-blocked") ?? 4 * tenantConcurrency, queueTimeout: flag("queue-timeout")! };
 }
 
+/** An inline call holds the event loop, every tenant's, for up to its budget (and a watchdog tick). */
+const INLINE_US_MAX = 100_000;
+function inlineBudget(us: number): number {
+  if (us > INLINE_US_MAX) throw new ConfigError(`--inline-us (THAW_INLINE_US) must be at most ${INLINE_US_MAX}: an inline call holds the event loop that long`);
+  return us;
+}
+
 const list = (value: string | undefined) => (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 
 function registry(registryAllow: string[], registryPlainHttp: string[], registryTimeout: number) {
@@ -275,6 +285,7 @@ export function parseServerConfig(argv: string[], env: Record<string, string | u
     metricsToken: get("metrics-token") || undefined,
     threads: Math.max(1, num("threads")),
     ...scheduling(Math.max(1, num("threads")), (f) => (get(f) === undefined ? undefined : Math.max(1, num(f)))),
+    inlineUs: inlineBudget(num("inline-us")),
     maxWaiting: num("max-waiting"),
     shutdownTimeout: num("shutdown-timeout"),
     bodyTimeout: Math.max(1, num("body-timeout")),

@@ -7,10 +7,13 @@
 // thread past its budget.
 
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { compile } from "../src/compiler/compile.ts";
+import { ConfigError, parseServerConfig } from "../src/config.ts";
 import { type CallResult, DEFAULT_LIMITS, type Limits, type LoadedModule } from "../src/engine/engine.ts";
 import { RESULT, RESULT_FLAGS, STATUS_MOVED } from "../src/engine/native.ts";
-import { DATA_DIR, loadFunction, sharedEngine, text } from "./helpers.ts";
+import { DATA_DIR, loadFunction, sharedEngine, text, wasmPath } from "./helpers.ts";
+import { startServer } from "./server.ts";
 import { wat } from "./wat.ts";
 
 const engine = sharedEngine();
@@ -180,5 +183,43 @@ describe("inline calls", () => {
     expect(engine.inline.moved).toBe(moved);
     expect(r.status).toBe("timeout");
     expect(r.instanceLost).toBe(true);
+  });
+});
+
+describe("inline calls in a server", () => {
+  const inlineCounts = async (url: string) => {
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const n = (outcome: string) => Number(new RegExp(`^thaw_inline_calls_total\\{outcome="${outcome}"\\} (\\d+)$`, "m").exec(metrics)?.[1]);
+    return { ran: n("ran"), moved: n("moved") };
+  };
+
+  for (const [args, inline] of [[[], true], [["--inline-us", "0"], false]] as const)
+    test(`${args.length ? args.join(" ") : "by default"}: calls ${inline ? "run" : "never run"} inline, with the same answers`, async () => {
+      const s = await startServer({ args: [...args] });
+      try {
+        const put = await fetch(`${s.url}/v1/functions/echo?wait=true`, {
+          method: "PUT",
+          headers: { "content-type": "application/wasm" },
+          body: readFileSync(wasmPath("echo")),
+        });
+        expect(put.status).toBe(201);
+        for (let i = 0; i < 40; i++) {
+          const r = await fetch(`${s.url}/v1/functions/echo/invoke`, { method: "POST", body: `call ${i}` });
+          expect(r.status).toBe(200);
+          expect(await r.text()).toBe(`call ${i}`);
+        }
+        const counts = await inlineCounts(s.url);
+        expect(counts.moved).toBe(0);
+        if (inline) expect(counts.ran).toBeGreaterThan(0);
+        else expect(counts.ran).toBe(0);
+      } finally {
+        await s.stop();
+      }
+    });
+
+  test("--inline-us must be a number from 0 to 100000", () => {
+    for (const bad of ["-1", "abc", "100001", "1e12"]) expect(() => parseServerConfig([`--inline-us=${bad}`], {})).toThrow(ConfigError);
+    expect(parseServerConfig([], {}).inlineUs).toBe(1000);
+    expect(parseServerConfig(["--inline-us", "0"], {}).inlineUs).toBe(0);
   });
 });

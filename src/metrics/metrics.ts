@@ -28,6 +28,8 @@ export interface PoolGauge {
 export interface PoolGaugeSource {
   pools(): PoolGauge[];
   engineMemoryBytes(): number;
+  /** Calls run inline on the event loop, and inline calls moved to a worker (engine.ts). */
+  inlineCalls(): { calls: number; moved: number };
   budget(): { budgetBytes: number; plannedBytes: number };
   memory(): { pool: MemoryPoolStats; tenants: ({ tenant: string } & Partial<TenantMemoryStats>)[] };
 }
@@ -162,6 +164,18 @@ export class Metrics {
         g.set({ tenant: t.tenant, kind: "reserved" }, t.reservedBytes ?? 0);
         if (t.limitBytes !== undefined && t.limitBytes < Number.MAX_SAFE_INTEGER) g.set({ tenant: t.tenant, kind: "limit" }, t.limitBytes);
       }
+    });
+    new Counter({
+      name: "thaw_inline_calls_total",
+      help: "Calls run on the event loop's thread (outcome ran), and those moved to a worker after starting there (outcome moved: over budget, a sleep, or deep recursion)",
+      labelNames: ["outcome"],
+      registers: [this.registry],
+      collect() {
+        const n = source.inlineCalls();
+        this.reset();
+        this.inc({ outcome: "ran" }, n.calls);
+        this.inc({ outcome: "moved" }, n.moved);
+      },
     });
     new Gauge({
       name: "thaw_engine_memory_bytes",

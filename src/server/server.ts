@@ -56,7 +56,7 @@ export interface RunningServer {
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = new Logger();
-  const engine = new Engine(undefined, config.threads, 8192, { maxBlocked: config.maxBlocked });
+  const engine = new Engine(undefined, config.threads, 8192, { maxBlocked: config.maxBlocked, inlineUs: config.inlineUs });
   const registry = new Registry(config.dataDir);
   const policy = new PoolPolicy({ budgetBytes: config.warmBudget, headroom: config.headroom });
   const nodeId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -94,6 +94,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         const s = e.pool.module.stats();
         return sum + s.codeBytes + s.liveInstances * s.instanceBytes;
       }, 0),
+    inlineCalls: () => engine.inline,
     budget: () => pools.plan(),
     memory: () => memory(),
   });
