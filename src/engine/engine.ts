@@ -85,6 +85,7 @@ export interface CallRequest {
   /** argv[1..]; argv[0] is `argv0`. */
   args?: string[];
   argv0?: string;
+  /** Not changed after it is passed: an instance packs an env object once and reuses it while the same object comes back. */
   env?: Record<string, string>;
   timeoutMs?: number;
   countPages?: boolean;
@@ -671,10 +672,21 @@ export class LoadedModule {
   }
 }
 
+/** A request's buffers may not be empty (their address is passed), so an empty stdin is one byte of length 0. */
+const EMPTY_STDIN = new Uint8Array(1);
+const DEFAULT_ARGS = packStrings(["main.wasm"]);
+
+interface PackedEnv {
+  of: Record<string, string> | undefined;
+  bytes: Uint8Array;
+  count: number;
+}
+
 export class Instance {
   readonly request = new BigUint64Array(REQUEST.size);
   readonly result = new BigUint64Array(RESULT.size);
   private freed = false;
+  private lastEnv?: PackedEnv;
 
   constructor(
     readonly module: LoadedModule,
@@ -683,25 +695,34 @@ export class Instance {
 
   /** Fill the request struct; returns the buffers that must outlive the call. */
   prepare(req: CallRequest): Uint8Array[] {
-    const stdin = req.stdin && req.stdin.length ? req.stdin : new Uint8Array(1);
-    const args = packStrings([req.argv0 ?? "main.wasm", ...(req.args ?? [])]);
-    const envList = Object.entries(req.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const env = packStrings(envList.length ? envList : [""]);
+    const stdin = req.stdin && req.stdin.length ? req.stdin : EMPTY_STDIN;
+    const args = req.args === undefined && req.argv0 === undefined ? DEFAULT_ARGS : packStrings([req.argv0 ?? "main.wasm", ...(req.args ?? [])]);
+    const env = this.packedEnv(req.env);
     const r = this.request;
     r[REQUEST.stdinPtr] = BigInt(addr(stdin));
     r[REQUEST.stdinLen] = BigInt(req.stdin?.length ?? 0);
     r[REQUEST.argsPtr] = BigInt(addr(args));
     r[REQUEST.argsLen] = BigInt(args.length);
     r[REQUEST.argc] = BigInt(1 + (req.args?.length ?? 0));
-    r[REQUEST.envPtr] = BigInt(addr(env));
-    r[REQUEST.envLen] = BigInt(envList.length ? env.length : 0);
-    r[REQUEST.envc] = BigInt(envList.length);
+    r[REQUEST.envPtr] = BigInt(addr(env.bytes));
+    r[REQUEST.envLen] = BigInt(env.count ? env.bytes.length : 0);
+    r[REQUEST.envc] = BigInt(env.count);
     r[REQUEST.timeoutMs] = BigInt(req.timeoutMs ?? 0);
     r[REQUEST.flags] =
       (req.countPages ? REQUEST_FLAGS.countPages : 0n) | (req.resetAfter ? REQUEST_FLAGS.resetAfter : 0n);
     r[REQUEST.tenant] = BigInt(req.tenant ?? 0);
     r[REQUEST.function] = BigInt(req.function ?? 0);
-    return [stdin, args, env];
+    return [stdin, args, env.bytes];
+  }
+
+  /** An environment packed as the request wants it. A function's calls
+   * usually pass the same object (its configured env), packed once. */
+  private packedEnv(env: Record<string, string> | undefined): PackedEnv {
+    if (this.lastEnv && this.lastEnv.of === env) return this.lastEnv;
+    const list = Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const packed = { of: env, bytes: packStrings(list.length ? list : [""]), count: list.length };
+    this.lastEnv = packed;
+    return packed;
   }
 
   /** Back to the snapshot state; false if the instance cannot be reused. */
