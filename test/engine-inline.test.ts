@@ -186,6 +186,39 @@ describe("inline calls", () => {
   });
 });
 
+describe("inline policy", () => {
+  // Driven directly: which calls a function gets to run inline, whatever its calls take.
+  test("long calls spaced out by short ones get at most one inline run per 64 calls", async () => {
+    for (const every of [2, 5, 9, 65, 200]) {
+      const m = await loadFunction("hello");
+      let longInline = 0;
+      let inline = 0;
+      const N = 20_000;
+      for (let i = 0; i < N; i++) {
+        if (!m.mayRunInline()) continue;
+        inline++;
+        const long = i % every === 0;
+        if (long) longInline++;
+        m.ranInline(long ? 900_000 : 2_000);
+      }
+      expect(longInline).toBeLessThanOrEqual(Math.ceil(N / 64) + 1);
+      // Rare long calls cost a function little: most of its calls still run inline.
+      if (every === 200) expect(inline).toBeGreaterThan(N / 2);
+    }
+  });
+
+  test("a function that is moved again and again tries inline once per 1024 calls", async () => {
+    const m = await loadFunction("hello");
+    let tries = 0;
+    for (let i = 0; i < 20_000; i++) {
+      if (!m.mayRunInline()) continue;
+      tries++;
+      m.ranInline(undefined);
+    }
+    expect(tries).toBeLessThan(40);
+  });
+});
+
 describe("inline calls in a server", () => {
   const inlineCounts = async (url: string) => {
     const metrics = await (await fetch(`${url}/metrics`)).text();

@@ -24,7 +24,8 @@
 // is allocated natively per call and nothing is freed under a running call.
 //
 // Shorter calls still do not go to a worker at all: a call whose function's
-// recent calls ran at most INLINE_EXPECTED_NS runs inline, on this thread,
+// recent calls ran at most INLINE_EXPECTED_NS (or that is its first) runs
+// inline, on this thread,
 // under a budget (`inlineUs`, 1 ms by default; thaw_call_inline in
 // native/src/call.c). For such a call the hand-off -- submit, a worker's
 // wake-up, the completion, the promise -- costs several times the call, and
@@ -266,7 +267,11 @@ export const DEFAULT_SPIN_US = 50;
 /** A call runs inline only if its function's recent calls ran this long at most. */
 const INLINE_EXPECTED_NS = 50_000;
 export const DEFAULT_INLINE_US = 1000;
-/** After its calls were moved this many times in a row, a function waits 2^10 calls between inline tries. */
+/** An inline call that ran this long, though it finished, counts against its function like a move. */
+const INLINE_LONG_NS = 200_000;
+/** A function's moves are forgiven after this many short inline calls in a row. */
+const INLINE_FORGIVE_AFTER = 64;
+/** After this many moves, a function waits 2^10 calls between inline tries. */
 const INLINE_MAX_MISSES = 10;
 
 export class Engine {
@@ -399,12 +404,15 @@ export class Engine {
   private callInline(instance: Instance): CallResult | undefined {
     const res = instance.result;
     this.lib.thaw_call_inline(instance.handle, instance.request, res, this.inlineNs);
-    const moved = res[RESULT.status] === STATUS_MOVED;
-    instance.module.ranInline(!moved);
-    if (moved) this.inline.moved++;
-    else this.inline.calls++;
-    if (moved && (res[RESULT.flags]! & RESULT_FLAGS.reset) !== 0n) return undefined;
+    if (res[RESULT.status] === STATUS_MOVED) {
+      this.inline.moved++;
+      instance.module.ranInline(undefined);
+      if ((res[RESULT.flags]! & RESULT_FLAGS.reset) !== 0n) return undefined;
+      return decodeResult(res);
+    }
+    this.inline.calls++;
     const result = decodeResult(res);
+    instance.module.ranInline(result.durationNs);
     instance.module.observe(result.durationNs);
     return result;
   }
@@ -607,8 +615,9 @@ export class LoadedModule {
   private released = false;
   /** Recent calls' run time, a moving average (ns); undefined before the first. */
   expectedNs?: number;
-  /** Inline calls moved to a worker in a row, and calls left to send to workers before the next try. */
+  /** Inline calls moved (or long), short inline calls since the last, and calls left to send to workers before the next try. */
   private inlineMisses = 0;
+  private inlineStreak = 0;
   private inlineSkips = 0;
 
   constructor(
@@ -623,17 +632,29 @@ export class LoadedModule {
     return new Instance(this, h as Pointer);
   }
 
-  /** Whether the next call may run inline: recent calls were short, and no recent move is being backed off from. */
+  /** Whether the next call may run inline: recent calls were short (a
+   * function's first call is tried: learning otherwise costs one budget),
+   * and no recent move is being backed off from. */
   mayRunInline(): boolean {
-    if (this.expectedNs === undefined || this.expectedNs > INLINE_EXPECTED_NS) return false;
+    if (this.expectedNs !== undefined && this.expectedNs > INLINE_EXPECTED_NS) return false;
     if (this.inlineSkips === 0) return true;
     this.inlineSkips--;
     return false;
   }
 
-  ranInline(finished: boolean): void {
-    this.inlineMisses = finished ? 0 : Math.min(this.inlineMisses + 1, INLINE_MAX_MISSES);
-    this.inlineSkips = finished ? 0 : 2 ** this.inlineMisses;
+  /** An inline call ended after `ns`, or was moved (undefined). A move or a
+   * long call sends the function's next 2, 4, ... 1024 calls to workers, and
+   * only a run of short calls forgives them: a function cannot hold the
+   * event loop with long calls spaced out by short ones, only with one
+   * per INLINE_FORGIVE_AFTER calls at most. */
+  ranInline(ns: number | undefined): void {
+    if (ns !== undefined && ns <= INLINE_LONG_NS) {
+      if (++this.inlineStreak >= INLINE_FORGIVE_AFTER) this.inlineMisses = 0;
+      return;
+    }
+    this.inlineStreak = 0;
+    this.inlineMisses = Math.min(this.inlineMisses + 1, INLINE_MAX_MISSES);
+    this.inlineSkips = 2 ** this.inlineMisses;
   }
 
   observe(durationNs: number): void {
