@@ -1,27 +1,32 @@
 // The embedded job queue: one SQLite database (bun:sqlite) in the data
 // directory, for a node without Redis.
 //
-// Submits are group-committed: the jobs submitted while the event loop
-// handles one round of requests are INSERTed in one transaction, committed
-// with synchronous=FULL in WAL mode, and only then does each of them get
-// its 202 -- so an accepted job survives a crash, a kill -9 and a power
-// cut, as before, at one fsync per batch instead of one per job (an fsync
-// of the WAL is ~0.15 ms here, which capped the queue below 1,000 jobs/s).
-// The commit runs on the event loop: one short block per batch, where a
-// writer thread would contend with this thread's own writes for SQLite's
-// single write lock (whose busy handler sleeps whole milliseconds).
+// Every write is group-committed (group-commit.ts): the jobs submitted,
+// the outcomes of the attempts that ended, and the claim for the slots free
+// at its end, of one round of the event loop, are one transaction. A round
+// with a submit commits with synchronous=FULL in WAL mode, and only then
+// does each job get its 202 -- so an accepted job survives a crash, a kill
+// -9 and a power cut, at one fsync per batch instead of one per job (an
+// fsync of the WAL is ~0.15 ms here, which capped the queue below 1,000
+// jobs/s). A round of state changes only (claimed, finished) commits with
+// synchronous=NORMAL: it survives a crash of the process but not of the
+// machine, which at worst runs a job again -- the at-least-once promise
+// holds. The commit runs on the event loop: one short block per batch,
+// where a writer thread would contend with this thread's own writes for
+// SQLite's single write lock (whose busy handler sleeps whole
+// milliseconds). One connection does it all: a second one would empty
+// this one's page cache with every commit.
 //
-// State changes after that (claimed, finished) go through a second
-// connection with synchronous=NORMAL: they survive a crash of the process
-// but not of the machine, which at worst runs a job again -- the
-// at-least-once promise holds -- and they skip an fsync each. The outcomes
-// of the attempts that end in one round are group-committed too, and the
-// slots they free are filled at the end of the round by one claim. Workers
-// are this process: up to `concurrency` jobs run at once, claimed
+// Workers are this process: up to `concurrency` jobs run at once, claimed
 // oldest-first by one UPDATE ... RETURNING for all free slots, so a job is
-// claimed once. A job that was running when the process died goes back to the
-// queue on the next start (its attempt counted), or to dead if that was its
-// last attempt -- at least once, like the Redis queue's recovery of a dead node's claims.
+// claimed once; a slot is free once its call returned, so the outcome and
+// the claim that refills its slot are in the same round. A job that was
+// running when the process died goes back to the queue on the next start
+// (its attempt counted), or to dead if that was its last attempt -- at
+// least once, like the Redis queue's recovery of a dead node's claims.
+//
+// Status reads of a job this process finished, and that can no longer
+// change, need no query (recent.ts).
 //
 // A job's final status, result and -- if it has a callback -- its pending
 // delivery are one UPDATE; the delivery is handed to the dispatcher only
@@ -29,7 +34,7 @@
 // delivery still pending when the process stops is picked up at the next
 // start.
 
-import { Database, type SQLQueryBindings } from "bun:sqlite";
+import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import { ThawError } from "../service/errors.ts";
@@ -41,6 +46,7 @@ import { callbackBody, CallbackDispatcher, type Delivery, deliveryKey, pendingSt
 import type { JobQueue, QueueOptions } from "./queue.ts";
 import type { AttemptOutcome, JobRunner } from "./runner.ts";
 import { GroupCommit } from "./group-commit.ts";
+import { RecentJobs } from "./recent.ts";
 import { fileSecret } from "./secret.ts";
 
 const SCHEMA = `
@@ -96,6 +102,9 @@ const MAX_IDLE_MS = 1000;
 
 interface Claimed {
   id: string;
+  tenant: string;
+  function: string;
+  request_id: string | null;
   payload: Uint8Array;
   attempts: number;
   max_attempts: number;
@@ -124,21 +133,23 @@ function stateOf(r: Row): JobState {
 export class LocalJobQueue implements JobQueue {
   readonly backend = "embedded";
   readonly callbacks: CallbackDispatcher;
-  /** State changes and reads: synchronous=NORMAL. */
   private readonly db: Database;
-  /** Accepting jobs: synchronous=FULL. */
-  private readonly durable: Database;
+  /** Attempts and their outcome writes, so close() knows when they are over. */
   private readonly active = new Set<Promise<void>>();
+  /** Attempts whose call has not returned yet: the slots in use. */
+  private busy = 0;
   private started = false;
   private closing = false;
   private closed = false;
   private wake?: ReturnType<typeof setTimeout>;
-  /** Accepting jobs: one durable commit per round of the event loop. */
-  private readonly inserts: GroupCommit;
-  /** State changes of running jobs: one commit per round. */
+  /** Every write: one commit per round of the event loop. */
   private readonly writes: GroupCommit;
-  private pumpScheduled = false;
+  /** A claim is in this round's writes. */
+  private claimPending = false;
   private sweeper?: ReturnType<typeof setInterval>;
+  /** Jobs this process finished whose record no longer changes, for status reads. */
+  private readonly recent = new RecentJobs();
+  private readonly sql: ReturnType<LocalJobQueue["statements"]>;
 
   constructor(
     dataDir: string,
@@ -155,12 +166,32 @@ export class LocalJobQueue implements JobQueue {
     if (!columns.some((c) => c.name === "retries")) this.db.exec("ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0");
     // ... and from before `request_id` (the X-Request-Id of the submitting request).
     if (!columns.some((c) => c.name === "request_id")) this.db.exec("ALTER TABLE jobs ADD COLUMN request_id TEXT");
-    this.durable = new Database(path, { strict: true });
     this.callbacks = new CallbackDispatcher(options.callbacks, fileSecret(dataDir), log);
-    this.durable.exec("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
-    this.inserts = new GroupCommit(this.durable);
     this.writes = new GroupCommit(this.db);
+    this.sql = this.statements();
     this.recoverInterrupted();
+  }
+
+  /** The statements of the per-job path, prepared once. */
+  private statements() {
+    const q = (sql: string) => this.db.query(sql);
+    return {
+      insert: q(
+        `INSERT INTO jobs (id, tenant, function, callback_url, status, max_attempts, payload, created_at, run_at, request_id)
+         VALUES ($id, $tenant, $function, $callback, 'queued', $max, $payload, $now, $now, $requestId)`,
+      ),
+      load: q(`SELECT ${COLUMNS} FROM jobs WHERE id = $id`),
+      claim: q(
+        `UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = $now, node = $node
+         WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $now ORDER BY run_at, rowid LIMIT $n)
+         RETURNING id, tenant, function, request_id, payload, attempts, max_attempts, created_at, retries, callback_url`,
+      ),
+      nextDue: q("SELECT MIN(run_at) AS at FROM jobs WHERE status = 'queued'"),
+      wait: q("UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $runAt WHERE id = $id"),
+      retry: q("UPDATE jobs SET status = 'queued', run_at = $runAt, error = $error, result = $result WHERE id = $id"),
+      final: q("UPDATE jobs SET status = $status, finished_at = $now, error = $error, result = $result, callback = $callback WHERE id = $id"),
+      delivery: q("UPDATE jobs SET callback = $callback WHERE id = $id AND json_extract(callback, '$.key') = $key"),
+    };
   }
 
   /** Attempts cut short by the last process's end: run again, or dead if that was the last one. */
@@ -179,23 +210,19 @@ export class LocalJobQueue implements JobQueue {
   async submit(spec: JobSpec, maxAttempts: number): Promise<JobState> {
     if (this.closing) throw new ThawError("shutting_down", "the server is shutting down", {}, 1);
     const now = Date.now();
-    const id = crypto.randomUUID();
+    // Time-ordered, so a round's inserts land in the same pages of the id index, not one page each.
+    const id = Bun.randomUUIDv7("hex", now);
     const callback = spec.callbackUrl ?? null;
     const row = { id, tenant: spec.tenant, function: spec.function, callback, max: maxAttempts, payload: encodePayload(spec), now, requestId: spec.requestId ?? null };
+    const stored = this.writes.add(() => this.sql.insert.run(row), { durable: true });
+    // Claimed in the same commit, after it, if a slot is free.
+    this.claim();
     try {
-      await this.inserts.add(() =>
-        this.durable
-          .query(
-            `INSERT INTO jobs (id, tenant, function, callback_url, status, max_attempts, payload, created_at, run_at, request_id)
-             VALUES ($id, $tenant, $function, $callback, 'queued', $max, $payload, $now, $now, $requestId)`,
-          )
-          .run(row),
-      );
+      await stored;
     } catch (e) {
       this.log.error("a job could not be stored", { error: String(e) });
       throw new ThawError("queue_unavailable", "the job queue could not store the job", {}, 1);
     }
-    this.schedulePump();
     return {
       id, spec: { tenant: spec.tenant, function: spec.function, callbackUrl: spec.callbackUrl, requestId: spec.requestId }, status: "queued",
       attempts: 0, maxAttempts, createdAt: now,
@@ -203,7 +230,7 @@ export class LocalJobQueue implements JobQueue {
   }
 
   async get(id: string): Promise<JobState | undefined> {
-    const state = this.load(id);
+    const state = this.recent.get(id) ?? this.load(id);
     if (state?.finishedAt !== undefined && state.finishedAt + this.options.retentionMs < Date.now()) return undefined;
     return state;
   }
@@ -215,7 +242,7 @@ export class LocalJobQueue implements JobQueue {
          WHERE id = $id AND status = 'dead'`,
       )
       .run({ id, now: Date.now() });
-    if (changed.changes > 0) this.pump();
+    if (changed.changes > 0) this.claim();
     return this.get(id);
   }
 
@@ -224,7 +251,7 @@ export class LocalJobQueue implements JobQueue {
     this.sweep();
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.resumeDeliveries();
-    this.pump();
+    this.claim();
   }
 
   /** Callbacks recorded as pending by the last process, not delivered before it stopped. */
@@ -248,7 +275,8 @@ export class LocalJobQueue implements JobQueue {
     this.callbacks.enqueue(
       delivery,
       (status) => {
-        this.update(state.id, "callback = $callback", { callback: JSON.stringify(status) }, "AND json_extract(callback, '$.key') = $key", { key });
+        // A write after close (a delivery outlived the shutdown deadline) is dropped: it resumes on restart.
+        if (!this.closed) this.sql.delivery.run({ id: state.id, callback: JSON.stringify(status), key });
       },
       () => true,
       cb,
@@ -257,8 +285,8 @@ export class LocalJobQueue implements JobQueue {
 
   async close(deadline: number): Promise<void> {
     this.closing = true;
-    // Submits already in a batch came before the close: store them.
-    this.inserts.flush();
+    // Submits already in a round came before the close: store them.
+    this.writes.flush();
     clearTimeout(this.wake);
     clearInterval(this.sweeper);
     while (this.active.size > 0 && Date.now() < deadline)
@@ -266,12 +294,11 @@ export class LocalJobQueue implements JobQueue {
     await this.callbacks.close(deadline);
     this.writes.flush();
     this.closed = true;
-    this.durable.close(false);
     this.db.close(false);
   }
 
   private load(id: string): JobState | undefined {
-    const row = this.db.query(`SELECT ${COLUMNS} FROM jobs WHERE id = $id`).get({ id }) as Row | null;
+    const row = this.sql.load.get({ id }) as Row | null;
     return row ? stateOf(row) : undefined;
   }
 
@@ -279,93 +306,106 @@ export class LocalJobQueue implements JobQueue {
     this.db.query("DELETE FROM jobs WHERE finished_at < $cutoff").run({ cutoff: Date.now() - this.options.retentionMs });
   }
 
-  /** Pump once at the end of this round: the slots freed in it are claimed together. */
-  private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
-  }
-
-  /** Start due jobs while there are free slots; otherwise sleep until the next one is due. */
-  private pump(): void {
-    if (!this.started || this.closing) return;
+  /**
+   * Fill the free slots with due jobs, oldest first, at the end of this
+   * round's writes (one claim per round); with slots still free, sleep
+   * until the next job is due.
+   */
+  private claim(): void {
+    if (!this.started || this.closing || this.claimPending || this.busy >= this.options.concurrency) return;
+    this.claimPending = true;
     clearTimeout(this.wake);
-    const free = this.options.concurrency - this.active.size;
-    if (free <= 0) return;
-    for (const claimed of this.claim(free)) {
-      const run = this.process(claimed)
-        .catch((e) => this.log.error("job processing failed", { job: claimed.id, error: String(e) }))
-        .finally(() => {
-          this.active.delete(run);
-          this.schedulePump();
-        });
-      this.active.add(run);
-    }
-    if (this.active.size >= this.options.concurrency) return;
-    const next = this.db.query("SELECT MIN(run_at) AS at FROM jobs WHERE status = 'queued'").get() as { at: number | null };
-    if (next.at !== null) this.wake = setTimeout(() => this.pump(), Math.min(MAX_IDLE_MS, Math.max(0, next.at - Date.now())));
-  }
-
-  /** Up to `n` due jobs, oldest first, claimed in one statement. */
-  private claim(n: number): Claimed[] {
-    const now = Date.now();
-    return this.db
-      .query(
-        `UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = $now, node = $node
-         WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $now ORDER BY run_at, rowid LIMIT $n)
-         RETURNING id, payload, attempts, max_attempts, created_at, retries, callback_url`,
+    this.writes
+      .add(
+        () => {
+          this.claimPending = false;
+          const n = this.options.concurrency - this.busy;
+          if (this.closed || this.closing || n <= 0) return { claimed: [] as Claimed[], now: 0, next: null };
+          const now = Date.now();
+          const claimed = this.sql.claim.all({ now, node: this.options.nodeId, n }) as Claimed[];
+          const next = claimed.length < n ? (this.sql.nextDue.get() as { at: number | null }).at : null;
+          return { claimed, now, next };
+        },
+        { last: true },
       )
-      .all({ now, node: this.options.nodeId, n }) as Claimed[];
+      .then(
+        ({ claimed, now, next }) => {
+          for (const job of claimed) this.begin(job, now);
+          if (next !== null && this.busy < this.options.concurrency && !this.closing) {
+            clearTimeout(this.wake);
+            this.wake = setTimeout(() => this.claim(), Math.min(MAX_IDLE_MS, Math.max(0, next - Date.now())));
+          }
+        },
+        (e) => {
+          this.claimPending = false;
+          this.log.error("claiming jobs failed", { error: String(e) });
+          this.wake = setTimeout(() => this.claim(), MAX_IDLE_MS);
+        },
+      );
   }
 
-  private async process(job: Claimed): Promise<void> {
+  private begin(job: Claimed, startedAt: number): void {
+    this.busy++;
+    const run = this.process(job, startedAt)
+      .catch((e) => this.log.error("job processing failed", { job: job.id, error: String(e) }))
+      .finally(() => this.active.delete(run));
+    this.active.add(run);
+  }
+
+  /** The attempt's call returned: its slot is free, and claimed again in the round its outcome is written in. */
+  private release(): void {
+    this.busy--;
+    this.claim();
+  }
+
+  private async process(job: Claimed, startedAt: number): Promise<void> {
     const { id, attempts, max_attempts: maxAttempts } = job;
     let outcome: AttemptOutcome;
     try {
       outcome = await this.runner.attempt(decodePayload(job.payload), job.created_at, job.id);
     } catch (e) {
-      if (!(e instanceof PayloadError)) throw e;
+      if (!(e instanceof PayloadError)) {
+        this.release();
+        throw e;
+      }
       outcome = { kind: "dead", error: { code: "invalid_payload", message: e.message } };
     }
+    this.release();
     const now = Date.now();
     if (outcome.kind === "wait") {
       // The function is still compiling: back in the queue, this attempt not counted.
-      await this.record(() => this.update(id, "status = 'queued', attempts = attempts - 1, run_at = $runAt", { runAt: now + outcome.delayMs }));
+      await this.record(() => this.sql.wait.run({ id, runAt: now + outcome.delayMs }).changes > 0);
       return;
     }
-    const result = "result" in outcome && outcome.result ? encode(outcome.result) : null;
-    const error = outcome.kind === "finished" ? null : JSON.stringify(outcome.error);
+    const result = "result" in outcome && outcome.result ? outcome.result : undefined;
+    const resultBytes = result ? encode(result) : null;
+    const error = outcome.kind === "finished" ? undefined : outcome.error;
+    const errorJson = error ? JSON.stringify(error) : null;
     if (outcome.kind === "retry" && attempts < maxAttempts) {
-      await this.record(() =>
-        this.update(id, "status = 'queued', run_at = $runAt, error = $error, result = $result", {
-          runAt: now + backoffMs(attempts, this.options.backoffMs), error, result,
-        }),
-      );
+      const runAt = now + backoffMs(attempts, this.options.backoffMs);
+      await this.record(() => this.sql.retry.run({ id, runAt, error: errorJson, result: resultBytes }).changes > 0);
       return;
     }
     const status: JobStatus = outcome.kind === "finished" ? outcome.status : "dead";
     // The outcome and its pending delivery in one commit; the delivery starts only after it.
-    const callback = job.callback_url ? JSON.stringify(pendingStatus(job.callback_url, deliveryKey(id, attempts, job.retries))) : null;
-    const recorded = await this.record(() =>
-      this.update(id, "status = $status, finished_at = $now, error = $error, result = $result, callback = $callback", { status, now, error, result, callback }),
+    const callbackUrl = job.callback_url ?? undefined;
+    const callback = callbackUrl ? pendingStatus(callbackUrl, deliveryKey(id, attempts, job.retries)) : undefined;
+    const recorded = await this.record(
+      () => this.sql.final.run({ id, status, now, error: errorJson, result: resultBytes, callback: callback ? JSON.stringify(callback) : null }).changes > 0,
     );
     if (!recorded) return;
-    const state = this.load(id)!;
+    const state: JobState = {
+      id,
+      spec: { tenant: job.tenant, function: job.function, callbackUrl, requestId: job.request_id ?? undefined },
+      status, attempts, maxAttempts, createdAt: job.created_at, startedAt, finishedAt: now, node: this.options.nodeId, error, result, callback,
+    };
     this.runner.finished(state);
+    this.recent.add(state);
     this.deliver(state);
   }
 
   /** A running job's state change, in this round's commit; false once closed (the job reruns on restart). */
   private record(write: () => boolean): Promise<boolean> {
-    return this.closed ? Promise.resolve(false) : this.writes.add(write);
-  }
-
-  /** A write after close (a job outlived the shutdown deadline) is dropped: the job reruns on restart. */
-  private update(id: string, assignments: string, values: Record<string, SQLQueryBindings>, where = "", extra: Record<string, SQLQueryBindings> = {}): boolean {
-    if (this.closed) return false;
-    return this.db.query(`UPDATE jobs SET ${assignments} WHERE id = $id ${where}`).run({ id, ...values, ...extra }).changes > 0;
+    return this.closed ? Promise.resolve(false) : this.writes.add(() => !this.closed && write());
   }
 }

@@ -77,6 +77,7 @@ import {
 } from "./job.ts";
 import type { JobQueue, QueueOptions } from "./queue.ts";
 import type { AttemptOutcome, JobRunner } from "./runner.ts";
+import { RecentJobs } from "./recent.ts";
 import { redisSecret } from "./secret.ts";
 
 export const JOB_PREFIX = "thaw:q:job:";
@@ -102,10 +103,6 @@ const DELIVERY_RENEW_MS = 10_000;
 /** How often a node looks for deliveries whose owner is gone. */
 const DELIVERY_SWEEP_MS = 5000;
 const DEFAULT_MAX_ATTEMPTS = 3;
-/** What this node remembers of the jobs it finished, for status reads (see `recent`): bytes of results, at most. */
-const RECENT_BYTES = 8 << 20;
-/** What a remembered job costs besides its result body and stderr. */
-const RECENT_OVERHEAD = 512;
 
 /**
  * Lua shared by the scripts that start jobs: `start(stream, prefix, group,
@@ -377,15 +374,8 @@ export class RedisJobQueue implements JobQueue {
   /** The round being gathered, and whether one is in flight (`Round`). */
   private next?: Round;
   private inFlight = false;
-  /**
-   * Jobs this node finished as succeeded or failed with no callback: their
-   * record no longer changes (only dead jobs can be retried, and there is
-   * no delivery to record) until it expires, so a status read -- usually
-   * soon after, from the node it was submitted to -- needs no round trip to
-   * Redis. Oldest first out, within RECENT_BYTES.
-   */
-  private readonly recent = new Map<string, JobState>();
-  private recentBytes = 0;
+  /** Jobs this node finished whose record no longer changes, for status reads. */
+  private readonly recent = new RecentJobs();
 
   /**
    * `client` is the node's connection to the cluster's Redis (cluster/connection.ts):
@@ -687,23 +677,7 @@ export class RedisJobQueue implements JobQueue {
     };
     this.runner.finished(state);
     if (member) void this.takeDelivery(member, lease, state);
-    else if (status !== "dead") this.remember(state);
-  }
-
-  /**
-   * Past the bound, the oldest go until a quarter of it is free: a Map
-   * iterates past the slots of deleted entries until it rehashes, so
-   * dropping one entry per job would walk them all every time.
-   */
-  private remember(state: JobState): void {
-    this.recent.set(state.id, state);
-    this.recentBytes += recentSize(state);
-    if (this.recentBytes <= RECENT_BYTES) return;
-    for (const [id, old] of this.recent) {
-      if (this.recentBytes <= RECENT_BYTES * 0.75) break;
-      this.recent.delete(id);
-      this.recentBytes -= recentSize(old);
-    }
+    else this.recent.add(state);
   }
 
   /**
@@ -877,8 +851,6 @@ function writeAscii(s: string, out: Buffer, at: number): boolean {
   }
   return true;
 }
-
-const recentSize = (s: JobState) => RECENT_OVERHEAD + (s.result ? s.result.body.length + s.result.stderr.length : 0);
 
 /** The job's payload; one a producer got wrong shows as an unnamed job. */
 function specOf(payload: Buffer | null): JobSpec {
