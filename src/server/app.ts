@@ -30,9 +30,12 @@ function validationMessage(error: unknown): string {
   return message.length > 300 ? `${message.slice(0, 300)}...` : message;
 }
 
+/** The id of `request` and its response: the client's valid X-Request-Id, or a new one. */
+export const requestIdFor = (request: Request): string => requestIdFrom(request.headers.get(REQUEST_ID_HEADER));
+
 /** The headers every response to `request` carries: its request id and, with CORS on, the CORS headers. */
-export function platformHeaders(request: Request, cors: Cors): Record<string, string> {
-  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: requestIdFrom(request.headers.get(REQUEST_ID_HEADER)) };
+export function platformHeaders(request: Request, cors: Cors, requestId = requestIdFor(request)): Record<string, string> {
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: requestId };
   if (cors.enabled) Object.assign(headers, cors.headers(request.headers.get("origin")));
   return headers;
 }

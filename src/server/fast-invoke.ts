@@ -9,12 +9,15 @@
 // so this handler does the same steps inline, in the same order, with
 // the same helpers:
 //
-//   request id and CORS headers  platformHeaders (app.ts)
-//   body deadline                startBodyDeadline / responseReady (http.ts);
-//                                a call without a body only lifts the idle timeout
+//   request id and CORS headers  requestIdFor / platformHeaders (app.ts)
+//   body deadline                startBodyDeadline (http.ts); the idle timeout
+//                                is lifted only while a call is still working
 //   authentication               Auth.authenticate, as the auth plugin
 //   the call                     invokeCall (routes/invoke.ts), the route's own
 //   errors                       errorFor (app.ts), Elysia's onError mapping
+//
+// And without a promise where none is needed: a call without a body that
+// the engine runs inline is answered before the handler returns (invokeNow).
 //
 // Whatever is not the common case goes to the Elysia app untouched, before
 // anything is read: a server that is draining, a name that fails the
@@ -25,7 +28,7 @@
 import type { Server } from "bun";
 import type { Elysia } from "elysia";
 import type { AppContext } from "./context.ts";
-import { errorFor, platformHeaders } from "./app.ts";
+import { errorFor, platformHeaders, requestIdFor } from "./app.ts";
 import type { Cors } from "./cors.ts";
 import { hasNoBody, REQUEST_ID_HEADER, responseReady, startBodyDeadline } from "./http.ts";
 import { invokeCall } from "./routes/invoke.ts";
@@ -43,7 +46,7 @@ export interface FastInvokeOptions {
   draining: () => boolean;
 }
 
-type Work = (tenant: string, headers: Record<string, string>) => Promise<Response>;
+type Work = (tenant: string, headers: Record<string, string>) => Response | Promise<Response>;
 
 /**
  * Elysia's steps around `work`, inline: the request id and CORS headers,
@@ -78,16 +81,49 @@ export async function answerWithBody(ctx: AppContext, cors: Cors, request: Reque
   }
 }
 
+/**
+ * `answerWithBody` for the call itself, without a promise where none is
+ * needed: a call without a body that the engine finished inline is
+ * answered before this returns, and its connection's idle timeout never
+ * has to be lifted. Only a call still working when this returns (reading
+ * its body, waiting, running on a worker) lifts it until its response is
+ * ready, as http.ts would.
+ */
+function invokeNow(ctx: AppContext, cors: Cors, request: Request, server: Server<unknown>, name: string): Response | Promise<Response> {
+  if (!hasNoBody(request)) startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
+  const requestId = requestIdFor(request);
+  // Without CORS a call's only platform header is its request id, which invokeCall sets.
+  const headers = cors.enabled ? platformHeaders(request, cors, requestId) : undefined;
+  let response: Response | Promise<Response>;
+  try {
+    const { tenant } = ctx.auth.authenticate(request.headers);
+    response = invokeCall(ctx, request, name, tenant, requestId, headers);
+  } catch (e) {
+    return errorFor(ctx, e, "UNKNOWN", requestId, headers ?? { [REQUEST_ID_HEADER]: requestId });
+  }
+  if (!(response instanceof Promise)) return response;
+  server.timeout(request, 0);
+  const idle = ctx.config.idleTimeout;
+  return response.then(
+    (r) => {
+      server.timeout(request, idle);
+      return r;
+    },
+    (e) => {
+      server.timeout(request, idle);
+      return errorFor(ctx, e, "UNKNOWN", requestId, headers ?? { [REQUEST_ID_HEADER]: requestId });
+    },
+  );
+}
+
 /** The Bun route (serve `routes`) for POST /v1/functions/{name}/invoke. */
 export function fastInvokeRoute(ctx: AppContext, opts: FastInvokeOptions) {
   return {
     [INVOKE_PATH]: {
-      POST: async (request: NamedRequest, server: Server<unknown>): Promise<Response> => {
+      POST: (request: NamedRequest, server: Server<unknown>): Response | Promise<Response> => {
         const name = request.params.name;
         if (opts.draining() || !FunctionName.allows({ name }) || request.url.includes("%")) return opts.app().handle(request);
-        return answerWithBody(ctx, opts.cors, request, server, (tenant, headers) =>
-          invokeCall(ctx, request, name, tenant, headers[REQUEST_ID_HEADER]!, headers),
-        );
+        return invokeNow(ctx, opts.cors, request, server, name);
       },
     },
   };

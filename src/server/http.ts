@@ -57,19 +57,25 @@ export function hasNoBody(req: Request): boolean {
   return length === "0" || (length === null && !req.headers.has("transfer-encoding"));
 }
 
-/** The request body, refused with 413 before or while reading if over `limit`, and with 408 if it is late. */
-export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+const tooLarge = (limit: number) => new ThawError("payload_too_large", `request body is over the limit of ${limit} bytes`, { limit });
+
+/**
+ * The request body, refused with 413 before or while reading if over
+ * `limit`, and with 408 if it is late; an absent body at once, without a
+ * promise (the invoke route answers such calls without one).
+ */
+export function readBody(req: Request, limit: number): Uint8Array | Promise<Uint8Array> {
   // Nothing to wait for, so no deadline timer; the idle timeout is lifted all the same.
   if (hasNoBody(req)) {
     liftIdleTimeout(req);
     return EMPTY;
   }
   const declared = Number(req.headers.get("content-length") ?? "0");
-  const tooLarge = () => new ThawError("payload_too_large", `request body is over the limit of ${limit} bytes`, { limit });
-  if (declared > limit) throw tooLarge();
-  const body = new Uint8Array(await withinDeadline(req, req.arrayBuffer()));
-  if (body.length > limit) throw tooLarge();
-  return body;
+  if (declared > limit) throw tooLarge(limit);
+  return withinDeadline(req, req.arrayBuffer()).then((buffer) => {
+    if (buffer.byteLength > limit) throw tooLarge(limit);
+    return new Uint8Array(buffer);
+  });
 }
 
 /** A multipart/form-data body, under the same deadline; a malformed one is a 400. */
@@ -82,7 +88,7 @@ export function readForm(req: Request): ReturnType<Request["formData"]> {
   );
 }
 
-async function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
+function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
   const deadline = deadlines.get(req);
   if (!deadline) return read;
   // A late body fails once the connection is closed; nobody waits for it any more.
@@ -95,11 +101,7 @@ async function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
       Math.max(0, deadline.at - Date.now()),
     );
   });
-  try {
-    return await Promise.race([read, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([read, late]).finally(() => clearTimeout(timer));
 }
 
 function liftIdleTimeout(req: Request): void {

@@ -84,6 +84,8 @@ export interface InvokeOutcome {
   latencyNs: number;
 }
 
+const clientClosed = () => new ThawError("client_closed", "the client closed the connection before the call started");
+
 export function classify(r: CallResult): InvokeOutcome["outcome"] {
   if (r.status === "timeout") return "function_timeout";
   if (r.status === "memory_limit") return "function_memory_limit";
@@ -131,19 +133,80 @@ export class InvokeService {
   }
 
   async invoke(tenant: string, name: string, req: InvokeRequest): Promise<InvokeOutcome> {
+    return this.start(tenant, name, req);
+  }
+
+  /**
+   * `invoke`, without a promise when none is needed: the outcome itself
+   * when the call got an instance at once and the engine finished it
+   * before returning (a short call it ran inline), else a promise of it.
+   * A call refused before it runs throws. For the HTTP route, where every
+   * promise hop is a turn of the event loop per call.
+   */
+  start(tenant: string, name: string, req: InvokeRequest): InvokeOutcome | Promise<InvokeOutcome> {
     const started = Bun.nanoseconds();
     if (this.draining) throw new ThawError("shutting_down", "the server is shutting down", {}, 1);
+    let entry: PoolEntry;
     try {
-      const outcome = await this.run(tenant, name, req, started);
-      this.record(tenant, name, outcome.outcome, req, outcome);
-      if (outcome.outcome !== "ok" || outcome.result.stderr.length > 0) this.keepLog(tenant, name, req, outcome);
-      return outcome;
+      entry = this.entryFor(tenant, name);
+      this.admit(tenant);
     } catch (e) {
-      // A name that does not exist is any string a client sends: one series
-      // per tenant for all of them keeps /metrics bounded by what is deployed.
-      if (e instanceof ThawError) this.record(tenant, e.code === "function_not_found" ? UNKNOWN_FUNCTION : name, e.code, req);
-      throw e;
+      throw this.failed(tenant, name, req, e);
     }
+    let o: InvokeOutcome | Promise<InvokeOutcome>;
+    try {
+      this.pools.arrived(entry.key);
+      o = this.take(tenant, name, entry, req, started, performance.now() + this.options.queueTimeoutMs);
+    } catch (e) {
+      throw this.refused(tenant, name, req, e);
+    }
+    if (!(o instanceof Promise)) return this.answered(tenant, name, req, o);
+    return o.then(
+      (o) => this.answered(tenant, name, req, o),
+      (e) => {
+        throw this.refused(tenant, name, req, e);
+      },
+    );
+  }
+
+  /** Counts the call in its tenant's calls in flight, or refuses it when they are at the limit. */
+  private admit(tenant: string): void {
+    const inFlight = this.inFlight.get(tenant) ?? 0;
+    if (inFlight >= this.options.tenantConcurrency)
+      throw new ThawError(
+        "overloaded",
+        `tenant has ${inFlight} calls in flight on this node, its limit (--tenant-concurrency)`,
+        { reason: "tenant_concurrency", limit: this.options.tenantConcurrency },
+        1,
+      );
+    this.inFlight.set(tenant, inFlight + 1);
+  }
+
+  private leave(tenant: string): void {
+    const n = (this.inFlight.get(tenant) ?? 1) - 1;
+    if (n > 0) this.inFlight.set(tenant, n);
+    else this.inFlight.delete(tenant);
+  }
+
+  /** An admitted call that ran: counted, timed, its stderr kept. */
+  private answered(tenant: string, name: string, req: InvokeRequest, o: InvokeOutcome): InvokeOutcome {
+    this.leave(tenant);
+    this.record(tenant, name, o.outcome, req, o);
+    if (o.outcome !== "ok" || o.result.stderr.length > 0) this.keepLog(tenant, name, req, o);
+    return o;
+  }
+
+  /** An admitted call that did not get to run (or the engine failed it): `e`, counted. */
+  private refused(tenant: string, name: string, req: InvokeRequest, e: unknown): unknown {
+    this.leave(tenant);
+    return this.failed(tenant, name, req, e);
+  }
+
+  private failed(tenant: string, name: string, req: InvokeRequest, e: unknown): unknown {
+    // A name that does not exist is any string a client sends: one series
+    // per tenant for all of them keeps /metrics bounded by what is deployed.
+    if (e instanceof ThawError) this.record(tenant, e.code === "function_not_found" ? UNKNOWN_FUNCTION : name, e.code, req);
+    return e;
   }
 
   private keepLog(tenant: string, name: string, req: InvokeRequest, o: InvokeOutcome): void {
@@ -160,26 +223,6 @@ export class InvokeService {
     });
   }
 
-  private async run(tenant: string, name: string, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
-    let entry = this.entryFor(tenant, name);
-    const inFlight = this.inFlight.get(tenant) ?? 0;
-    if (inFlight >= this.options.tenantConcurrency)
-      throw new ThawError(
-        "overloaded",
-        `tenant has ${inFlight} calls in flight on this node, its limit (--tenant-concurrency)`,
-        { reason: "tenant_concurrency", limit: this.options.tenantConcurrency },
-        1,
-      );
-    this.inFlight.set(tenant, inFlight + 1);
-    try {
-      return await this.admitted(tenant, name, entry, req, started);
-    } finally {
-      const n = (this.inFlight.get(tenant) ?? 1) - 1;
-      if (n > 0) this.inFlight.set(tenant, n);
-      else this.inFlight.delete(tenant);
-    }
-  }
-
   private queueTimeout(waitedFor: "an instance" | "a CPU slot"): ThawError {
     const ms = this.options.queueTimeoutMs;
     return new ThawError(
@@ -190,66 +233,118 @@ export class InvokeService {
     );
   }
 
-  private async admitted(tenant: string, name: string, entry: PoolEntry, req: InvokeRequest, started: number): Promise<InvokeOutcome> {
-    const clientClosed = () => new ThawError("client_closed", "the client closed the connection before the call started");
-    this.pools.arrived(entry.key);
-    const deadline = performance.now() + this.options.queueTimeoutMs;
+  /** An instance of the function's current pool, then the call on it; a promise only where one of them has to wait. */
+  private take(
+    tenant: string,
+    name: string,
+    entry: PoolEntry,
+    req: InvokeRequest,
+    started: number,
+    deadline: number,
+  ): InvokeOutcome | Promise<InvokeOutcome> {
     for (;;) {
-      let lease: Lease;
+      let lease: Lease | Promise<Lease>;
       try {
-        lease = await entry.pool.acquire({ signal: req.signal, deadline });
+        lease = entry.pool.acquire({ signal: req.signal, deadline });
       } catch (e) {
-        if (e instanceof RetiredError) {
-          entry = this.entryFor(tenant, name);
-          continue;
-        }
-        if (e instanceof OverloadedError)
-          throw new ThawError("overloaded", e.message, { reason: "queue_full" }, e.retryAfterSeconds);
-        if (e instanceof WaitTimeoutError) throw this.queueTimeout("an instance");
-        if (e instanceof WaitAbortedError) throw clientClosed();
-        throw new ThawError(
-          "memory_exhausted",
-          "no memory for an instance: the tenant's memory limit or the node's memory arena is used up",
-          {},
-          1,
-        );
+        if (!(e instanceof RetiredError)) throw this.acquireError(e);
+        entry = this.entryFor(tenant, name);
+        continue;
       }
-      let result: CallResult | undefined;
-      let ran = true;
-      try {
-        result = await this.engine.call(lease.instance, {
-          stdin: req.body,
-          argv0: name,
-          // The config's own object when the call adds nothing: no copy per call.
-          env: req.env ? { ...entry.config.env, ...req.env } : entry.config.env,
-          resetAfter: true,
-          tenant: entry.tenantId,
-          function: entry.functionId,
-          signal: req.signal,
-          queueDeadline: deadline,
-        });
-      } catch (e) {
-        // Taken back before it started: the instance is as the pool gave it.
-        if (e instanceof QueueTimeoutError || e instanceof CancelledError || e instanceof BusyError) ran = false;
-        if (e instanceof BusyError) throw new ThawError("overloaded", "the node's call queue is full", { reason: "queue_full" }, 1);
-        if (e instanceof QueueTimeoutError) throw this.queueTimeout("a CPU slot");
-        if (e instanceof CancelledError) throw clientClosed();
-        throw e;
-      } finally {
-        if (ran) entry.pool.release(lease, result !== undefined && !result.instanceLost, result?.instanceReset);
-        else entry.pool.release(lease, true, true, false);
-        if (result) this.pools.completed(entry.key, result.durationNs / 1e6);
-      }
-      return {
-        result,
-        cold: lease.cold,
-        version: entry.pool.version,
-        tier: entry.pool.code?.tier ?? "optimized",
-        config: entry.config,
-        outcome: classify(result),
-        latencyNs: Bun.nanoseconds() - started,
-      };
+      if (lease instanceof Promise) return this.waited(tenant, name, entry, lease, req, started, deadline);
+      return this.run(name, entry, lease, req, started, deadline);
     }
+  }
+
+  /** The call, once the pool has an instance for it; a pool replaced meanwhile sends it to its successor. */
+  private async waited(
+    tenant: string,
+    name: string,
+    entry: PoolEntry,
+    waiting: Promise<Lease>,
+    req: InvokeRequest,
+    started: number,
+    deadline: number,
+  ): Promise<InvokeOutcome> {
+    let lease: Lease;
+    try {
+      lease = await waiting;
+    } catch (e) {
+      if (!(e instanceof RetiredError)) throw this.acquireError(e);
+      return this.take(tenant, name, this.entryFor(tenant, name), req, started, deadline);
+    }
+    return this.run(name, entry, lease, req, started, deadline);
+  }
+
+  private acquireError(e: unknown): ThawError {
+    if (e instanceof OverloadedError) return new ThawError("overloaded", e.message, { reason: "queue_full" }, e.retryAfterSeconds);
+    if (e instanceof WaitTimeoutError) return this.queueTimeout("an instance");
+    if (e instanceof WaitAbortedError) return clientClosed();
+    return new ThawError(
+      "memory_exhausted",
+      "no memory for an instance: the tenant's memory limit or the node's memory arena is used up",
+      {},
+      1,
+    );
+  }
+
+  private run(
+    name: string,
+    entry: PoolEntry,
+    lease: Lease,
+    req: InvokeRequest,
+    started: number,
+    deadline: number,
+  ): InvokeOutcome | Promise<InvokeOutcome> {
+    let call: Promise<CallResult>;
+    try {
+      call = this.engine.call(lease.instance, {
+        stdin: req.body,
+        argv0: name,
+        // The config's own object when the call adds nothing: no copy per call.
+        env: req.env ? { ...entry.config.env, ...req.env } : entry.config.env,
+        resetAfter: true,
+        tenant: entry.tenantId,
+        function: entry.functionId,
+        signal: req.signal,
+        queueDeadline: deadline,
+      });
+    } catch (e) {
+      throw this.notRun(entry, lease, e);
+    }
+    // A call the engine ran inline is settled already: its outcome now, not a turn of the event loop later.
+    if (Bun.peek.status(call) === "fulfilled") return this.ran(entry, lease, Bun.peek(call) as CallResult, started);
+    return call.then(
+      (result) => this.ran(entry, lease, result, started),
+      (e) => {
+        throw this.notRun(entry, lease, e);
+      },
+    );
+  }
+
+  private ran(entry: PoolEntry, lease: Lease, result: CallResult, started: number): InvokeOutcome {
+    entry.pool.release(lease, !result.instanceLost, result.instanceReset);
+    this.pools.completed(entry.key, result.durationNs / 1e6);
+    return {
+      result,
+      cold: lease.cold,
+      version: entry.pool.version,
+      tier: entry.pool.code?.tier ?? "optimized",
+      config: entry.config,
+      outcome: classify(result),
+      latencyNs: Bun.nanoseconds() - started,
+    };
+  }
+
+  /** The instance back after a call that failed (`e`), and what the caller is told. */
+  private notRun(entry: PoolEntry, lease: Lease, e: unknown): unknown {
+    // Taken back before it started: the instance is as the pool gave it.
+    if (e instanceof QueueTimeoutError || e instanceof CancelledError || e instanceof BusyError) entry.pool.release(lease, true, true, false);
+    else entry.pool.release(lease, false, undefined);
+    if (e instanceof BusyError) return new ThawError("overloaded", "the node's call queue is full", { reason: "queue_full" }, 1);
+    if (e instanceof QueueTimeoutError) return this.queueTimeout("a CPU slot");
+    if (e instanceof CancelledError) return clientClosed();
+    return e;
   }
 
   private entryFor(tenant: string, name: string): PoolEntry {
