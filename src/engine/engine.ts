@@ -24,8 +24,7 @@
 // is allocated natively per call and nothing is freed under a running call.
 //
 // Shorter calls still do not go to a worker at all: a call whose function's
-// recent calls ran at most INLINE_EXPECTED_NS (or that is its first) runs
-// inline, on this thread,
+// recent calls ran at most INLINE_EXPECTED_NS runs inline, on this thread,
 // under a budget (`inlineUs`, 1 ms by default; thaw_call_inline in
 // native/src/call.c). For such a call the hand-off -- submit, a worker's
 // wake-up, the completion, the promise -- costs several times the call, and
@@ -633,10 +632,11 @@ export class LoadedModule {
   }
 
   /** Whether the next call may run inline: recent calls were short (a
-   * function's first call is tried: learning otherwise costs one budget),
-   * and no recent move is being backed off from. */
+   * function's first call runs on a worker, which is what its queue
+   * deadline and cancellation promise), and no recent move is being backed
+   * off from. */
   mayRunInline(): boolean {
-    if (this.expectedNs !== undefined && this.expectedNs > INLINE_EXPECTED_NS) return false;
+    if (this.expectedNs === undefined || this.expectedNs > INLINE_EXPECTED_NS) return false;
     if (this.inlineSkips === 0) return true;
     this.inlineSkips--;
     return false;
