@@ -134,6 +134,12 @@ describe("the compiler's box", () => {
     expect(env).toEqual({ PATH: "/usr/bin:/bin", LANG: "C", TMPDIR: dir, PWD: dir });
   });
 
+  test("a box can run below the server's priority, and all it starts inherits that", async () => {
+    const r = await runBoxed(["/bin/cat", "/proc/self/stat"], { ...compilerBox(scratch(), 30_000), nice: 19 });
+    expect(r.exitCode).toBe(0);
+    expect(Number(r.stdout.slice(r.stdout.lastIndexOf(")") + 2).split(" ")[16])).toBe(19);
+  });
+
   test("rlimits: CPU, address space, file size, no core dumps, processes", async () => {
     const r = await runBoxed(["/bin/cat", "/proc/self/limits"], compilerBox(scratch(), 30_000));
     const limit = (name: string) => new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, "m").exec(r.stdout)?.slice(1, 3);

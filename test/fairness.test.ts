@@ -17,6 +17,7 @@
 // stalls, not milliseconds.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
 import { CancelledError, QueueTimeoutError } from "../src/engine/engine.ts";
 import { loadFunction, sharedEngine, text } from "./helpers.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
@@ -117,6 +118,29 @@ describe("engine: CPU slots", () => {
     inst.free();
     loop.release();
     leak.release();
+  });
+});
+
+/** The nice value in a /proc/.../stat line (its 19th field). */
+const niceOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+
+describe("engine: priority", () => {
+  test("workers run guest code at nice 19, below the event loop's thread", async () => {
+    const engine = sharedEngine();
+    const sleepMod = await loadFunction("sleep");
+    const inst = sleepMod.restore();
+    // A sleep never runs inline: this call is on a worker.
+    await engine.call(inst, { stdin: enc("1") });
+    inst.free();
+    sleepMod.release();
+    const tasks = readdirSync("/proc/self/task").map((t) => ({
+      comm: readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim(),
+      nice: niceOf(readFileSync(`/proc/self/task/${t}/stat`, "utf8")),
+    }));
+    const workers = tasks.filter((t) => t.comm === "thaw-worker");
+    expect(workers.length).toBeGreaterThan(0);
+    for (const w of workers) expect(w.nice).toBe(19);
+    expect(niceOf(readFileSync("/proc/self/stat", "utf8"))).toBe(0);
   });
 });
 

@@ -38,6 +38,10 @@ import {
 import { runBoxed } from "./sandbox.ts";
 import { ToolchainError } from "./toolchain.ts";
 
+/** The executor's workers run guest code at nice 19 (native/src/executor.c), below the
+ * event loop; a compile is background work of the same kind and shares the cores with them. */
+const COMPILE_NICE = 19;
+
 /** argv that starts this same thaw: the compiled binary, or bun + cli.ts. */
 export function thawCommand(): string[] {
   const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:/~BUN/");
@@ -90,6 +94,7 @@ export async function compileInSubprocess(
       timeoutMs: opts.timeoutMs,
       pidNamespace: false,
       keepBytes: 1 << 20,
+      nice: COMPILE_NICE,
     }).catch((e: Error) => {
       throw e instanceof ToolchainError ? new CompileError("toolchain_missing", e.message) : e;
     });
