@@ -695,7 +695,6 @@ export class LoadedModule {
 
 /** A request's buffers may not be empty (their address is passed), so an empty stdin is one byte of length 0. */
 const EMPTY_STDIN = new Uint8Array(1);
-const DEFAULT_ARGS = packStrings(["main.wasm"]);
 
 interface PackedEnv {
   of: Record<string, string> | undefined;
@@ -708,6 +707,7 @@ export class Instance {
   readonly result = new BigUint64Array(RESULT.size);
   private freed = false;
   private lastEnv?: PackedEnv;
+  private lastArgv0?: { of: string; bytes: Uint8Array };
 
   constructor(
     readonly module: LoadedModule,
@@ -717,7 +717,7 @@ export class Instance {
   /** Fill the request struct; returns the buffers that must outlive the call. */
   prepare(req: CallRequest): Uint8Array[] {
     const stdin = req.stdin && req.stdin.length ? req.stdin : EMPTY_STDIN;
-    const args = req.args === undefined && req.argv0 === undefined ? DEFAULT_ARGS : packStrings([req.argv0 ?? "main.wasm", ...(req.args ?? [])]);
+    const args = req.args === undefined ? this.packedArgv0(req.argv0 ?? "main.wasm") : packStrings([req.argv0 ?? "main.wasm", ...req.args]);
     const env = this.packedEnv(req.env);
     const r = this.request;
     r[REQUEST.stdinPtr] = BigInt(addr(stdin));
@@ -734,6 +734,12 @@ export class Instance {
     r[REQUEST.tenant] = BigInt(req.tenant ?? 0);
     r[REQUEST.function] = BigInt(req.function ?? 0);
     return [stdin, args, env.bytes];
+  }
+
+  /** argv when it is only argv[0], which is the same for all of a function's calls: packed once. */
+  private packedArgv0(argv0: string): Uint8Array {
+    if (this.lastArgv0?.of !== argv0) this.lastArgv0 = { of: argv0, bytes: packStrings([argv0]) };
+    return this.lastArgv0.bytes;
   }
 
   /** An environment packed as the request wants it. A function's calls
