@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { compile } from "../src/compiler/compile.ts";
 import { ConfigError, parseServerConfig } from "../src/config.ts";
-import { type CallResult, DEFAULT_LIMITS, type Limits, type LoadedModule } from "../src/engine/engine.ts";
+import { type CallResult, CallProfile, DEFAULT_LIMITS, type Limits, type LoadedModule } from "../src/engine/engine.ts";
 import { RESULT, RESULT_FLAGS, STATUS_MOVED } from "../src/engine/native.ts";
 import { DATA_DIR, loadFunction, sharedEngine, text, wasmPath } from "./helpers.ts";
 import { startServer } from "./server.ts";
@@ -36,7 +36,7 @@ async function call(m: LoadedModule, stdin = "", opts: { timeoutMs?: number } = 
  * for that: its first calls teach the engine it is short. */
 async function warm(m: LoadedModule, stdin = "") {
   let inline = false;
-  for (let i = 0; i < 100 && !(inline && m.expectedNs! < 25_000); i++) {
+  for (let i = 0; i < 100 && !(inline && m.profile.expectedNs! < 25_000); i++) {
     const before = engine.inline.calls;
     await call(m, stdin);
     inline = engine.inline.calls > before;
@@ -65,6 +65,18 @@ describe("inline calls", () => {
     expect(inline.status).toBe("ok");
     expect(text(inline.stdout)).toBe(text(first.stdout));
     expect(text(inline.stdout)).toBe("Hello, world!\n");
+  });
+
+  test("a second load of the same code (a redeploy) starts from the first one's profile: its first call runs inline", async () => {
+    const first = await loadFunction("hello");
+    await warm(first);
+    const second = await loadFunction("hello");
+    expect(second.profile).toBe(first.profile);
+    const before = engine.inline.calls;
+    expect(text((await call(second)).stdout)).toBe("Hello, world!\n");
+    expect(engine.inline.calls).toBe(before + 1);
+    first.release();
+    second.release();
   });
 
   test("a call that runs past the budget moves to a worker and ends at its own timeout", async () => {
@@ -187,21 +199,21 @@ describe("inline calls", () => {
 });
 
 describe("inline policy", () => {
-  // Driven directly: which calls a function gets to run inline, whatever its
-  // calls take (the EWMA of durations is held at a short call's).
-  test("long calls spaced out by short ones get at most one inline run per 64 calls", async () => {
+  // A function's profile driven directly: which of its calls get to run
+  // inline, whatever they take (the average duration is held at a short call's).
+  test("long calls spaced out by short ones get at most one inline run per 64 calls", () => {
     for (const every of [2, 5, 9, 65, 200]) {
-      const m = await loadFunction("hello");
-      m.observe(2_000);
+      const profile = new CallProfile();
+      profile.observe(2_000);
       let longInline = 0;
       let inline = 0;
       const N = 20_000;
       for (let i = 0; i < N; i++) {
-        if (!m.mayRunInline()) continue;
+        if (!profile.mayRunInline()) continue;
         inline++;
         const long = i % every === 0;
         if (long) longInline++;
-        m.ranInline(long ? 900_000 : 2_000);
+        profile.ranInline(long ? 900_000 : 2_000);
       }
       expect(longInline).toBeLessThanOrEqual(Math.ceil(N / 64) + 1);
       // Rare long calls cost a function little: most of its calls still run inline.
@@ -209,14 +221,14 @@ describe("inline policy", () => {
     }
   });
 
-  test("a function that is moved again and again tries inline once per 1024 calls", async () => {
-    const m = await loadFunction("hello");
-    m.observe(2_000);
+  test("a function that is moved again and again tries inline once per 1024 calls", () => {
+    const profile = new CallProfile();
+    profile.observe(2_000);
     let tries = 0;
     for (let i = 0; i < 20_000; i++) {
-      if (!m.mayRunInline()) continue;
+      if (!profile.mayRunInline()) continue;
       tries++;
-      m.ranInline(undefined);
+      profile.ranInline(undefined);
     }
     expect(tries).toBeLessThan(40);
   });

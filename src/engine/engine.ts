@@ -297,6 +297,8 @@ export class Engine {
   readonly preempt: boolean;
   readonly spinNs: number;
   readonly inlineNs: bigint;
+  /** The call profile of each artifact loaded now, by its code's path. */
+  private readonly profiles = new Map<string, { profile: CallProfile; modules: number }>();
   /** Calls that ran inline, and inline calls moved to a worker, since start. */
   readonly inline = { calls: 0, moved: 0 };
 
@@ -350,7 +352,12 @@ export class Engine {
       cstr(soPath), cstr(snapshotPath), limitsStruct(limits), err, BigInt(err.length),
     );
     if (!handle) throw new EngineError(errText(err) || "cannot load module", -3);
-    return new LoadedModule(this, handle as Pointer);
+    const shared = this.profiles.get(soPath) ?? { profile: new CallProfile(), modules: 0 };
+    this.profiles.set(soPath, shared);
+    shared.modules++;
+    return new LoadedModule(this, handle as Pointer, shared.profile, () => {
+      if (--shared.modules === 0) this.profiles.delete(soPath);
+    });
   }
 
   /** Run one call, inline or on an executor thread. The instance must be
@@ -360,7 +367,7 @@ export class Engine {
     this.startExecutor();
     if (req.signal?.aborted) return Promise.reject(new CancelledError());
     const inputs = instance.prepare(req);
-    if (this.inlineNs > 0n && instance.module.mayRunInline()) {
+    if (this.inlineNs > 0n && instance.module.profile.mayRunInline()) {
       const result = this.callInline(instance);
       if (result) return Promise.resolve(result);
     }
@@ -405,14 +412,14 @@ export class Engine {
     this.lib.thaw_call_inline(instance.handle, instance.request, res, this.inlineNs);
     if (res[RESULT.status] === STATUS_MOVED) {
       this.inline.moved++;
-      instance.module.ranInline(undefined);
+      instance.module.profile.ranInline(undefined);
       if ((res[RESULT.flags]! & RESULT_FLAGS.reset) !== 0n) return undefined;
       return decodeResult(res);
     }
     this.inline.calls++;
     const result = decodeResult(res);
-    instance.module.ranInline(result.durationNs);
-    instance.module.observe(result.durationNs);
+    instance.module.profile.ranInline(result.durationNs);
+    instance.module.profile.observe(result.durationNs);
     return result;
   }
 
@@ -468,7 +475,7 @@ export class Engine {
    * completion counter: its calls are expected to end within the budget,
    * and no recent miss is being backed off from. */
   private maySpin(module: LoadedModule): boolean {
-    const expected = module.expectedNs;
+    const expected = module.profile.expectedNs;
     if (expected === undefined || expected > SPIN_EXPECTED_NS || this.spinNs === 0) return false;
     if (this.spinSkips === 0) return true;
     this.spinSkips--;
@@ -479,7 +486,7 @@ export class Engine {
    * worker that was awake: it runs now. */
   private spin(ticket: number, module: LoadedModule, seen: number): void {
     if (this.pending.size === 1 && this.pending.has(ticket) && this.seq[2] === 1) {
-      const hit = this.lib.thaw_completions_wait(seen, Math.min(this.spinNs, 2 * module.expectedNs! + SPIN_SLACK_NS)) === 1;
+      const hit = this.lib.thaw_completions_wait(seen, Math.min(this.spinNs, 2 * module.profile.expectedNs! + SPIN_SLACK_NS)) === 1;
       // A miss means the worker lost its core (a busy machine): back off, doubling.
       this.spinMisses = hit ? 0 : Math.min(this.spinMisses + 1, 10);
       this.spinSkips = hit ? 0 : 2 ** this.spinMisses;
@@ -508,7 +515,7 @@ export class Engine {
     if (!p) return;
     this.settle(ticket, p);
     const result = decodeResult(p.instance.result);
-    p.instance.module.observe(result.durationNs);
+    p.instance.module.profile.observe(result.durationNs);
     p.resolve(result);
   }
 
@@ -610,26 +617,21 @@ export class SnapshotError extends EngineError {
   }
 }
 
-export class LoadedModule {
-  private released = false;
+/**
+ * How a compiled function's calls have run: the moving average of their
+ * duration and the inline back-off (engine.ts header). Shared by every
+ * loaded module of one artifact -- each deploy of a function loads its own,
+ * and a redeploy of the same code (a new env, say) would otherwise start
+ * from nothing: its first calls sent to workers, and a function that was
+ * backed off from inline forgiven by redeploying.
+ */
+export class CallProfile {
   /** Recent calls' run time, a moving average (ns); undefined before the first. */
   expectedNs?: number;
   /** Inline calls moved (or long), short inline calls since the last, and calls left to send to workers before the next try. */
   private inlineMisses = 0;
   private inlineStreak = 0;
   private inlineSkips = 0;
-
-  constructor(
-    readonly engine: Engine,
-    readonly handle: Pointer,
-  ) {}
-
-  restore(): Instance {
-    if (this.released) throw new EngineError("module released", -1);
-    const h = this.engine.lib.thaw_instance_restore(this.handle);
-    if (!h) throw new EngineError("cannot restore instance (out of memory or address space)", -6);
-    return new Instance(this, h as Pointer);
-  }
 
   /** Whether the next call may run inline: recent calls were short (a
    * function's first call runs on a worker, which is what its queue
@@ -659,6 +661,24 @@ export class LoadedModule {
 
   observe(durationNs: number): void {
     this.expectedNs = this.expectedNs === undefined ? durationNs : 0.75 * this.expectedNs + 0.25 * durationNs;
+  }
+}
+
+export class LoadedModule {
+  private released = false;
+
+  constructor(
+    readonly engine: Engine,
+    readonly handle: Pointer,
+    readonly profile: CallProfile,
+    private readonly onRelease: () => void,
+  ) {}
+
+  restore(): Instance {
+    if (this.released) throw new EngineError("module released", -1);
+    const h = this.engine.lib.thaw_instance_restore(this.handle);
+    if (!h) throw new EngineError("cannot restore instance (out of memory or address space)", -6);
+    return new Instance(this, h as Pointer);
   }
 
   stats(): ModuleStats {
@@ -690,6 +710,7 @@ export class LoadedModule {
     if (this.released) return;
     this.released = true;
     this.engine.lib.thaw_module_release(this.handle);
+    this.onRelease();
   }
 }
 
