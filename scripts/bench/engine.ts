@@ -6,8 +6,10 @@
 //   reset        thaw_instance_reset after a call that wrote memory
 //   fresh        instantiate + wizer.initialize without the snapshot
 //   idle memory  private bytes per restored, never-called instance
-//   warm call    engine.call round trip of `hello` (executor + completion),
-//                reset on the JS thread after it
+//   warm call    engine.call of `hello`, which runs it inline on this
+//                thread once its profile says it is short, reset after it
+//   executor     the same call forced onto a worker: the round trip through
+//                the executor (submit, completion) that longer calls take
 //   service call the same as the invoke path makes it: resetAfter (reset on
 //                the worker), a queue deadline and an AbortSignal
 //   cold call    restore + call of a fresh instance, against restore alone
@@ -98,6 +100,16 @@ for (let i = 0; i < ITER; i++) {
   warm.push(Bun.nanoseconds() - s);
 }
 warmInst.free();
+
+const executor: number[] = [];
+const executorInst = hello.module.restore();
+for (let i = 0; i < ITER; i++) {
+  const s = Bun.nanoseconds();
+  await engine.call(executorInst, { inline: false });
+  executorInst.reset();
+  executor.push(Bun.nanoseconds() - s);
+}
+executorInst.free();
 
 // As src/service/invoke.ts calls: reset on the worker, a deadline, a signal.
 const serviceCall = () => ({ resetAfter: true, queueDeadline: performance.now() + 2000, signal: new AbortController().signal });
@@ -213,6 +225,8 @@ const figures = {
   warm_call_us_p50: us(pct(warm, 50)),
   warm_call_us_p99: us(pct(warm, 99)),
   warm_call_vs_restore: Math.round((pct(warm, 50) / pct(restoreHello, 50)) * 10) / 10,
+  executor_call_us_p50: us(pct(executor, 50)),
+  executor_call_us_p99: us(pct(executor, 99)),
   service_call_us_p50: us(pct(service, 50)),
   service_call_us_p99: us(pct(service, 99)),
   cold_call_us_p50: us(pct(cold, 50)),
@@ -257,7 +271,8 @@ const rows: [string, string, string][] = [
   ["instantiate from scratch (primes)", `${figures.fresh_instantiate_primes_us_p50} µs`, "runs wizer.initialize"],
   ["V8 new WebAssembly.Instance", `${v8.instantiate_us_p50} µs`, `p99 ${v8.instantiate_us_p99} µs`],
   ["Bun new WebAssembly.Instance", `${jsc.instantiate_us_p50} µs`, `p99 ${jsc.instantiate_us_p99} µs`],
-  ["warm call round trip (hello)", `${figures.warm_call_us_p50} µs`, `p99 ${figures.warm_call_us_p99} µs, ${figures.warm_call_vs_restore}× the restore, reset included`],
+  ["warm call round trip (hello)", `${figures.warm_call_us_p50} µs`, `p99 ${figures.warm_call_us_p99} µs, ${figures.warm_call_vs_restore}× the restore, reset included (inline)`],
+  ["  the same on a worker", `${figures.executor_call_us_p50} µs`, `p99 ${figures.executor_call_us_p99} µs (executor round trip)`],
   ["service call (resetAfter, deadline)", `${figures.service_call_us_p50} µs`, `p99 ${figures.service_call_us_p99} µs`],
   ["cold call (restore + call)", `${figures.cold_call_us_p50} µs`, `p99 ${figures.cold_call_us_p99} µs; restore ${figures.cold_restore_us_p50} µs + service call = ${Math.round((figures.cold_restore_us_p50 + figures.service_call_us_p50) * 100) / 100} µs`],
   ["burst of 8 cold calls", `${figures.cold_burst8_us_p50} µs`, `p99 ${figures.cold_burst8_us_p99} µs, until the last completes`],

@@ -89,6 +89,8 @@ export interface CallRequest {
   env?: Record<string, string>;
   timeoutMs?: number;
   countPages?: boolean;
+  /** false: run on a worker even if the call could run inline (benchmarks of the executor). */
+  inline?: boolean;
   /** Reset the instance on the executor thread right after the call. */
   resetAfter?: boolean;
   /** Who the call is for, in the executor's fair queue (small integers; 0 by default). */
@@ -367,7 +369,7 @@ export class Engine {
     this.startExecutor();
     if (req.signal?.aborted) return Promise.reject(new CancelledError());
     const inputs = instance.prepare(req);
-    if (this.inlineNs > 0n && instance.module.profile.mayRunInline()) {
+    if (this.inlineNs > 0n && req.inline !== false && instance.module.profile.mayRunInline()) {
       const result = this.callInline(instance);
       if (result) return Promise.resolve(result);
     }
