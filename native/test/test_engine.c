@@ -157,6 +157,62 @@ static void test_exit_and_output(void) {
   thaw_module_release(m);
 }
 
+/* thaw_call_inline: runs like thaw_call, except that a call past its
+ * budget, asleep or out of this thread's stack comes back THAW_MOVED with
+ * its instance reset and usable. */
+static void test_inline(void) {
+  thaw_module* hello = load("hello", &LIMITS);
+  thaw_instance* inst = thaw_instance_restore(hello);
+  thaw_request req = request(NULL);
+  thaw_result res;
+  CHECK(thaw_call_inline(inst, &req, &res, 0) == THAW_EINVAL);
+  thaw_call_inline(inst, &req, &res, 1000000);
+  CHECKF(res.status == THAW_OK && output_is(&res, "Hello, world!\n"), "inline hello: status %lld", (long long)res.status);
+  thaw_instance_free(inst);
+  thaw_module_release(hello);
+
+  thaw_module* loop = load("loop_forever", &LIMITS);
+  inst = thaw_instance_restore(loop);
+  uint64_t t0 = (uint64_t)clock();
+  thaw_call_inline(inst, &req, &res, 2000000);
+  double held_ms = (double)((uint64_t)clock() - t0) * 1000.0 / CLOCKS_PER_SEC;
+  CHECKF(res.status == THAW_MOVED, "a loop past the budget is moved: status %lld", (long long)res.status);
+  CHECK(res.flags & THAW_RESULT_RESET);
+  CHECK(!(res.flags & THAW_RESULT_INSTANCE_LOST));
+  CHECKF(held_ms < 500, "the loop held the thread %.1f ms, not its 2 s timeout", held_ms);
+  /* Moved, the instance is as restored: the same call runs again to its own timeout. */
+  thaw_limits quick = LIMITS;
+  quick.timeout_ms = 1;
+  thaw_instance_free(inst);
+  thaw_module_release(loop);
+  loop = load("loop_forever", &quick);
+  inst = thaw_instance_restore(loop);
+  thaw_call_inline(inst, &req, &res, 50000000);
+  CHECKF(res.status == THAW_TRAP_TIMEOUT, "a timeout before the budget is the call's own: %lld", (long long)res.status);
+  CHECK(res.flags & THAW_RESULT_INSTANCE_LOST);
+  thaw_instance_free(inst);
+  thaw_module_release(loop);
+
+  thaw_module* div0 = load("trap_div0", &LIMITS);
+  inst = thaw_instance_restore(div0);
+  thaw_request seven = request("7\n");
+  thaw_call_inline(inst, &seven, &res, 1000000);
+  CHECKF(res.status == THAW_TRAP_DIV_BY_ZERO, "a trap inline is the trap: %lld", (long long)res.status);
+  thaw_instance_free(inst);
+  thaw_module_release(div0);
+
+  thaw_module* sleeper = load("sleep", &LIMITS);
+  inst = thaw_instance_restore(sleeper);
+  thaw_request ten = request("10");
+  thaw_call_inline(inst, &ten, &res, 50000000);
+  CHECKF(res.status == THAW_MOVED, "a sleep is moved, not slept: %lld", (long long)res.status);
+  CHECK(res.flags & THAW_RESULT_RESET);
+  thaw_call(inst, &ten, &res);
+  CHECKF(res.status == THAW_OK && output_is(&res, "slept 10\n"), "the moved call then runs from the start");
+  thaw_instance_free(inst);
+  thaw_module_release(sleeper);
+}
+
 static void test_memory_cap(void) {
   thaw_limits small = LIMITS;
   small.max_memory_pages = 64;
@@ -333,6 +389,7 @@ int main(int argc, char** argv) {
   test_hot_pages();
   test_traps();
   test_exit_and_output();
+  test_inline();
   test_memory_cap();
   test_large_reset();
   test_executor();
