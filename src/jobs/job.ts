@@ -30,6 +30,7 @@
 import { Packr } from "msgpackr";
 import { validRequestId } from "../logs/request-id.ts";
 import type { ErrorCode } from "../service/errors.ts";
+import { packPayload } from "./payload.ts";
 
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "dead";
 
@@ -123,32 +124,28 @@ export interface JobState {
 export const DEFAULT_ATTEMPTS = 3;
 export const MAX_ATTEMPTS = 20;
 
-const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The object without its undefined fields: optional fields are absent, not undefined, in the API. */
-function compact<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
-}
-
+/**
+ * Optional fields are absent, not undefined, in the API. The view is built
+ * field by field rather than pruned with `delete`, which would turn every
+ * view into a slow dictionary object (a status read makes one per request).
+ */
 export function viewOf(s: JobState): JobView {
+  const v: JobView = { id: s.id, tenant: s.spec.tenant, function: s.spec.function, status: s.status, attempts: s.attempts, maxAttempts: s.maxAttempts } as JobView;
+  if (s.spec.requestId !== undefined) v.requestId = s.spec.requestId;
+  v.createdAt = iso(s.createdAt);
+  if (s.startedAt !== undefined) v.startedAt = iso(s.startedAt);
+  if (s.finishedAt !== undefined) v.finishedAt = iso(s.finishedAt);
+  if (s.startedAt !== undefined) {
+    v.queueMs = Math.max(0, s.startedAt - s.createdAt);
+    if (s.finishedAt !== undefined) v.runMs = s.finishedAt - s.startedAt;
+  }
+  if (s.node !== undefined) v.node = s.node;
+  if (s.error !== undefined) v.error = s.error;
   const r = s.result;
-  return compact({
-    id: s.id,
-    tenant: s.spec.tenant,
-    function: s.spec.function,
-    status: s.status,
-    attempts: s.attempts,
-    maxAttempts: s.maxAttempts,
-    requestId: s.spec.requestId,
-    createdAt: iso(s.createdAt)!,
-    startedAt: iso(s.startedAt),
-    finishedAt: iso(s.finishedAt),
-    queueMs: s.startedAt === undefined ? undefined : Math.max(0, s.startedAt - s.createdAt),
-    runMs: s.startedAt === undefined || s.finishedAt === undefined ? undefined : s.finishedAt - s.startedAt,
-    node: s.node,
-    error: s.error,
-    result: r && {
+  if (r) {
+    v.result = {
       outcome: r.outcome,
       exitCode: r.exitCode,
       contentType: r.contentType,
@@ -156,9 +153,15 @@ export function viewOf(s: JobState): JobView {
       stderr: r.stderr,
       durationMs: r.durationMs,
       url: `/v1/jobs/${encodeURIComponent(s.id)}/result`,
-    },
-    callback: s.callback && compact({ url: s.callback.url, state: s.callback.state, attempts: s.callback.attempts, lastError: s.callback.lastError }),
-  });
+    };
+  }
+  const cb = s.callback;
+  if (cb) {
+    const c: CallbackStatus = { url: cb.url, state: cb.state, attempts: cb.attempts };
+    if (cb.lastError !== undefined) c.lastError = cb.lastError;
+    v.callback = c;
+  }
+  return v;
 }
 
 /** Exponential backoff before attempt `attempt + 1`, after `attempt` attempts made (BullMQ's formula, which thaw has always used). */
@@ -172,7 +175,7 @@ export const decode = <T>(bytes: Uint8Array): T => packr.unpack(bytes) as T;
 export class PayloadError extends Error {}
 
 export function encodePayload(spec: JobSpec): Uint8Array {
-  return encode({ v: 1, ...spec });
+  return packPayload(spec);
 }
 
 /** A payload from the queue, checked: producers outside thaw write these too. */

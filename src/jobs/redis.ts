@@ -169,30 +169,31 @@ end
  */
 const ROUND = `${START}
 local prefix, group, keep, me, now, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local written = {}
+local written, done = {}, {}
 if ARGV[8] ~= "" then
   local a = cmsgpack.unpack(ARGV[8])
   for i = 1, #a, 12 do
     local id, token, eid, kind = a[i], a[i+1], a[i+2], a[i+3]
     local key = prefix .. id
-    if redis.call("HGET", key, "owner") ~= token then
+    local h = redis.call("HMGET", key, "owner", "error", "result")
+    if h[1] ~= token then
       written[#written + 1] = "0"
     else
+      -- An emptied owner matches no token, as a deleted one would, for one command less.
       if kind == "wait" then
-        redis.call("HSET", key, "status", "queued")
+        redis.call("HSET", key, "status", "queued", "owner", "")
         redis.call("HINCRBY", key, "attempts", -1)
-        redis.call("HDEL", key, "owner")
       else
-        local set, del = { "status", a[i+4], "node", a[i+5] }, { "owner" }
-        if a[i+6] ~= "" then set[#set + 1] = "error"; set[#set + 1] = a[i+6] else del[#del + 1] = "error" end
-        if a[i+7] ~= "" then set[#set + 1] = "result"; set[#set + 1] = a[i+7] else del[#del + 1] = "result" end
+        local set, del = { "status", a[i+4], "node", a[i+5], "owner", "" }, {}
+        if a[i+6] ~= "" then set[#set + 1] = "error"; set[#set + 1] = a[i+6] elseif h[2] then del[#del + 1] = "error" end
+        if a[i+7] ~= "" then set[#set + 1] = "result"; set[#set + 1] = a[i+7] elseif h[3] then del[#del + 1] = "result" end
         if kind == "final" then
           -- No cb or cbkey yet: only a final outcome sets them, and only /retry puts a final job back (clearing them).
           set[#set + 1] = "finished"; set[#set + 1] = a[i+11]
           if a[i+8] ~= "" then set[#set + 1] = "cbkey"; set[#set + 1] = a[i+8] end
         end
         redis.call("HSET", key, unpack(set))
-        redis.call("HDEL", key, unpack(del))
+        if #del > 0 then redis.call("HDEL", key, unpack(del)) end
       end
       if kind == "final" then
         if a[i+9] ~= "" then redis.call("ZADD", KEYS[3], a[i+10], a[i+9]) end
@@ -200,11 +201,16 @@ if ARGV[8] ~= "" then
       else
         redis.call("ZADD", KEYS[2], a[i+11], id)
       end
-      redis.pcall("XACK", KEYS[1], group, eid)
-      redis.call("XDEL", KEYS[1], eid)
+      done[#done + 1] = eid
       written[#written + 1] = "1"
     end
   end
+end
+-- The round's finished entries leave the stream together: one XACK and one XDEL, not one each per job.
+for i = 1, #done, 1000 do
+  local ids = { unpack(done, i, math.min(i + 999, #done)) }
+  redis.pcall("XACK", KEYS[1], group, unpack(ids))
+  redis.call("XDEL", KEYS[1], unpack(ids))
 end
 if ARGV[7] ~= "" then
   local a = cmsgpack.unpack(ARGV[7])

@@ -28,6 +28,7 @@ import { type ErrorCode, ThawError } from "../service/errors.ts";
 import type { JobResult, JobSpec, JobState } from "./job.ts";
 
 const STDERR_TAIL = 4096;
+const utf8 = new TextDecoder();
 
 /** Platform failures another attempt (later, maybe on another node) can get past. */
 const RETRIABLE = new Set<ErrorCode>(["overloaded", "memory_exhausted", "function_not_ready", "shutting_down", "internal"]);
@@ -89,7 +90,7 @@ export class JobRunner {
       exitCode: o.result.exitCode,
       body: o.result.stdout,
       contentType: o.config.contentType,
-      stderr: new TextDecoder().decode(o.result.stderr.subarray(-STDERR_TAIL)),
+      stderr: o.result.stderr.length === 0 ? "" : utf8.decode(o.result.stderr.subarray(-STDERR_TAIL)),
       durationMs: o.result.durationNs / 1e6,
       cold: o.cold,
       version: o.version,

@@ -21,8 +21,8 @@
 import type { Server } from "bun";
 import type { AppContext } from "./context.ts";
 import { answer, answerWithBody, type FastInvokeOptions } from "./fast-invoke.ts";
-import { json, REQUEST_ID_HEADER } from "./http.ts";
-import { type SubmitQuery, submitJob } from "./routes/jobs.ts";
+import { REQUEST_ID_HEADER } from "./http.ts";
+import { jobResponse, type SubmitQuery, submitJob } from "./routes/jobs.ts";
 import { FunctionName, JobId } from "./schemas.ts";
 
 export const SUBMIT_PATH = "/v1/functions/:name/jobs";
@@ -71,7 +71,7 @@ export function fastJobRoutes(ctx: AppContext, opts: FastInvokeOptions) {
       GET: async (request: ParamRequest<{ id: string }>): Promise<Response> => {
         const id = request.params.id;
         if (opts.draining() || request.url.includes("%") || !JobId.allows({ id })) return opts.app().handle(request);
-        return answer(ctx, opts.cors, request, async (tenant, headers) => json(await ctx.jobs.get(tenant, id), 200, headers));
+        return answer(ctx, opts.cors, request, async (tenant, headers) => jobResponse(await ctx.jobs.get(tenant, id), 200, headers));
       },
     },
   };

@@ -39,7 +39,13 @@ export async function submitJob(
     requestId,
   });
   headers.location = `/v1/jobs/${encodeURIComponent(job.id)}`;
-  return json(job, 202, headers);
+  return jobResponse(job, 202, headers);
+}
+
+/** http.ts's json() for a job, taking `headers` as they are rather than copying them (two per async call). */
+export function jobResponse(job: unknown, status: number, headers: Record<string, string>): Response {
+  headers["content-type"] = "application/json";
+  return new Response(JSON.stringify(job), { status, headers });
 }
 
 export const jobRoutes = (ctx: AppContext) =>

@@ -1,0 +1,124 @@
+// Packing the job payload's msgpack (job.ts) by hand: every job is packed
+// once, and msgpackr's general packer costs about three times as much for
+// these few fields (measured ~2.3 against ~0.8 µs). The bytes are plain
+// msgpack, the smallest encoding of each value, which msgpackr (unpacking
+// in both queues) and any other decoder read. Unpacking stays msgpackr's:
+// a hand-written reader was slower than its cached-key decoder.
+
+/** The fields of a payload as thaw packs them, in this order. */
+export interface PayloadFields {
+  tenant: string;
+  function: string;
+  body: Uint8Array;
+  env?: Record<string, string>;
+  callbackUrl?: string;
+  retryFunctionErrors?: boolean;
+  requestId?: string;
+}
+
+class Writer {
+  at = 0;
+  constructor(readonly out: Buffer) {}
+
+  str(s: string): void {
+    const out = this.out;
+    if (s.length < 32) {
+      let ascii = true;
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) {
+          ascii = false;
+          break;
+        }
+        out[this.at + 1 + i] = c;
+      }
+      if (ascii) {
+        out[this.at] = 0xa0 | s.length;
+        this.at += 1 + s.length;
+        return;
+      }
+    }
+    const n = Buffer.byteLength(s);
+    if (n < 32) out[this.at++] = 0xa0 | n;
+    else if (n < 0x100) {
+      out[this.at++] = 0xd9;
+      out[this.at++] = n;
+    } else if (n < 0x10000) {
+      out[this.at++] = 0xda;
+      out.writeUInt16BE(n, this.at);
+      this.at += 2;
+    } else {
+      out[this.at++] = 0xdb;
+      out.writeUInt32BE(n, this.at);
+      this.at += 4;
+    }
+    this.at += out.write(s, this.at, "utf8");
+  }
+
+  bin(b: Uint8Array): void {
+    const out = this.out;
+    const n = b.length;
+    if (n < 0x100) {
+      out[this.at++] = 0xc4;
+      out[this.at++] = n;
+    } else if (n < 0x10000) {
+      out[this.at++] = 0xc5;
+      out.writeUInt16BE(n, this.at);
+      this.at += 2;
+    } else {
+      out[this.at++] = 0xc6;
+      out.writeUInt32BE(n, this.at);
+      this.at += 4;
+    }
+    out.set(b, this.at);
+    this.at += n;
+  }
+
+  mapHeader(n: number): void {
+    if (n < 16) this.out[this.at++] = 0x80 | n;
+    else {
+      this.out[this.at++] = 0xde;
+      this.out.writeUInt16BE(n, this.at);
+      this.at += 2;
+    }
+  }
+}
+
+/** `{v: 1, tenant, function, body, env?, callbackUrl?, retryFunctionErrors?, requestId?}`, the absent fields left out. */
+export function packPayload(p: PayloadFields): Uint8Array {
+  const env = p.env ? Object.entries(p.env) : undefined;
+  let size = 128 + p.body.length + 3 * (p.tenant.length + p.function.length + (p.callbackUrl?.length ?? 0) + (p.requestId?.length ?? 0));
+  if (env) for (const [k, v] of env) size += 10 + 3 * (k.length + v.length);
+  const w = new Writer(Buffer.allocUnsafe(size));
+  const fields = 4 + (env ? 1 : 0) + (p.callbackUrl !== undefined ? 1 : 0) + (p.retryFunctionErrors !== undefined ? 1 : 0) + (p.requestId !== undefined ? 1 : 0);
+  w.mapHeader(fields);
+  w.str("v");
+  w.out[w.at++] = 1;
+  w.str("tenant");
+  w.str(p.tenant);
+  w.str("function");
+  w.str(p.function);
+  w.str("body");
+  w.bin(p.body);
+  if (env) {
+    w.str("env");
+    w.mapHeader(env.length);
+    for (const [k, v] of env) {
+      w.str(k);
+      w.str(v);
+    }
+  }
+  if (p.callbackUrl !== undefined) {
+    w.str("callbackUrl");
+    w.str(p.callbackUrl);
+  }
+  if (p.retryFunctionErrors !== undefined) {
+    w.str("retryFunctionErrors");
+    w.out[w.at++] = p.retryFunctionErrors ? 0xc3 : 0xc2;
+  }
+  if (p.requestId !== undefined) {
+    w.str("requestId");
+    w.str(p.requestId);
+  }
+  return w.out.subarray(0, w.at);
+}
