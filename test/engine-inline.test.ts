@@ -45,10 +45,11 @@ async function warm(m: LoadedModule, stdin = "") {
 }
 
 /** _start reads one byte of stdin into address 0 and runs `body`. */
-const byInput = (body: string, extra = "") => `(module
+const byInput = (body: string, extra = "", { imports = "", pages = 1 } = {}) => `(module
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (memory (export "memory") 1)
+  ${imports}
+  (memory (export "memory") ${pages})
   ${extra}
   (func (export "_start")
     (i32.store (i32.const 16) (i32.const 0))
@@ -98,6 +99,23 @@ describe("inline calls", () => {
     // The function is backed off from inline for its next calls, which still work.
     const after = await call(m, "x");
     expect(after.status).toBe("ok");
+  });
+
+  test("a host call that runs past the budget (random_get over 16 MiB) moves to a worker", async () => {
+    const m = await loadWat(
+      byInput(
+        `(if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 82))
+           (then (call $proc_exit (call $random_get (i32.const 65536) (i32.const ${16 << 20})))))`,
+        "",
+        { imports: `(import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))`, pages: 300 },
+      ),
+    );
+    await warm(m, "x");
+    const moved = engine.inline.moved;
+    const r = await call(m, "R");
+    expect(engine.inline.moved).toBe(moved + 1);
+    expect(r.status).toBe("ok");
+    expect(r.exitCode).toBe(0);
   });
 
   test("a call that sleeps moves to a worker and sleeps there", async () => {
