@@ -58,6 +58,8 @@ export function idleOverBudget(plan: Plan, idleOf: (fn: string) => number): bool
 
 export class PoolManager {
   private readonly entries = new Map<string, PoolEntry>();
+  /** The same entries by tenant, then name: a call finds its pool without building its key. */
+  private readonly byTenant = new Map<string, Map<string, PoolEntry>>();
   /** Memory-pool tenant ids (libthaw's partitions are numbered); 0 is the node's own. */
   private readonly tenantIds = new Map<string, number>();
   /** Function ids for the executor's fair queue, per tenant/name, kept across versions. */
@@ -100,7 +102,7 @@ export class PoolManager {
     const entry = { tenant, name, key, config, pool, tenantId: this.tenantId(tenant), functionId };
     const old = this.entries.get(key);
     if (old?.pool.version === version) pool.inherit(old.pool);
-    this.entries.set(key, entry);
+    this.put(entry);
     old?.pool.retire();
     this.apply(entry, this.policy.plan(Date.now()), false);
     return entry;
@@ -120,7 +122,24 @@ export class PoolManager {
   }
 
   get(tenant: string, name: string): PoolEntry | undefined {
-    return this.entries.get(poolKey(tenant, name));
+    return this.byTenant.get(tenant)?.get(name);
+  }
+
+  private put(entry: PoolEntry): void {
+    this.entries.set(entry.key, entry);
+    let names = this.byTenant.get(entry.tenant);
+    if (!names) {
+      names = new Map();
+      this.byTenant.set(entry.tenant, names);
+    }
+    names.set(entry.name, entry);
+  }
+
+  private drop(entry: PoolEntry): void {
+    this.entries.delete(entry.key);
+    const names = this.byTenant.get(entry.tenant);
+    names?.delete(entry.name);
+    if (names?.size === 0) this.byTenant.delete(entry.tenant);
   }
 
   /** A call of `key` (poolKey) arrived: feeds λ, here and (batched) in the cluster's rate store. */
@@ -157,8 +176,11 @@ export class PoolManager {
 
   remove(tenant: string, name: string): void {
     const key = poolKey(tenant, name);
-    this.entries.get(key)?.pool.retire();
-    this.entries.delete(key);
+    const entry = this.entries.get(key);
+    if (entry) {
+      entry.pool.retire();
+      this.drop(entry);
+    }
     this.functionIds.delete(key);
     this.policy.forget(key);
   }
@@ -187,7 +209,7 @@ export class PoolManager {
       const fp = plan.functions.get(key);
       if (fp?.unloadCode && entry.pool.inFlight === 0) {
         entry.pool.retire();
-        this.entries.delete(key);
+        this.drop(entry);
         this.codeUnloads++;
         continue;
       }
@@ -216,5 +238,6 @@ export class PoolManager {
     clearInterval(this.rateTimer);
     for (const e of this.entries.values()) e.pool.retire();
     this.entries.clear();
+    this.byTenant.clear();
   }
 }

@@ -21,19 +21,23 @@ export interface Principal {
 
 const bearer = (headers: Headers) => /^Bearer\s+(.+)$/i.exec(headers.get("authorization") ?? "")?.[1]?.trim();
 
+/** Every request's principal when no token is configured (shared: nobody changes a principal). */
+const OPEN: Principal = Object.freeze({ tenant: DEFAULT_TENANT, admin: true });
+
 export class Auth {
+  /** No token of any kind for tenants or the admin: decided once, asked on every request. */
+  readonly open: boolean;
+
   constructor(
     private readonly tokens: Record<string, string>,
     private readonly adminToken?: string,
     private readonly metricsToken?: string,
-  ) {}
-
-  get open(): boolean {
-    return !this.adminToken && Object.keys(this.tokens).length === 0;
+  ) {
+    this.open = !adminToken && Object.keys(tokens).length === 0;
   }
 
   authenticate(headers: Headers): Principal {
-    if (this.open) return { tenant: DEFAULT_TENANT, admin: true };
+    if (this.open) return OPEN;
     const token = bearer(headers);
     if (!token) throw new ThawError("unauthorized", "missing bearer token");
     if (this.adminToken && token === this.adminToken) {
