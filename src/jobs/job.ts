@@ -169,7 +169,6 @@ export const backoffMs = (attempt: number, baseMs: number) => baseMs * 2 ** Math
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
-export const encode = (value: unknown): Uint8Array => packr.pack(value);
 export const decode = <T>(bytes: Uint8Array): T => packr.unpack(bytes) as T;
 
 export class PayloadError extends Error {}

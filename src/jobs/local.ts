@@ -39,13 +39,14 @@ import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import { ThawError } from "../service/errors.ts";
 import {
-  backoffMs, type CallbackStatus, decode, decodePayload, encode, encodePayload, type JobResult, type JobSpec,
+  backoffMs, type CallbackStatus, decode, decodePayload, encodePayload, type JobResult, type JobSpec,
   type JobState, type JobStatus, PayloadError,
 } from "./job.ts";
 import { callbackBody, CallbackDispatcher, type Delivery, deliveryKey, pendingStatus } from "./callback.ts";
 import type { JobQueue, QueueOptions } from "./queue.ts";
 import type { AttemptOutcome, JobRunner } from "./runner.ts";
 import { GroupCommit } from "./group-commit.ts";
+import { packResult } from "./payload.ts";
 import { RecentJobs } from "./recent.ts";
 import { fileSecret } from "./secret.ts";
 
@@ -378,7 +379,7 @@ export class LocalJobQueue implements JobQueue {
       return;
     }
     const result = "result" in outcome && outcome.result ? outcome.result : undefined;
-    const resultBytes = result ? encode(result) : null;
+    const resultBytes = result ? packResult(result) : null;
     const error = outcome.kind === "finished" ? undefined : outcome.error;
     const errorJson = error ? JSON.stringify(error) : null;
     if (outcome.kind === "retry" && attempts < maxAttempts) {

@@ -72,11 +72,12 @@ import type { Logger } from "../log.ts";
 import { ThawError } from "../service/errors.ts";
 import { callbackBody, CallbackDispatcher, deliveryKey, pendingStatus } from "./callback.ts";
 import {
-  backoffMs, type CallbackStatus, decode, decodePayload, encode, encodePayload, type JobResult, type JobSpec, type JobState,
+  backoffMs, type CallbackStatus, decode, decodePayload, encodePayload, type JobResult, type JobSpec, type JobState,
   type JobStatus, PayloadError,
 } from "./job.ts";
 import type { JobQueue, QueueOptions } from "./queue.ts";
 import type { AttemptOutcome, JobRunner } from "./runner.ts";
+import { packResult } from "./payload.ts";
 import { RecentJobs } from "./recent.ts";
 import { redisSecret } from "./secret.ts";
 
@@ -662,7 +663,7 @@ export class RedisJobQueue implements JobQueue {
     }
     const result = "result" in outcome && outcome.result ? outcome.result : undefined;
     const error = outcome.kind === "finished" ? undefined : outcome.error;
-    const resultBytes = result ? encode(result) : "";
+    const resultBytes = result ? packResult(result) : "";
     const errorJson = error ? JSON.stringify(error) : "";
     if (outcome.kind === "retry" && claim.attempts < claim.max) {
       const runAt = now + backoffMs(claim.attempts, this.options.backoffMs);
