@@ -71,8 +71,13 @@ CREATE TABLE IF NOT EXISTS jobs (
   retries INTEGER NOT NULL DEFAULT 0,
   request_id TEXT
 );
-CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (status, run_at);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
+-- Partial indexes: a job is in jobs_queued only while it waits and in jobs_done
+-- once it finished, so each index is written twice in a job's life, not at
+-- every change of status (jobs_ready and jobs_finished, their predecessors).
+DROP INDEX IF EXISTS jobs_ready;
+DROP INDEX IF EXISTS jobs_finished;
+CREATE INDEX IF NOT EXISTS jobs_queued ON jobs (run_at) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_done ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 `;
 
 interface Row {
