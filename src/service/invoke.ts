@@ -144,7 +144,8 @@ export class InvokeService {
    * promise hop is a turn of the event loop per call.
    */
   start(tenant: string, name: string, req: InvokeRequest): InvokeOutcome | Promise<InvokeOutcome> {
-    const started = Bun.nanoseconds();
+    // performance.now(), not Bun.nanoseconds(): the queue deadline is on that clock anyway, and it costs a native call less.
+    const started = performance.now();
     if (this.draining) throw new ThawError("shutting_down", "the server is shutting down", {}, 1);
     let entry: PoolEntry;
     try {
@@ -156,7 +157,7 @@ export class InvokeService {
     let o: InvokeOutcome | Promise<InvokeOutcome>;
     try {
       this.pools.arrived(entry.key);
-      o = this.take(tenant, name, entry, req, started, performance.now() + this.options.queueTimeoutMs);
+      o = this.take(tenant, name, entry, req, started, started + this.options.queueTimeoutMs);
     } catch (e) {
       throw this.refused(tenant, name, req, e);
     }
@@ -332,7 +333,7 @@ export class InvokeService {
       tier: entry.pool.code?.tier ?? "optimized",
       config: entry.config,
       outcome: classify(result),
-      latencyNs: Bun.nanoseconds() - started,
+      latencyNs: Math.round((performance.now() - started) * 1e6),
     };
   }
 
