@@ -14,7 +14,10 @@
 //              the accept rate (202s per second) is what the clients saw.
 //              The sync peer: the same number of POST .../invoke with the
 //              same concurrency, calls/s. Both run after a warm-up of
-//              WARMUP jobs and calls, so neither is measured with a cold JIT.
+//              WARMUP jobs and calls (BENCH_JOBS_WARMUP, 10,000), so neither
+//              is measured with a cold JIT: after 500 the JIT's threads still
+//              took 30-40 µs of CPU per job (a sync call's path is shorter and
+//              warm sooner), about 5 µs after 20,000.
 //   latency    one job at a time: submit, poll until finished. Queue latency
 //              is the server's accept-to-start (queueMs); completion is what
 //              the client saw, submit to seeing it finished (polling every
@@ -41,7 +44,7 @@ import { ROOT, startThaw } from "./thaw-process.ts";
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
 const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 200);
 const CLIENTS = 32;
-const WARMUP = Number(process.env.BENCH_JOBS_WARMUP ?? 500);
+const WARMUP = Number(process.env.BENCH_JOBS_WARMUP ?? 10_000);
 
 const procs: Subprocess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), "thaw-bench-jobs-"));
