@@ -125,7 +125,7 @@ describe("engine: CPU slots", () => {
 const niceOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
 
 describe("engine: priority", () => {
-  test("workers run guest code at nice 19, below the event loop's thread", async () => {
+  test("workers run guest code at nice 19, below the event loop's thread and the watchdog", async () => {
     const engine = sharedEngine();
     const sleepMod = await loadFunction("sleep");
     const inst = sleepMod.restore();
@@ -141,6 +141,8 @@ describe("engine: priority", () => {
     expect(workers.length).toBeGreaterThan(0);
     for (const w of workers) expect(w.nice).toBe(19);
     expect(niceOf(readFileSync("/proc/self/stat", "utf8"))).toBe(0);
+    // The watchdog stops calls on time: it must not inherit the workers' priority.
+    expect(tasks.filter((t) => t.comm === "thaw-watchdog").map((t) => t.nice)).toEqual([0]);
   });
 });
 

@@ -27,7 +27,8 @@
  * than most of them run; instead, while inline calls keep coming, the
  * watchdog wakes every INLINE_TICK_NS on its own, so a budget of at least
  * that never needs a wake-up, and a call that overruns is stopped within
- * budget + INLINE_TICK_NS. An inline call that is stopped, would sleep or
+ * budget + INLINE_TICK_NS. An inline call is armed in a slot of its own,
+ * without the watchdog's lock (see `inl`). An inline call that is stopped, would sleep or
  * runs out of this thread's stack is not failed: it is reset and handed
  * back (THAW_MOVED) to run again from the start on the executor, where the
  * same call gets its full timeout, no budget, and a 128 MiB stack.
@@ -132,10 +133,37 @@ static struct {
   pthread_cond_t wake;
   thaw_call_state* head;
   uint64_t wake_at; /* when the watchdog wakes next (0: it is running) */
-  uint64_t tick_until; /* wake every INLINE_TICK_NS until then */
+  _Atomic uint64_t tick_until; /* wake every INLINE_TICK_NS until then */
   int started;
   pthread_t thread;
 } wd = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* The inline call running now, kept out of the list: its thread (Bun's
+ * event loop) arms and disarms it without the lock, which workers take at
+ * every call -- and a worker at nice 19 preempted while holding it would
+ * stall the event loop. The thread publishes its deadline (0: no inline
+ * call) after its pthread_t; the watchdog alone writes the rest. A signal
+ * that lands after the call ended finds no late call and is ignored. */
+static struct {
+  _Atomic uint64_t deadline_ns;
+  pthread_t thread;
+  uint64_t signalled_for; /* the deadline last signalled, and when */
+  uint64_t signalled_at;
+} inl;
+
+#define INLINE_CLAIMED UINT64_MAX
+
+/* When the inline call, if any, is due a signal: sends it if that is now. */
+static uint64_t watch_inline(uint64_t now) {
+  uint64_t d = atomic_load_explicit(&inl.deadline_ns, memory_order_acquire);
+  if (!d || d == INLINE_CLAIMED) return UINT64_MAX;
+  uint64_t due = d == inl.signalled_for ? inl.signalled_at + RESIGNAL_NS : d;
+  if (due > now) return due;
+  pthread_kill(inl.thread, THAW_TIMEOUT_SIGNAL);
+  inl.signalled_for = d;
+  inl.signalled_at = now;
+  return now + RESIGNAL_NS;
+}
 
 static void* watchdog_main(void* arg) {
   (void)arg;
@@ -153,7 +181,9 @@ static void* watchdog_main(void* arg) {
       }
       if (due < next) next = due;
     }
-    if (now < wd.tick_until && now + INLINE_TICK_NS < next) next = now + INLINE_TICK_NS;
+    uint64_t inline_due = watch_inline(now);
+    if (inline_due < next) next = inline_due;
+    if (now < atomic_load(&wd.tick_until) && now + INLINE_TICK_NS < next) next = now + INLINE_TICK_NS;
     wd.wake_at = next;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -182,6 +212,7 @@ static void watchdog_start_locked(void) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
   if (pthread_create(&wd.thread, NULL, watchdog_main, NULL) == 0) {
+    pthread_setname_np(wd.thread, "thaw-watchdog");
     pthread_detach(wd.thread);
     wd.started = 1;
   }
@@ -199,9 +230,36 @@ static void watchdog_arm(thaw_call_state* c) {
   if (wd.head) wd.head->wd_prev = c;
   wd.head = c;
   c->wd_armed = 1;
-  if (c->inline_call) wd.tick_until = c->deadline_ns + INLINE_LINGER_NS;
   if (wd.wake_at && c->deadline_ns < wd.wake_at) pthread_cond_signal(&wd.wake);
   pthread_mutex_unlock(&wd.lock);
+}
+
+void thaw_watchdog_start(void) {
+  pthread_mutex_lock(&wd.lock);
+  watchdog_start_locked();
+  pthread_mutex_unlock(&wd.lock);
+}
+
+/* Arms the inline call c in the lock-free slot; 0 if another holds it. The
+ * lock is taken only when the watchdog may not be ticking: the first
+ * inline call after a quiet spell, and then about every 50 ms. */
+static int inline_arm(thaw_call_state* c) {
+  uint64_t none = 0;
+  if (!atomic_compare_exchange_strong(&inl.deadline_ns, &none, INLINE_CLAIMED)) return 0;
+  inl.thread = pthread_self();
+  atomic_store_explicit(&inl.deadline_ns, c->deadline_ns, memory_order_release);
+  uint64_t was = atomic_exchange(&wd.tick_until, c->deadline_ns + INLINE_LINGER_NS);
+  if (was < c->deadline_ns + INLINE_LINGER_NS / 2) {
+    pthread_mutex_lock(&wd.lock);
+    watchdog_start_locked();
+    if (wd.wake_at && c->deadline_ns < wd.wake_at) pthread_cond_signal(&wd.wake);
+    pthread_mutex_unlock(&wd.lock);
+  }
+  return 1;
+}
+
+static void inline_disarm(void) {
+  atomic_store_explicit(&inl.deadline_ns, 0, memory_order_release);
 }
 
 static void watchdog_disarm(thaw_call_state* c) {
@@ -238,14 +296,16 @@ int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
   /* A limit at or over the bound would wrap the counter's start. */
   if (depth_limit >= THAW_DEPTH_BOUND) depth_limit = THAW_DEPTH_BOUND - 1;
   wasm_rt_call_stack_depth = THAW_DEPTH_BOUND - depth_limit;
-  watchdog_arm(st);
+  int in_slot = inline_call && deadline_ns && inline_arm(st);
+  if (!in_slot) watchdog_arm(st);
   int rc = sigsetjmp(st->unwind, 0);
   if (rc == 0) {
     st->active = 1;
     fn(arg);
     st->active = 0;
   }
-  watchdog_disarm(st);
+  if (in_slot) inline_disarm();
+  else watchdog_disarm(st);
   thaw_current = NULL;
   return rc;
 }

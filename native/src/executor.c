@@ -287,6 +287,8 @@ static int start(const thaw_executor_config* cfg, thaw_complete_fn on_complete,
   if (max_threads <= slots) max_threads = slots + 1;
   /* Nodes for the queue plus one per thread, whose calls hold theirs. */
   uint32_t nodes = (uint32_t)cfg->queue_cap + max_threads;
+  /* Before any worker could: a thread inherits its creator's nice. */
+  thaw_watchdog_start();
   pthread_mutex_lock(&ex.lock);
   if (ex.started) {
     pthread_mutex_unlock(&ex.lock);

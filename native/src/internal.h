@@ -115,6 +115,11 @@ uint64_t thaw_now_ns(void);
 int thaw_guarded_run(thaw_call_state* st, void (*fn)(void*), void* arg,
                      uint64_t deadline_ns, uint32_t depth_limit, int inline_call);
 
+/* Start the watchdog thread now, from the calling thread, whose priority
+ * it inherits (the executor's workers run at nice 19; the watchdog must
+ * not). Otherwise it starts with the first call that has a deadline. */
+void thaw_watchdog_start(void);
+
 /* Run fn(arg) on a fresh thread with an executor-sized stack and wait. */
 int thaw_run_on_big_stack(void* (*fn)(void*), void* arg);
 #define THAW_STACK_BYTES (128u << 20)
