@@ -62,19 +62,26 @@ const tooLarge = (limit: number) => new ThawError("payload_too_large", `request 
 /**
  * The request body, refused with 413 before or while reading if over
  * `limit`, and with 408 if it is late; an absent body at once, without a
- * promise (the invoke route answers such calls without one).
+ * promise.
  */
-export function readBody(req: Request, limit: number): Uint8Array | Promise<Uint8Array> {
+export const readBody = (req: Request, limit: number): Uint8Array | Promise<Uint8Array> => withBody(req, limit, (body) => body);
+
+/**
+ * `use` of the request body as readBody reads it, in the promise that
+ * reads it: one promise for a call with a body rather than one per step
+ * (the invoke route), and none for a request without one.
+ */
+export function withBody<T>(req: Request, limit: number, use: (body: Uint8Array) => T | Promise<T>): T | Promise<T> {
   // Nothing to wait for, so no deadline timer; the idle timeout is lifted all the same.
   if (hasNoBody(req)) {
     liftIdleTimeout(req);
-    return EMPTY;
+    return use(EMPTY);
   }
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > limit) throw tooLarge(limit);
-  return withinDeadline(req, req.arrayBuffer()).then((buffer) => {
+  return withinDeadline(req, req.arrayBuffer(), (buffer) => {
     if (buffer.byteLength > limit) throw tooLarge(limit);
-    return new Uint8Array(buffer);
+    return use(new Uint8Array(buffer));
   });
 }
 
@@ -85,16 +92,18 @@ export function readForm(req: Request): ReturnType<Request["formData"]> {
     req.formData().catch(() => {
       throw new ThawError("invalid_request", "malformed multipart/form-data body (check its boundary)");
     }),
+    (form) => form,
   );
 }
 
-function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
+/** `use` of what `read` reads, or 408 if that is not done by the request's body deadline. */
+function withinDeadline<T, U>(req: Request, read: Promise<T>, use: (value: T) => U | Promise<U>): Promise<U> {
   const deadline = deadlines.get(req);
-  if (!deadline) return read;
+  if (!deadline) return read.then(use);
   deadline.server.timeout(req, 0);
   // One promise and a timer, not a race of two promises: this is on the path of every call with a body.
   // A late body fails once the connection is closed, settling a promise already settled: nobody waits for it.
-  return new Promise<T>((resolve, reject) => {
+  return new Promise<U>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new ThawError("request_timeout", `the request body did not arrive within ${deadline.timeoutMs} ms`)),
       Math.max(0, deadline.at - Date.now()),
@@ -102,7 +111,11 @@ function withinDeadline<T>(req: Request, read: Promise<T>): Promise<T> {
     read.then(
       (value) => {
         clearTimeout(timer);
-        resolve(value);
+        try {
+          resolve(use(value));
+        } catch (e) {
+          reject(e);
+        }
       },
       (e) => {
         clearTimeout(timer);

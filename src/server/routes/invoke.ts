@@ -11,7 +11,7 @@ import type { FunctionConfig } from "../../registry/registry.ts";
 import type { InvokeOutcome } from "../../service/invoke.ts";
 import type { Principal } from "../auth.ts";
 import type { AppContext } from "../context.ts";
-import { errorResponse, REQUEST_ID_HEADER, readBody, requestIdOf } from "../http.ts";
+import { errorResponse, REQUEST_ID_HEADER, readBody, requestIdOf, withBody } from "../http.ts";
 import { binaryResponse, errorResponses } from "../openapi.ts";
 import { FunctionName } from "../schemas.ts";
 import { type CgiResponse, CgiResponseError, cgiEnvironment, parseCgiOutput } from "../wagi.ts";
@@ -120,9 +120,7 @@ export function invokeCall(
   requestId: string,
   headers?: Record<string, string>,
 ): Response | Promise<Response> {
-  const body = readBody(request, ctx.config.maxBody);
-  if (body instanceof Promise) return body.then((body) => call(ctx, request, name, tenant, requestId, headers, body));
-  return call(ctx, request, name, tenant, requestId, headers, body);
+  return withBody(request, ctx.config.maxBody, (body) => call(ctx, request, name, tenant, requestId, headers, body));
 }
 
 function call(
