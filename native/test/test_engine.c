@@ -157,6 +157,34 @@ static void test_exit_and_output(void) {
   thaw_module_release(m);
 }
 
+/* One inline call of `name` on a fresh instance, with `budget_ns`. Its
+ * status and flags, whether stdout was `out`, and, for a call that was
+ * moved, whether the same call then runs on that instance and prints `out`
+ * (with `out` NULL: not checked, not run again). */
+typedef struct {
+  int64_t status;
+  uint64_t flags;
+  int output_ok;
+  int rerun_ok;
+} inline_outcome;
+
+static inline_outcome call_inline(const char* name, const thaw_limits* limits, const char* in,
+                                  uint64_t budget_ns, const char* out) {
+  thaw_module* m = load(name, limits);
+  thaw_instance* inst = thaw_instance_restore(m);
+  thaw_request req = request(in);
+  thaw_result res;
+  thaw_call_inline(inst, &req, &res, budget_ns);
+  inline_outcome o = {res.status, res.flags, !out || output_is(&res, out), 0};
+  if (res.status == THAW_MOVED && out) {
+    thaw_call(inst, &req, &res);
+    o.rerun_ok = res.status == THAW_OK && output_is(&res, out);
+  }
+  thaw_instance_free(inst);
+  thaw_module_release(m);
+  return o;
+}
+
 /* thaw_call_inline: runs like thaw_call, except that a call past its
  * budget, asleep or out of this thread's stack comes back THAW_MOVED with
  * its instance reset and usable. */
@@ -166,51 +194,31 @@ static void test_inline(void) {
   thaw_request req = request(NULL);
   thaw_result res;
   CHECK(thaw_call_inline(inst, &req, &res, 0) == THAW_EINVAL);
-  thaw_call_inline(inst, &req, &res, 1000000);
-  CHECKF(res.status == THAW_OK && output_is(&res, "Hello, world!\n"), "inline hello: status %lld", (long long)res.status);
   thaw_instance_free(inst);
   thaw_module_release(hello);
+  inline_outcome o = call_inline("hello", &LIMITS, NULL, 1000000, "Hello, world!\n");
+  CHECKF(o.status == THAW_OK && o.output_ok, "inline hello: status %lld", (long long)o.status);
 
-  thaw_module* loop = load("loop_forever", &LIMITS);
-  inst = thaw_instance_restore(loop);
   uint64_t t0 = (uint64_t)clock();
-  thaw_call_inline(inst, &req, &res, 2000000);
+  o = call_inline("loop_forever", &LIMITS, NULL, 2000000, NULL);
   double held_ms = (double)((uint64_t)clock() - t0) * 1000.0 / CLOCKS_PER_SEC;
-  CHECKF(res.status == THAW_MOVED, "a loop past the budget is moved: status %lld", (long long)res.status);
-  CHECK(res.flags & THAW_RESULT_RESET);
-  CHECK(!(res.flags & THAW_RESULT_INSTANCE_LOST));
+  CHECKF(o.status == THAW_MOVED, "a loop past the budget is moved: status %lld", (long long)o.status);
+  CHECK((o.flags & THAW_RESULT_RESET) && !(o.flags & THAW_RESULT_INSTANCE_LOST));
   CHECKF(held_ms < 500, "the loop held the thread %.1f ms, not its 2 s timeout", held_ms);
-  /* Moved, the instance is as restored: the same call runs again to its own timeout. */
+
   thaw_limits quick = LIMITS;
   quick.timeout_ms = 1;
-  thaw_instance_free(inst);
-  thaw_module_release(loop);
-  loop = load("loop_forever", &quick);
-  inst = thaw_instance_restore(loop);
-  thaw_call_inline(inst, &req, &res, 50000000);
-  CHECKF(res.status == THAW_TRAP_TIMEOUT, "a timeout before the budget is the call's own: %lld", (long long)res.status);
-  CHECK(res.flags & THAW_RESULT_INSTANCE_LOST);
-  thaw_instance_free(inst);
-  thaw_module_release(loop);
+  o = call_inline("loop_forever", &quick, NULL, 50000000, NULL);
+  CHECKF(o.status == THAW_TRAP_TIMEOUT, "a timeout before the budget is the call's own: %lld", (long long)o.status);
+  CHECK(o.flags & THAW_RESULT_INSTANCE_LOST);
 
-  thaw_module* div0 = load("trap_div0", &LIMITS);
-  inst = thaw_instance_restore(div0);
-  thaw_request seven = request("7\n");
-  thaw_call_inline(inst, &seven, &res, 1000000);
-  CHECKF(res.status == THAW_TRAP_DIV_BY_ZERO, "a trap inline is the trap: %lld", (long long)res.status);
-  thaw_instance_free(inst);
-  thaw_module_release(div0);
+  o = call_inline("trap_div0", &LIMITS, "7\n", 1000000, NULL);
+  CHECKF(o.status == THAW_TRAP_DIV_BY_ZERO, "a trap inline is the trap: %lld", (long long)o.status);
 
-  thaw_module* sleeper = load("sleep", &LIMITS);
-  inst = thaw_instance_restore(sleeper);
-  thaw_request ten = request("10");
-  thaw_call_inline(inst, &ten, &res, 50000000);
-  CHECKF(res.status == THAW_MOVED, "a sleep is moved, not slept: %lld", (long long)res.status);
-  CHECK(res.flags & THAW_RESULT_RESET);
-  thaw_call(inst, &ten, &res);
-  CHECKF(res.status == THAW_OK && output_is(&res, "slept 10\n"), "the moved call then runs from the start");
-  thaw_instance_free(inst);
-  thaw_module_release(sleeper);
+  o = call_inline("sleep", &LIMITS, "10", 50000000, "slept 10\n");
+  CHECKF(o.status == THAW_MOVED, "a sleep is moved, not slept: %lld", (long long)o.status);
+  CHECK(o.flags & THAW_RESULT_RESET);
+  CHECKF(o.rerun_ok, "the moved call then runs from the start");
 }
 
 static void test_memory_cap(void) {
