@@ -108,9 +108,10 @@ const DEFAULT_MAX_ATTEMPTS = 3;
 /**
  * Lua shared by the scripts that start jobs: `start(stream, prefix, group,
  * me, now, entries, out)` starts the jobs of stream entries and appends,
- * per job started: id, entry, token, "attempts max created retries lost
- * started", payload -- lost: its last attempt was cut short, end it dead,
- * do not run it.
+ * per job started: id, "entry attempts max created retries lost started",
+ * payload -- lost: its last attempt was cut short, end it dead, do not run
+ * it. The attempt's token is "me/attempts/entry", which the node builds
+ * from these (two strings per job to read back rather than four).
  */
 const START = `
 local function start(stream, prefix, group, me, now, entries, out)
@@ -141,9 +142,7 @@ local function start(stream, prefix, group, me, now, entries, out)
         redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token, "created", now, "max", max)
       end
       out[#out + 1] = id
-      out[#out + 1] = eid
-      out[#out + 1] = token
-      out[#out + 1] = attempts .. " " .. max .. " " .. created .. " " .. (h[5] or "0") .. " " .. lost .. " " .. now
+      out[#out + 1] = eid .. " " .. attempts .. " " .. max .. " " .. created .. " " .. (h[5] or "0") .. " " .. lost .. " " .. now
       out[#out + 1] = h[6] or ""
     end
   end
@@ -577,7 +576,7 @@ export class RedisJobQueue implements JobQueue {
           from = 0;
         }
         reported = false;
-        for (let i = from; i + 4 < rows.length; i += 5) this.begin(rows, i);
+        for (let i = from; i + 2 < rows.length; i += 3) this.begin(rows, i);
         backlog = this.claims.size >= this.options.concurrency;
       } catch (e) {
         if (this.closing) break;
@@ -616,13 +615,13 @@ export class RedisJobQueue implements JobQueue {
 
   /** The claimed job at `rows[i]` (as START gives it): run it, write its outcome, free its slot. */
   private begin(rows: Buffer[], i: number): void {
-    const [attempts, max, created, retries, lost, started] = rows[i + 3]!.toString().split(" ");
+    const [entry, attempts, max, created, retries, lost, started] = rows[i + 1]!.toString().split(" ") as string[];
     const claim: Claim = {
-      id: rows[i]!.toString(), entry: rows[i + 1]!.toString(), token: rows[i + 2]!.toString(), attempts: Number(attempts), max: Number(max),
+      id: rows[i]!.toString(), entry: entry!, token: `${this.options.nodeId}/${attempts}/${entry}`, attempts: Number(attempts), max: Number(max),
       created: Number(created), retries: Number(retries), started: Number(started),
     };
     this.claims.set(claim.id, claim);
-    const run = this.process(claim, rows[i + 4]!, lost === "1")
+    const run = this.process(claim, rows[i + 2]!, lost === "1")
       .catch((e) => this.log.error("job processing failed", { job: claim.id, error: String(e) }))
       .finally(() => this.running.delete(run));
     this.running.add(run);
