@@ -366,13 +366,23 @@ export class Engine {
    * idle; when the call rejects with CancelledError or QueueTimeoutError it
    * never ran and the instance is as it was. */
   call(instance: Instance, req: CallRequest): Promise<CallResult> {
+    const r = this.callNow(instance, req);
+    return r instanceof Promise ? r : Promise.resolve(r);
+  }
+
+  /** `call`, with the result itself, not a promise of it, when the call ran inline. */
+  callNow(instance: Instance, req: CallRequest): CallResult | Promise<CallResult> {
     this.startExecutor();
     if (req.signal?.aborted) return Promise.reject(new CancelledError());
     const inputs = instance.prepare(req);
     if (this.inlineNs > 0n && req.inline !== false && instance.module.profile.mayRunInline()) {
       const result = this.callInline(instance);
-      if (result) return Promise.resolve(result);
+      if (result) return result;
     }
+    return this.submit(instance, req, inputs);
+  }
+
+  private submit(instance: Instance, req: CallRequest, inputs: Uint8Array[]): Promise<CallResult> {
     const ticket = this.nextTicket++;
     const seen = this.seq[0]!;
     // Say so before submitting, so the worker does not wake this thread for

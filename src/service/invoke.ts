@@ -297,9 +297,9 @@ export class InvokeService {
     started: number,
     deadline: number,
   ): InvokeOutcome | Promise<InvokeOutcome> {
-    let call: Promise<CallResult>;
+    let call: CallResult | Promise<CallResult>;
     try {
-      call = this.engine.call(lease.instance, {
+      call = this.engine.callNow(lease.instance, {
         stdin: req.body,
         argv0: name,
         // The config's own object when the call adds nothing: no copy per call.
@@ -313,8 +313,8 @@ export class InvokeService {
     } catch (e) {
       throw this.notRun(entry, lease, e);
     }
-    // A call the engine ran inline is settled already: its outcome now, not a turn of the event loop later.
-    if (Bun.peek.status(call) === "fulfilled") return this.ran(entry, lease, Bun.peek(call) as CallResult, started);
+    // A call the engine ran inline has its result already: its outcome now, not a turn of the event loop later.
+    if (!(call instanceof Promise)) return this.ran(entry, lease, call, started);
     return call.then(
       (result) => this.ran(entry, lease, result, started),
       (e) => {
