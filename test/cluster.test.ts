@@ -2,6 +2,9 @@
 // and call durations.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import diagnostics from "node:diagnostics_channel";
+import { connectRedis } from "../src/cluster/connection.ts";
+import { Logger } from "../src/log.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
 import { putModule, type ServerProcess, startServer } from "./server.ts";
 
@@ -95,5 +98,23 @@ test("long calls on one node raise the τ and the target of a node that never ra
     expect(seen!.target).toBeGreaterThan(2);
   } finally {
     await Promise.all([one.stop(), two.stop()]);
+  }
+});
+
+test("ioredis traces commands only while someone listens (Bun's TracingChannel gets Node's hasSubscribers)", async () => {
+  const channel = diagnostics.tracingChannel("thaw:test");
+  expect(channel.hasSubscribers).toBe(false);
+  const start = () => {};
+  channel.start.subscribe(start);
+  expect(channel.hasSubscribers).toBe(true);
+  channel.start.unsubscribe(start);
+  expect(channel.hasSubscribers).toBe(false);
+  // A client made through the cluster connection works with it.
+  const client = connectRedis(redis.url, new Logger("error"));
+  try {
+    await new Promise((ready) => client.once("ready", ready));
+    expect(await client.ping()).toBe("PONG");
+  } finally {
+    client.disconnect();
   }
 });

@@ -12,9 +12,27 @@
 // an outage is logged once when it starts and once when it ends, not per
 // reconnection attempt.
 
+import diagnostics from "node:diagnostics_channel";
 import Redis from "ioredis";
 import type { Logger } from "../log.ts";
 import { ThawError } from "../service/errors.ts";
+
+/**
+ * Node's TracingChannel has `hasSubscribers`; Bun's (1.4) has not, and
+ * ioredis takes its absence for a listener: every command then builds a
+ * trace context, stringifying every argument -- a round's packed msgpack
+ * too -- and wraps its promise in another. The getter as Node defines it,
+ * so commands are traced only when someone subscribes. It is on the
+ * prototype, so this holds for every ioredis client in the process.
+ */
+const tracing = Object.getPrototypeOf(diagnostics.tracingChannel("thaw:probe")) as object;
+if (!("hasSubscribers" in tracing)) {
+  Object.defineProperty(tracing, "hasSubscribers", {
+    get(this: Record<"start" | "end" | "asyncStart" | "asyncEnd" | "error", diagnostics.Channel | undefined>) {
+      return !!(this.start?.hasSubscribers || this.end?.hasSubscribers || this.asyncStart?.hasSubscribers || this.asyncEnd?.hasSubscribers || this.error?.hasSubscribers);
+    },
+  });
+}
 
 const COMMAND_TIMEOUT_MS = 10_000;
 

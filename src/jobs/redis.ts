@@ -67,7 +67,6 @@
 // runs out (DELIVERY_LEASE_MS), after checking that the entry is still the
 // job's recorded outcome. Delivery progress is the job's `cb` field.
 
-import diagnostics from "node:diagnostics_channel";
 import type Redis from "ioredis";
 import type { Logger } from "../log.ts";
 import { ThawError } from "../service/errors.ts";
@@ -81,22 +80,6 @@ import type { AttemptOutcome, JobRunner } from "./runner.ts";
 import { packResult } from "./payload.ts";
 import { RecentJobs } from "./recent.ts";
 import { redisSecret } from "./secret.ts";
-
-/**
- * Node's TracingChannel has `hasSubscribers`; Bun's (1.4) has not, and
- * ioredis takes its absence for a listener: every command then builds a
- * trace context, stringifying every argument -- a round's packed msgpack
- * too -- and wraps its promise in another. The getter as Node defines it,
- * so commands are traced only when someone subscribes.
- */
-const tracing = Object.getPrototypeOf(diagnostics.tracingChannel("thaw:probe")) as object;
-if (!("hasSubscribers" in tracing)) {
-  Object.defineProperty(tracing, "hasSubscribers", {
-    get(this: Record<"start" | "end" | "asyncStart" | "asyncEnd" | "error", diagnostics.Channel | undefined>) {
-      return !!(this.start?.hasSubscribers || this.end?.hasSubscribers || this.asyncStart?.hasSubscribers || this.asyncEnd?.hasSubscribers || this.error?.hasSubscribers);
-    },
-  });
-}
 
 export const JOB_PREFIX = "thaw:q:job:";
 export const STREAM_KEY = "thaw:q:stream";
