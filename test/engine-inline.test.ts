@@ -159,7 +159,7 @@ describe("inline calls", () => {
       const inputs = inst.prepare({ stdin: new TextEncoder().encode("D") });
       engine.lib.thaw_call_inline(inst.handle, inst.request, inst.result, 10_000_000_000n);
       expect(inputs.length).toBeGreaterThan(0);
-      expect(inst.result[RESULT.status]).toBe(STATUS_MOVED);
+      expect(Number(inst.result[RESULT.status])).toBe(STATUS_MOVED);
       expect(inst.result[RESULT.flags]! & RESULT_FLAGS.reset).toBe(RESULT_FLAGS.reset);
     } finally {
       inst.free();

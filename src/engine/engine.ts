@@ -50,8 +50,8 @@
 import type { JSCallback } from "bun:ffi";
 import {
   addr, completionCounter, copyOut, cstr, E_BUSY, ERRORS, errText, EXECUTOR_CONFIG, EXECUTOR_STATS, findLibrary, LIMITS,
-  openLibrary, packStrings, POOL_STATS, readyCallback, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, STATS, STATUS_MOVED, TENANT_STATS,
-  type Lib, type Pointer,
+  getI64, getU64, openLibrary, packStrings, POOL_STATS, readyCallback, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, setU64, STATS,
+  STATUS_MOVED, TENANT_STATS, type Lib, type Pointer, words,
 } from "./native.ts";
 
 export interface Limits {
@@ -229,21 +229,30 @@ function limitsStruct(l: Limits): BigUint64Array {
   return s;
 }
 
-function decodeResult(r: BigUint64Array, withOutput = true): CallResult {
-  const flags = r[RESULT.flags]!;
+const FLAG = {
+  stdoutTruncated: Number(RESULT_FLAGS.stdoutTruncated),
+  stderrTruncated: Number(RESULT_FLAGS.stderrTruncated),
+  growRefused: Number(RESULT_FLAGS.growRefused),
+  instanceLost: Number(RESULT_FLAGS.instanceLost),
+  reset: Number(RESULT_FLAGS.reset),
+};
+
+/** A thaw_result, read through its 32-bit words (`words` in native.ts). */
+function decodeResult(w: Uint32Array, withOutput = true): CallResult {
+  const flags = getU64(w, RESULT.flags);
   return {
-    status: TRAP_KINDS[Number(r[RESULT.status])] ?? "host_error",
-    exitCode: Number(BigInt.asIntN(64, r[RESULT.exitCode]!)),
-    durationNs: Number(r[RESULT.durationNs]),
-    pagesTouched: Number(r[RESULT.pagesTouched]),
-    memoryPages: Number(r[RESULT.memoryPages]),
-    stdout: withOutput ? copyOut(r[RESULT.stdoutPtr]!, r[RESULT.stdoutLen]!) : new Uint8Array(0),
-    stderr: withOutput ? copyOut(r[RESULT.stderrPtr]!, r[RESULT.stderrLen]!) : new Uint8Array(0),
-    stdoutTruncated: (flags & RESULT_FLAGS.stdoutTruncated) !== 0n,
-    stderrTruncated: (flags & RESULT_FLAGS.stderrTruncated) !== 0n,
-    growRefused: (flags & RESULT_FLAGS.growRefused) !== 0n,
-    instanceLost: (flags & RESULT_FLAGS.instanceLost) !== 0n,
-    instanceReset: (flags & RESULT_FLAGS.reset) !== 0n,
+    status: TRAP_KINDS[getU64(w, RESULT.status)] ?? "host_error",
+    exitCode: getI64(w, RESULT.exitCode),
+    durationNs: getU64(w, RESULT.durationNs),
+    pagesTouched: getU64(w, RESULT.pagesTouched),
+    memoryPages: getU64(w, RESULT.memoryPages),
+    stdout: withOutput ? copyOut(getU64(w, RESULT.stdoutPtr), getU64(w, RESULT.stdoutLen)) : new Uint8Array(0),
+    stderr: withOutput ? copyOut(getU64(w, RESULT.stderrPtr), getU64(w, RESULT.stderrLen)) : new Uint8Array(0),
+    stdoutTruncated: (flags & FLAG.stdoutTruncated) !== 0,
+    stderrTruncated: (flags & FLAG.stderrTruncated) !== 0,
+    growRefused: (flags & FLAG.growRefused) !== 0,
+    instanceLost: (flags & FLAG.instanceLost) !== 0,
+    instanceReset: (flags & FLAG.reset) !== 0,
   };
 }
 
@@ -343,7 +352,7 @@ export class Engine {
     const rc = this.lib.thaw_snapshot_create(
       cstr(soPath), cstr(snapshotPath), l, res, err, BigInt(err.length),
     );
-    const result = decodeResult(res, false);
+    const result = decodeResult(words(res), false);
     if (rc !== 0) throw new SnapshotError(errText(err) || ERRORS[rc] || `error ${rc}`, rc, result);
     return result;
   }
@@ -420,16 +429,16 @@ export class Engine {
   /** The call run on this thread; undefined when it was moved (its
    * instance reset, its request as prepared) and must go to a worker. */
   private callInline(instance: Instance): CallResult | undefined {
-    const res = instance.result;
-    this.lib.thaw_call_inline(instance.handle, instance.request, res, this.inlineNs);
-    if (res[RESULT.status] === STATUS_MOVED) {
+    const w = instance.resultWords;
+    this.lib.thaw_call_inline(instance.handle, instance.request, instance.result, this.inlineNs);
+    if (getU64(w, RESULT.status) === STATUS_MOVED) {
       this.inline.moved++;
       instance.module.profile.ranInline(undefined);
-      if ((res[RESULT.flags]! & RESULT_FLAGS.reset) !== 0n) return undefined;
-      return decodeResult(res);
+      if ((getU64(w, RESULT.flags) & FLAG.reset) !== 0) return undefined;
+      return decodeResult(w);
     }
     this.inline.calls++;
-    const result = decodeResult(res);
+    const result = decodeResult(w);
     instance.module.profile.ranInline(result.durationNs);
     instance.module.profile.observe(result.durationNs);
     return result;
@@ -526,7 +535,7 @@ export class Engine {
     const p = this.pending.get(ticket);
     if (!p) return;
     this.settle(ticket, p);
-    const result = decodeResult(p.instance.result);
+    const result = decodeResult(p.instance.resultWords);
     p.instance.module.profile.observe(result.durationNs);
     p.resolve(result);
   }
@@ -738,6 +747,8 @@ interface PackedEnv {
 export class Instance {
   readonly request = new BigUint64Array(REQUEST.size);
   readonly result = new BigUint64Array(RESULT.size);
+  readonly requestWords = words(this.request);
+  readonly resultWords = words(this.result);
   private freed = false;
   private lastEnv?: PackedEnv;
   private lastArgv0?: { of: string; bytes: Uint8Array };
@@ -752,20 +763,19 @@ export class Instance {
     const stdin = req.stdin && req.stdin.length ? req.stdin : EMPTY_STDIN;
     const args = req.args === undefined ? this.packedArgv0(req.argv0 ?? "main.wasm") : packStrings([req.argv0 ?? "main.wasm", ...req.args]);
     const env = this.packedEnv(req.env);
-    const r = this.request;
-    r[REQUEST.stdinPtr] = BigInt(addr(stdin));
-    r[REQUEST.stdinLen] = BigInt(req.stdin?.length ?? 0);
-    r[REQUEST.argsPtr] = BigInt(addr(args));
-    r[REQUEST.argsLen] = BigInt(args.length);
-    r[REQUEST.argc] = BigInt(1 + (req.args?.length ?? 0));
-    r[REQUEST.envPtr] = BigInt(addr(env.bytes));
-    r[REQUEST.envLen] = BigInt(env.count ? env.bytes.length : 0);
-    r[REQUEST.envc] = BigInt(env.count);
-    r[REQUEST.timeoutMs] = BigInt(req.timeoutMs ?? 0);
-    r[REQUEST.flags] =
-      (req.countPages ? REQUEST_FLAGS.countPages : 0n) | (req.resetAfter ? REQUEST_FLAGS.resetAfter : 0n);
-    r[REQUEST.tenant] = BigInt(req.tenant ?? 0);
-    r[REQUEST.function] = BigInt(req.function ?? 0);
+    const w = this.requestWords;
+    setU64(w, REQUEST.stdinPtr, addr(stdin));
+    setU64(w, REQUEST.stdinLen, req.stdin?.length ?? 0);
+    setU64(w, REQUEST.argsPtr, addr(args));
+    setU64(w, REQUEST.argsLen, args.length);
+    setU64(w, REQUEST.argc, 1 + (req.args?.length ?? 0));
+    setU64(w, REQUEST.envPtr, addr(env.bytes));
+    setU64(w, REQUEST.envLen, env.count ? env.bytes.length : 0);
+    setU64(w, REQUEST.envc, env.count);
+    setU64(w, REQUEST.timeoutMs, req.timeoutMs ?? 0);
+    setU64(w, REQUEST.flags, (req.countPages ? REQUEST_FLAGS.countPages : 0) | (req.resetAfter ? REQUEST_FLAGS.resetAfter : 0));
+    setU64(w, REQUEST.tenant, req.tenant ?? 0);
+    setU64(w, REQUEST.function, req.function ?? 0);
     return [stdin, args, env.bytes];
   }
 

@@ -84,9 +84,9 @@ export const STATS = {
 } as const;
 
 export const RESULT_FLAGS = { stdoutTruncated: 1n, stderrTruncated: 2n, growRefused: 4n, instanceLost: 8n, reset: 16n };
-export const REQUEST_FLAGS = { countPages: 1n, resetAfter: 2n };
+export const REQUEST_FLAGS = { countPages: 1, resetAfter: 2 };
 /** thaw_result.status of an inline call that must run on the executor instead (THAW_MOVED). */
-export const STATUS_MOVED = 12n;
+export const STATUS_MOVED = 12;
 export const ERRORS: Record<number, string> = {
   [-1]: "invalid argument",
   [-2]: "i/o error",
@@ -133,10 +133,26 @@ export const cstr = (s: string): Buffer => Buffer.from(`${s}\0`, "utf8");
 export const addr = (view: Uint8Array | BigUint64Array): Pointer => ptr(view);
 export const errText = (buf: Buffer): string => buf.toString("utf8", 0, Math.max(0, buf.indexOf(0)));
 
+// A struct's 64-bit fields through a Uint32Array over the same memory (x86-64
+// is little-endian): every field thaw passes fits a double exactly (sizes,
+// counts, user-space pointers below 2^47), and reading or writing one this
+// way needs no BigInt, which on a call's path cost more than the call's own
+// bookkeeping.
+const TWO_32 = 4294967296;
+export const words = (s: BigUint64Array): Uint32Array => new Uint32Array(s.buffer, s.byteOffset, s.length * 2);
+export const getU64 = (w: Uint32Array, i: number): number => w[2 * i]! + w[2 * i + 1]! * TWO_32;
+export const getI64 = (w: Uint32Array, i: number): number => w[2 * i]! + (w[2 * i + 1]! | 0) * TWO_32;
+export function setU64(w: Uint32Array, i: number, n: number): void {
+  w[2 * i] = n >>> 0;
+  w[2 * i + 1] = Math.floor(n / TWO_32);
+}
+
+const NO_BYTES = new Uint8Array(0);
+
 /** Copy `len` bytes of native memory into a JS-owned buffer. */
-export function copyOut(p: bigint, len: bigint): Uint8Array {
-  if (!p || !len) return new Uint8Array(0);
-  return new Uint8Array(toArrayBuffer(Number(p) as Pointer, 0, Number(len))).slice();
+export function copyOut(p: number, len: number): Uint8Array {
+  if (!p || !len) return NO_BYTES;
+  return new Uint8Array(toArrayBuffer(p as Pointer, 0, len)).slice();
 }
 
 /** NUL-terminated strings back to back, as thaw_request wants them. */
