@@ -35,6 +35,13 @@ describe("job payload", () => {
       expect(plain(decodePayload(bytes))).toEqual(plain(decodePayload(packr.pack({ v: 1, ...spec }))));
     }
   });
+
+  test("an env of more than 65,535 entries gets a map 32 header (msgpackr's own packer refuses it)", () => {
+    const env = Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`K${i}`, "v"]));
+    const unpacked = packr.unpack(packPayload({ tenant: "a", function: "b", body: new Uint8Array(1), env })) as { env: Record<string, string> };
+    expect(Object.keys(unpacked.env).length).toBe(70_000);
+    expect(unpacked.env.K69999).toBe("v");
+  });
 });
 
 describe("job result", () => {

@@ -7,18 +7,7 @@
 // (unpacking in both queues) and any other decoder read. Unpacking stays
 // msgpackr's: a hand-written reader was slower than its cached-key decoder.
 
-import type { JobResult } from "./job.ts";
-
-/** The fields of a payload as thaw packs them, in this order. */
-export interface PayloadFields {
-  tenant: string;
-  function: string;
-  body: Uint8Array;
-  env?: Record<string, string>;
-  callbackUrl?: string;
-  retryFunctionErrors?: boolean;
-  requestId?: string;
-}
+import type { JobResult, JobSpec } from "./job.ts";
 
 class Writer {
   at = 0;
@@ -102,16 +91,20 @@ class Writer {
 
   mapHeader(n: number): void {
     if (n < 16) this.out[this.at++] = 0x80 | n;
-    else {
+    else if (n < 0x10000) {
       this.out[this.at++] = 0xde;
       this.out.writeUInt16BE(n, this.at);
       this.at += 2;
+    } else {
+      this.out[this.at++] = 0xdf;
+      this.out.writeUInt32BE(n, this.at);
+      this.at += 4;
     }
   }
 }
 
 /** `{v: 1, tenant, function, body, env?, callbackUrl?, retryFunctionErrors?, requestId?}`, the absent fields left out. */
-export function packPayload(p: PayloadFields): Uint8Array {
+export function packPayload(p: JobSpec): Uint8Array {
   const env = p.env ? Object.entries(p.env) : undefined;
   let size = 128 + p.body.length + 3 * (p.tenant.length + p.function.length + (p.callbackUrl?.length ?? 0) + (p.requestId?.length ?? 0));
   if (env) for (const [k, v] of env) size += 10 + 3 * (k.length + v.length);
