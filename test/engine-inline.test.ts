@@ -89,11 +89,12 @@ describe("inline calls", () => {
     const started = performance.now();
     const pending = call(m, "L");
     // What the loop held this thread for before it was moved: the budget
-    // (1 ms) and one watchdog tick, far below the call's 300 ms timeout.
+    // (1 ms) and one watchdog tick. Not moved, it would hold it for the
+    // call's whole 300 ms timeout; the bound leaves room for a busy machine.
     const heldMs = performance.now() - started;
     const r = await pending;
     expect(engine.inline.moved).toBe(moved + 1);
-    expect(heldMs).toBeLessThan(150);
+    expect(heldMs).toBeLessThan(250);
     expect(r.status).toBe("timeout");
     expect(r.instanceLost).toBe(true);
     // The function is backed off from inline for its next calls, which still work.
