@@ -12,7 +12,7 @@ import { compile } from "../src/compiler/compile.ts";
 import { ConfigError, parseServerConfig } from "../src/config.ts";
 import { type CallResult, CallProfile, DEFAULT_LIMITS, type Limits, type LoadedModule } from "../src/engine/engine.ts";
 import { RESULT, RESULT_FLAGS, STATUS_MOVED } from "../src/engine/native.ts";
-import { DATA_DIR, loadFunction, sharedEngine, text, wasmPath } from "./helpers.ts";
+import { artifact, DATA_DIR, loadFunction, sharedEngine, text, wasmPath } from "./helpers.ts";
 import { startServer } from "./server.ts";
 import { wat } from "./wat.ts";
 
@@ -78,6 +78,18 @@ describe("inline calls", () => {
     expect(engine.inline.calls).toBe(before + 1);
     first.release();
     second.release();
+  });
+
+  test("a profile is never shared between tenants; two builds given one key (a module's tiers) share theirs", async () => {
+    const a = await loadFunction("hello", { tenant: 7 });
+    const b = await loadFunction("hello", { tenant: 8 });
+    expect(a.profile).not.toBe(b.profile);
+    const fast = await artifact("hello");
+    const json = await artifact("json");
+    const one = engine.load(fast.soPath, fast.snapshotPath, { ...DEFAULT_LIMITS, tenant: 7 }, "7:same-module");
+    const other = engine.load(json.soPath, json.snapshotPath, { ...DEFAULT_LIMITS, tenant: 7 }, "7:same-module");
+    expect(one.profile).toBe(other.profile);
+    for (const m of [a, b, one, other]) m.release();
   });
 
   test("a call that runs past the budget moves to a worker and ends at its own timeout", async () => {

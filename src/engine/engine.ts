@@ -308,7 +308,7 @@ export class Engine {
   readonly preempt: boolean;
   readonly spinNs: number;
   readonly inlineNs: bigint;
-  /** The call profile of each artifact loaded now, by its code's path. */
+  /** The call profiles of the modules loaded now, by profile key (load). */
   private readonly profiles = new Map<string, { profile: CallProfile; modules: number }>();
   /** Calls that ran inline, and inline calls moved to a worker, since start. */
   readonly inline = { calls: 0, moved: 0 };
@@ -357,17 +357,22 @@ export class Engine {
     return result;
   }
 
-  load(soPath: string, snapshotPath: string, limits: Limits): LoadedModule {
+  /** Load a compiled function. Loads with the same `profileKey` share one
+   * CallProfile: by default the same code for the same tenant; a caller
+   * that knows both tiers of a module are the same function passes a key
+   * for that. Never across tenants: one tenant's calls would decide how
+   * another's run. */
+  load(soPath: string, snapshotPath: string, limits: Limits, profileKey = `${limits.tenant ?? 0}:${soPath}`): LoadedModule {
     const err = Buffer.alloc(1024);
     const handle = this.lib.thaw_module_load(
       cstr(soPath), cstr(snapshotPath), limitsStruct(limits), err, BigInt(err.length),
     );
     if (!handle) throw new EngineError(errText(err) || "cannot load module", -3);
-    const shared = this.profiles.get(soPath) ?? { profile: new CallProfile(), modules: 0 };
-    this.profiles.set(soPath, shared);
+    const shared = this.profiles.get(profileKey) ?? { profile: new CallProfile(), modules: 0 };
+    this.profiles.set(profileKey, shared);
     shared.modules++;
     return new LoadedModule(this, handle as Pointer, shared.profile, () => {
-      if (--shared.modules === 0) this.profiles.delete(soPath);
+      if (--shared.modules === 0) this.profiles.delete(profileKey);
     });
   }
 
@@ -640,11 +645,12 @@ export class SnapshotError extends EngineError {
 
 /**
  * How a compiled function's calls have run: the moving average of their
- * duration and the inline back-off (engine.ts header). Shared by every
- * loaded module of one artifact -- each deploy of a function loads its own,
- * and a redeploy of the same code (a new env, say) would otherwise start
- * from nothing: its first calls sent to workers, and a function that was
- * backed off from inline forgiven by redeploying.
+ * duration and the inline back-off (engine.ts header). Shared by the
+ * loaded modules of one tenant's code (Engine.load) -- each deploy of a
+ * function loads its own, and a redeploy of the same code (a new env, say)
+ * or its optimized build would otherwise start from nothing: its first
+ * calls sent to workers, and a function that was backed off from inline
+ * forgiven by redeploying.
  */
 export class CallProfile {
   /** Recent calls' run time, a moving average (ns); undefined before the first. */

@@ -398,7 +398,7 @@ export class FunctionService implements LocalFunctions {
     const tier: Tier = artifact?.meta.tier ?? "optimized";
     if (artifact) {
       try {
-        module = this.load(record, artifact.meta.key, record.config);
+        module = this.load(record.tenant, record.moduleHash, artifact.meta.key, record.config);
       } catch (e) {
         error = { code: "init_failed", message: (e as Error).message };
       }
@@ -454,7 +454,7 @@ export class FunctionService implements LocalFunctions {
       .then(async (artifact) => {
         const rec = artifact && current();
         if (!artifact || !rec?.active) return;
-        const module = this.load(rec, artifact.meta.key, rec.active.config);
+        const module = this.load(tenant, fast.moduleHash, artifact.meta.key, rec.active.config);
         const next: FunctionRecord = {
           ...rec,
           active: { ...rec.active, artifactKey: artifact.meta.key, tier: "optimized" },
@@ -479,15 +479,17 @@ export class FunctionService implements LocalFunctions {
 
   private activate(record: FunctionRecord): void {
     const active = record.active!;
-    const module = this.load(record, active.artifactKey, active.config);
+    const module = this.load(record.tenant, active.moduleHash, active.artifactKey, active.config);
     this.pools.activate(record.tenant, record.name, module, active.config, active.version, {
       artifactKey: active.artifactKey,
       tier: active.tier ?? "optimized",
     });
   }
 
-  private load(record: FunctionRecord, artifactKey: string, config: FunctionConfig): LoadedModule {
+  /** A build of the tenant's module; its fast and optimized builds share one call profile. */
+  private load(tenant: string, moduleHash: string, artifactKey: string, config: FunctionConfig): LoadedModule {
     const paths = artifactPaths(this.dataDir, artifactKey);
-    return this.engine.load(paths.soPath, paths.snapshotPath, limitsOf(config, this.pools.tenantId(record.tenant)));
+    const tenantId = this.pools.tenantId(tenant);
+    return this.engine.load(paths.soPath, paths.snapshotPath, limitsOf(config, tenantId), `${tenantId}:${moduleHash}`);
   }
 }
