@@ -4,8 +4,10 @@
 // or crash. So every tool runs boxed, and so does the server's `thaw
 // compile` child (which runs the module's start code while snapshotting).
 //
-// The box is a chain of util-linux programs, which every Debian has:
+// The box is a chain of util-linux programs (and coreutils' nice), which
+// every Debian has:
 //
+//   [nice -n N]  (the server's compile child: below the event loop, as the executor's workers)
 //   prlimit --core=0 [--cpu --as --fsize --nproc] --
 //     setpriv --pdeathsig KILL --
 //       unshare [--user --map-root-user] --net [--pid --fork --kill-child=SIGKILL] --
@@ -56,7 +58,7 @@
 // child's box adds ~3 ms to its start. About 12 ms per compile, against
 // 1.5-2 s for cc on hello.wasm: under 1 %.
 
-import { constants, setPriority } from "node:os";
+import { constants } from "node:os";
 import { ToolchainError } from "./toolchain.ts";
 
 export type SandboxMode = "namespaces" | "user-namespaces" | "none";
@@ -65,6 +67,7 @@ export interface Sandbox {
   mode: SandboxMode;
   prlimit: string;
   setpriv: string;
+  nice: string;
   unshare?: string;
 }
 
@@ -133,10 +136,12 @@ export function sandbox(): Promise<Sandbox> {
   probed ??= (async () => {
     const prlimit = Bun.which("prlimit");
     const setpriv = Bun.which("setpriv");
+    const nice = Bun.which("nice");
     if (!prlimit) throw new ToolchainError("prlimit", "util-linux");
     if (!setpriv) throw new ToolchainError("setpriv", "util-linux");
+    if (!nice) throw new ToolchainError("nice", "coreutils");
     const unshare = Bun.which("unshare");
-    if (!unshare) return { mode: "none", prlimit, setpriv };
+    if (!unshare) return { mode: "none", prlimit, setpriv, nice };
     const works = async (flags: string[]) => {
       const p = Bun.spawn([unshare, ...flags, ...NAMESPACE_FLAGS, "--", prlimit, "--version"], {
         stdin: "ignore",
@@ -145,16 +150,16 @@ export function sandbox(): Promise<Sandbox> {
       });
       return (await p.exited) === 0;
     };
-    if (await works([])) return { mode: "namespaces", prlimit, setpriv, unshare };
-    if (await works(["--user", "--map-root-user"])) return { mode: "user-namespaces", prlimit, setpriv, unshare };
-    return { mode: "none", prlimit, setpriv };
+    if (await works([])) return { mode: "namespaces", prlimit, setpriv, nice, unshare };
+    if (await works(["--user", "--map-root-user"])) return { mode: "user-namespaces", prlimit, setpriv, nice, unshare };
+    return { mode: "none", prlimit, setpriv, nice };
   })();
   probed.catch(() => (probed = undefined));
   return probed;
 }
 
 /** The argv that runs `cmd` in the box. */
-function boxCommand(box: Sandbox, cmd: string[], opts: Pick<BoxOptions, "pidNamespace" | "limits">): string[] {
+function boxCommand(box: Sandbox, cmd: string[], opts: Pick<BoxOptions, "pidNamespace" | "limits" | "nice">): string[] {
   const l = opts.limits ?? {};
   const rlimits = [
     "--core=0",
@@ -164,7 +169,9 @@ function boxCommand(box: Sandbox, cmd: string[], opts: Pick<BoxOptions, "pidName
     ...(l.fileSizeBytes ? [`--fsize=${l.fileSizeBytes}`] : []),
     ...(l.processes ? [`--nproc=${l.processes}`] : []),
   ];
-  const chain = [box.prlimit, ...rlimits, "--", box.setpriv, "--pdeathsig", "KILL", "--"];
+  // nice first, so that every process of the box starts at that priority.
+  const niced = opts.nice === undefined ? [] : [box.nice, "-n", String(opts.nice)];
+  const chain = [...niced, box.prlimit, ...rlimits, "--", box.setpriv, "--pdeathsig", "KILL", "--"];
   if (box.mode === "none") return [...chain, ...cmd];
   const user = box.mode === "user-namespaces" ? ["--user", "--map-root-user"] : [];
   if (!opts.pidNamespace) return [...chain, box.unshare!, ...user, "--net", "--", ...cmd];
@@ -185,9 +192,6 @@ export async function runBoxed(cmd: string[], opts: BoxOptions): Promise<BoxResu
     // Its own process group, so the timeout can kill everything it started even without namespaces.
     detached: true,
   });
-  // Set before the exec chain (prlimit, setpriv, unshare, the command: one
-  // process) gets to start anything, so every process of the box inherits it.
-  if (opts.nice !== undefined) setPriority(proc.pid, opts.nice);
   let timedOut = false;
   const timer = setTimeout(
     () => {
