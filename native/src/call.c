@@ -28,10 +28,11 @@
  * watchdog wakes every INLINE_TICK_NS on its own, so a budget of at least
  * that never needs a wake-up, and a call that overruns is stopped within
  * budget + INLINE_TICK_NS. An inline call is armed in a slot of its own,
- * without the watchdog's lock (see `inl`). An inline call that is stopped, would sleep or
- * runs out of this thread's stack is not failed: it is reset and handed
- * back (THAW_MOVED) to run again from the start on the executor, where the
- * same call gets its full timeout, no budget, and a 128 MiB stack.
+ * without the watchdog's lock (see `inl`). An inline call that is stopped,
+ * would sleep or runs out of this thread's stack is not failed: it is reset
+ * and handed back (THAW_MOVED) to run again from the start on the
+ * executor, where the same call gets its full timeout, no budget, and a
+ * 128 MiB stack.
  */
 #include <time.h>
 #include <unistd.h>
@@ -364,11 +365,11 @@ static int run_call(thaw_instance* inst, const thaw_request* req, thaw_result* r
   int rc = thaw_guarded_run(&st, run_start, inst, deadline,
                             (uint32_t)m->limits.max_call_depth, budget_ns != 0);
   res->duration_ns = thaw_now_ns() - t0;
+  wasm_rt_memory_t* mem = thaw_instance_memory(inst);
+  if (mem->size > inst->touched) inst->touched = mem->size;
   if (budget_ns && (rc == THAW_MOVED || rc == THAW_TRAP_STACK_EXHAUSTION ||
                     (rc == THAW_TRAP_TIMEOUT && stop_moves))) {
     res->status = THAW_MOVED;
-    wasm_rt_memory_t* mem = thaw_instance_memory(inst);
-    if (mem->size > inst->touched) inst->touched = mem->size;
     if (thaw_instance_reset(inst) == 0) res->flags |= THAW_RESULT_RESET;
     else res->flags |= THAW_RESULT_INSTANCE_LOST;
     return 0;
@@ -379,8 +380,6 @@ static int run_call(thaw_instance* inst, const thaw_request* req, thaw_result* r
   if (st.grow_refused) res->flags |= THAW_RESULT_GROW_REFUSED;
   if (inst->wasi.out.truncated) res->flags |= THAW_RESULT_STDOUT_TRUNCATED;
   if (inst->wasi.err.truncated) res->flags |= THAW_RESULT_STDERR_TRUNCATED;
-  wasm_rt_memory_t* mem = thaw_instance_memory(inst);
-  if (mem->size > inst->touched) inst->touched = mem->size;
   res->memory_pages = mem->pages;
   if (req->flags & THAW_REQUEST_COUNT_PAGES)
     res->pages_touched = thaw_private_pages(mem->data, mem->size);

@@ -8,7 +8,8 @@
 // Completions are batched (native/src/executor.c): the callback only says
 // "some calls finished", and one drain takes every finished ticket, so a
 // busy node pays one event-loop wake-up per batch instead of one per call.
-// A lone short call does not wait for the wake-up at all: when it is the
+// A lone short call that goes to a worker anyway (inline calls are off, or
+// the call opted out) does not wait for the wake-up at all: when it is the
 // only call in flight, it went to a worker that was awake (spinning, so it
 // runs now), and its function's recent calls were short, this thread spins
 // on the executor's completion counter for a few microseconds (at most
@@ -18,10 +19,12 @@
 // else is in flight (so it delays no other call's completion), is skipped
 // for functions that run long or sleep, and backs off (doubling) after a
 // miss: on a machine with more busy threads than cores the worker can lose
-// its core while this thread spins, and then spinning only costs. Request and result structs
-// belong to the instance (one call at a time per instance) and the call's
-// input buffers are held by the pending entry until completion, so nothing
-// is allocated natively per call and nothing is freed under a running call.
+// its core while this thread spins, and then spinning only costs.
+//
+// Request and result structs belong to the instance (one call at a time
+// per instance) and the call's input buffers are held by the pending entry
+// until completion, so nothing is allocated natively per call and nothing
+// is freed under a running call.
 //
 // Shorter calls still do not go to a worker at all: a call whose function's
 // recent calls ran at most INLINE_EXPECTED_NS runs inline, on this thread,

@@ -81,6 +81,10 @@ export async function answerWithBody(ctx: AppContext, cors: Cors, request: Reque
   }
 }
 
+/** A call's error as Elysia's onError maps it, with its request id and CORS headers. */
+const callError = (ctx: AppContext, e: unknown, requestId: string, headers: Record<string, string> | undefined) =>
+  errorFor(ctx, e, "UNKNOWN", requestId, headers ?? { [REQUEST_ID_HEADER]: requestId });
+
 /**
  * `answerWithBody` for the call itself, without a promise where none is
  * needed: a call without a body that the engine finished inline is
@@ -99,7 +103,7 @@ function invokeNow(ctx: AppContext, cors: Cors, request: Request, server: Server
     const { tenant } = ctx.auth.authenticate(request.headers);
     response = invokeCall(ctx, request, name, tenant, requestId, headers);
   } catch (e) {
-    return errorFor(ctx, e, "UNKNOWN", requestId, headers ?? { [REQUEST_ID_HEADER]: requestId });
+    return callError(ctx, e, requestId, headers);
   }
   if (!(response instanceof Promise)) return response;
   server.timeout(request, 0);
@@ -111,7 +115,7 @@ function invokeNow(ctx: AppContext, cors: Cors, request: Request, server: Server
     },
     (e) => {
       server.timeout(request, idle);
-      return errorFor(ctx, e, "UNKNOWN", requestId, headers ?? { [REQUEST_ID_HEADER]: requestId });
+      return callError(ctx, e, requestId, headers);
     },
   );
 }
