@@ -266,8 +266,8 @@ describe("inline policy", () => {
 });
 
 describe("inline calls in a server", () => {
-  const inlineCounts = async (url: string) => {
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+  const inlineCounts = async (url: string, headers: Record<string, string> = {}) => {
+    const metrics = await (await fetch(`${url}/metrics`, { headers })).text();
     const n = (outcome: string) => Number(new RegExp(`^thaw_inline_calls_total\\{outcome="${outcome}"\\} (\\d+)$`, "m").exec(metrics)?.[1]);
     return { ran: n("ran"), moved: n("moved") };
   };
@@ -295,6 +295,46 @@ describe("inline calls in a server", () => {
         await s.stop();
       }
     });
+
+  test("a tenant whose calls of a module keep being moved does not send another tenant's calls of the same module to workers", async () => {
+    const s = await startServer({ env: { THAW_TOKENS: "alice-token:alice,bob-token:bob", THAW_ADMIN_TOKEN: "admin-token" } });
+    const alice = { authorization: "Bearer alice-token" };
+    const bob = { authorization: "Bearer bob-token" };
+    const counts = () => inlineCounts(s.url, { authorization: "Bearer admin-token" });
+    // The same bytes for both: loops on "L", returns at once otherwise.
+    const bytes = wat(byInput(`(if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 76)) (then (loop $l (br $l))))`));
+    const call = (who: Record<string, string>, input: string) =>
+      fetch(`${s.url}/v1/functions/same/invoke`, { method: "POST", body: input, headers: who });
+    /** Calls until five in a row run inline (the first inline call of a
+     * process is slow, and one long call backs a function off); whether they did. */
+    const warmed = async (who: Record<string, string>) => {
+      for (let i = 0, streak = 0; i < 200; i++) {
+        const before = (await counts()).ran;
+        expect((await call(who, "x")).status).toBe(200);
+        streak = (await counts()).ran > before ? streak + 1 : 0;
+        if (streak === 5) return true;
+      }
+      return false;
+    };
+    try {
+      for (const who of [alice, bob]) {
+        const put = await fetch(`${s.url}/v1/functions/same?wait=true&timeoutMs=300`, {
+          method: "PUT",
+          headers: { "content-type": "application/wasm", ...who },
+          body: bytes,
+        });
+        expect(put.status).toBe(201);
+        expect(await warmed(who)).toBe(true);
+      }
+      for (let i = 0; i < 3; i++) expect((await call(alice, "L")).status).toBe(504);
+      expect((await counts()).moved).toBeGreaterThanOrEqual(1);
+      const before = (await counts()).ran;
+      expect((await call(bob, "x")).status).toBe(200);
+      expect((await counts()).ran).toBe(before + 1);
+    } finally {
+      await s.stop();
+    }
+  });
 
   test("--inline-us must be a number from 0 to 100000", () => {
     for (const bad of ["-1", "abc", "100001", "1e12"]) expect(() => parseServerConfig([`--inline-us=${bad}`], {})).toThrow(ConfigError);
