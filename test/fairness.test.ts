@@ -26,6 +26,22 @@ const enc = (s: string) => new TextEncoder().encode(s);
 // biome-ignore lint: response bodies are checked field by field below.
 const body = (res: Response): Promise<any> => res.json();
 
+/** Every CPU slot taken by a looping call of `tenant` until its `timeoutMs`; `done` waits for them to time out and frees them. */
+async function fillSlots(tenant: number, timeoutMs: number) {
+  const engine = sharedEngine();
+  const loop = await loadFunction("loop_forever", { timeoutMs });
+  const hogs = Array.from({ length: engine.threads }, () => loop.restore());
+  const running = hogs.map((inst) => engine.call(inst, { tenant, function: 1 }));
+  return {
+    async done() {
+      const results = await Promise.all(running);
+      for (const h of hogs) h.free();
+      loop.release();
+      return results;
+    },
+  };
+}
+
 describe("engine: CPU slots", () => {
   test("calls asleep in poll_oneoff hold no CPU slot: more sleepers than slots, and a call still runs at once", async () => {
     const engine = sharedEngine();
@@ -59,10 +75,8 @@ describe("engine: CPU slots", () => {
 
   test("another tenant's CPU-bound calls are preempted; the tenant's own backlog is not", async () => {
     const engine = sharedEngine();
-    const loop = await loadFunction("loop_forever", { timeoutMs: 1500 });
     const hello = await loadFunction("hello");
-    const hogs = Array.from({ length: engine.threads }, () => loop.restore());
-    const running = hogs.map((inst) => engine.call(inst, { tenant: 23, function: 1 }));
+    const hogs = await fillSlots(23, 1500);
     await Bun.sleep(100);
     const other = hello.restore();
     const t0 = performance.now();
@@ -72,26 +86,22 @@ describe("engine: CPU slots", () => {
     const own = hello.restore();
     const t1 = performance.now();
     const ownCall = engine.call(own, { tenant: 23, function: 2 });
-    const results = await Promise.all(running);
+    const results = await hogs.done();
     await ownCall;
     const ownMs = performance.now() - t1;
     for (const r of results) expect(r.status).toBe("timeout");
     expect(otherMs).toBeLessThan(700); // the hogs run 1500 ms
     expect(ownMs).toBeGreaterThan(900);
     expect(engine.executorStats().preemptions).toBeGreaterThan(0);
-    for (const h of hogs) h.free();
     other.free();
     own.free();
-    loop.release();
     hello.release();
   });
 
   test("a queued call taken back by its signal or its queue deadline never runs", async () => {
     const engine = sharedEngine();
-    const loop = await loadFunction("loop_forever", { timeoutMs: 1000 });
     const leak = await loadFunction("state_leak");
-    const hogs = Array.from({ length: engine.threads }, () => loop.restore());
-    const running = hogs.map((inst) => engine.call(inst, { tenant: 25, function: 1 }));
+    const hogs = await fillSlots(25, 1000);
     await Bun.sleep(50);
     // Same tenant as the hogs: queued behind them, not preempting.
     const inst = leak.restore();
@@ -105,7 +115,7 @@ describe("engine: CPU slots", () => {
     const waited = performance.now() - t0;
     expect(waited).toBeGreaterThanOrEqual(150);
     expect(waited).toBeLessThan(800);
-    await Promise.all(running);
+    await hogs.done();
     // Neither ran: state_leak counts its calls in its memory, and the
     // instance was never reset.
     const r = await engine.call(inst, { tenant: 25, function: 2 });
@@ -114,9 +124,7 @@ describe("engine: CPU slots", () => {
     const pre = new AbortController();
     pre.abort();
     await expect(engine.call(inst, { signal: pre.signal })).rejects.toBeInstanceOf(CancelledError);
-    for (const h of hogs) h.free();
     inst.free();
-    loop.release();
     leak.release();
   });
 });
@@ -152,10 +160,8 @@ describe("engine: queue deadlines", () => {
   // leaves at its own deadline, and none of them runs.
   test("deadlines given out of order each take their call back at its own time", async () => {
     const engine = sharedEngine();
-    const loop = await loadFunction("loop_forever", { timeoutMs: 1500 });
     const leak = await loadFunction("state_leak");
-    const hogs = Array.from({ length: engine.threads }, () => loop.restore());
-    const running = hogs.map((inst) => engine.call(inst, { tenant: 26, function: 1 }));
+    const hogs = await fillSlots(26, 1500);
     await Bun.sleep(50);
     const t0 = performance.now();
     const waits = [900, 300, 600];
@@ -172,14 +178,12 @@ describe("engine: queue deadlines", () => {
       expect(at as number).toBeGreaterThanOrEqual(waits[i]! - 5);
       expect(at as number).toBeLessThan(waits[i]! + 250);
     });
-    await Promise.all(running);
+    await hogs.done();
     for (const inst of insts) {
       const r = await engine.call(inst, { tenant: 26, function: 2 });
       expect(text(r.stdout)).toBe("count=0 buf=\n");
       inst.free();
     }
-    for (const h of hogs) h.free();
-    loop.release();
     leak.release();
   });
 });
