@@ -33,7 +33,7 @@ for (const name of STANDALONE) {
 
 test("native engine tests under ASan/UBSan", async () => {
   make("build/test_engine");
-  const names = ["state_leak", "trap_unreachable", "trap_oob", "trap_div0", "trap_recursion", "loop_forever", "exit_code", "memory_bomb", "malloc_bomb", "hello", "sleep"];
+  const names = ["state_leak", "page_leak", "trap_unreachable", "trap_oob", "trap_div0", "trap_recursion", "loop_forever", "exit_code", "memory_bomb", "malloc_bomb", "hello", "sleep"];
   const args = await Promise.all(names.map(async (n) => {
     const a = await artifact(n);
     return `${n}=${a.soPath}:${a.snapshotPath}`;

@@ -372,8 +372,8 @@ static int run_call(thaw_instance* inst, const thaw_request* req, thaw_result* r
   int rc = thaw_guarded_run(&st, run_start, inst, deadline,
                             (uint32_t)m->limits.max_call_depth, budget_ns != 0);
   res->duration_ns = thaw_now_ns() - t0;
+  thaw_instance_end_call(inst);
   wasm_rt_memory_t* mem = thaw_instance_memory(inst);
-  if (mem->size > inst->touched) inst->touched = mem->size;
   if (budget_ns && (rc == THAW_MOVED || rc == THAW_TRAP_STACK_EXHAUSTION ||
                     (rc == THAW_TRAP_TIMEOUT && stop_moves))) {
     res->status = THAW_MOVED;

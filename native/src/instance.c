@@ -109,6 +109,15 @@ void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st) {
   }
 }
 
+/* After a call on this thread: what it may have written. A page fault of
+ * this thread since its previous check may have made a page private that
+ * the region's list lacks (memory.c), so the next reset scans. */
+void thaw_instance_end_call(thaw_instance* inst) {
+  wasm_rt_memory_t* mem = thaw_instance_memory(inst);
+  if (mem->size > inst->touched) inst->touched = mem->size;
+  if (thaw_thread_faulted()) thaw_region_forget(&inst->region);
+}
+
 /* A module with tables reserves its whole memory limit, which its memory
  * and tables share (rt.c), so the tenant is charged for both; one without
  * needs no more than its memory's maximum. */

@@ -138,6 +138,11 @@ typedef struct thaw_region {
   uint8_t* base;
   size_t reserved;
   int guarded;
+  /* While `listed`: every private page of [0, image_len) is in
+   * private_pages (memory.c, "Restoring without a scan"). */
+  int listed;
+  uint32_t n_private, cap_private;
+  uint32_t* private_pages;
 } thaw_region;
 
 size_t thaw_region_size(uint32_t max_pages);
@@ -152,6 +157,11 @@ int thaw_region_map_image(thaw_region* r, int fd, uint64_t file_off,
 int thaw_region_discard(thaw_region* r, size_t len);
 int thaw_region_restore(thaw_region* r, size_t len, const uint8_t* image,
                         size_t image_len);
+/* The region's list of private pages no longer holds: the next restore scans. */
+void thaw_region_forget(thaw_region* r);
+/* 1 if the calling thread took a page fault since its previous check (or
+ * this is its first, or it cannot tell); 0 if it certainly took none. */
+int thaw_thread_faulted(void);
 void thaw_region_release(thaw_region* r);
 
 /* Guard slots (guard.c). Every access wasm2c code makes lies within 8 GiB
@@ -223,6 +233,8 @@ wasm_rt_memory_t* thaw_instance_memory(thaw_instance* inst);
 void thaw_instance_prepare_call(thaw_instance* inst, thaw_call_state* st);
 /* Before the first call of a cold instance: write the module's hot pages. */
 void thaw_instance_prefault(thaw_instance* inst);
+/* Right after a call ran on the calling thread, before anything resets it. */
+void thaw_instance_end_call(thaw_instance* inst);
 void thaw_module_unref(thaw_module* m);
 /* Pages in [base, base+len) that are private to this process (pagemap). */
 uint64_t thaw_private_pages(const uint8_t* base, size_t len);

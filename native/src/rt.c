@@ -303,7 +303,7 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
   }
   if (c->guarded) {
     /* Runs inside wasm code: a timeout waits for the mapping to finish. */
-    thaw_region r = {mem->data, thaw_region_size(mem->max_pages), 1};
+    thaw_region r = {.base = mem->data, .reserved = thaw_region_size(mem->max_pages), .guarded = 1};
     thaw_host_enter();
     int rc = thaw_region_resize(&r, mem->size, pages * THAW_PAGE_SIZE);
     thaw_host_leave();
@@ -315,7 +315,8 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
 }
 
 void wasm_rt_free_memory(wasm_rt_memory_t* mem) {
-  thaw_region r = {mem->data, thaw_region_size(mem->max_pages), thaw_guard_owns(mem->data)};
+  thaw_region r = {.base = mem->data, .reserved = thaw_region_size(mem->max_pages),
+                   .guarded = thaw_guard_owns(mem->data)};
   thaw_region_release(&r);
   mem->data = NULL;
 }

@@ -272,6 +272,54 @@ static void on_complete(uint64_t ticket) {
   pthread_mutex_unlock(&g_lock);
 }
 
+/* Waits until `n` calls submitted since g_completed was last zeroed are done. */
+static void wait_completed(int n) {
+  pthread_mutex_lock(&g_lock);
+  while (g_completed < n) pthread_cond_wait(&g_done, &g_lock);
+  pthread_mutex_unlock(&g_lock);
+}
+
+/* A reset copies back the pages earlier calls wrote without asking the
+ * kernel which ones they were, unless the thread that ran the call took a
+ * page fault (memory.c). A call writing a page for the first time faults,
+ * so the reset after it scans and the next call sees the page clean again:
+ * whether the call ran through thaw_call, inline on this thread or on an
+ * executor thread, and whether the reset came with the call or after it
+ * on another thread. Pages are revisited, so that most calls write only
+ * pages already written and their resets take the list. */
+static void test_new_page_reset(void) {
+  static const char* const pages[] = {"0", "0", "0", "5", "0", "5", "5", "9", "0", "9",
+                                      "63", "0", "1", "1", "2", "0", "2", "40", "40", "0"};
+  enum { N = sizeof pages / sizeof pages[0] };
+  thaw_module* m = load("page_leak", &LIMITS);
+  thaw_instance* inst = thaw_instance_restore(m);
+  thaw_result res;
+  CHECKF(thaw_executor_start(2, 64, on_complete) == 0, "executor start");
+  for (int i = 0; i < 3 * N; i++) {
+    thaw_request req = request(pages[i % N]);
+    req.flags = THAW_REQUEST_RESET_AFTER;
+    const char* how = "thaw_call";
+    if (i % 3 == 1) {
+      how = "inline";
+      thaw_call_inline(inst, &req, &res, 1000000000);
+    } else if (i % 3 == 2) {
+      how = "executor";
+      req.flags = 0;
+      g_completed = 0;
+      CHECKF(thaw_submit(inst, &req, &res, (uint64_t)i) == 0, "submit");
+      wait_completed(1);
+    } else {
+      thaw_call(inst, &req, &res);
+    }
+    CHECKF(res.status == THAW_OK && output_is(&res, "clean\n"), "call %d (%s, page %s): %.*s", i, how,
+           pages[i % N], (int)res.stdout_len, (char*)(uintptr_t)res.stdout_ptr);
+    if (!req.flags) CHECK(thaw_instance_reset(inst) == 0);
+  }
+  thaw_executor_stop();
+  thaw_instance_free(inst);
+  thaw_module_release(m);
+}
+
 static void test_executor(void) {
   enum { INSTANCES = 4, ROUNDS = 50 };
   thaw_module* m = load("hello", &LIMITS);
@@ -400,6 +448,7 @@ int main(int argc, char** argv) {
   test_inline();
   test_memory_cap();
   test_large_reset();
+  test_new_page_reset();
   test_executor();
   test_executor_batched();
   return check_summary();

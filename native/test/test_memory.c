@@ -5,7 +5,9 @@
  * host; then a real region over a real image file is written, reset and
  * compared, and -- where the host has swap -- the same with the written
  * pages pushed out to swap first (MADV_PAGEOUT). Without swap that part is
- * skipped with the reason printed.
+ * skipped with the reason printed. Restores that trust the region's list
+ * of private pages instead of scanning, and the fault check that decides
+ * when they may, are driven directly.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -108,6 +110,60 @@ static void test_restore(void) {
   fixture_close(&f);
 }
 
+/* The fault check the instance layer makes after every call: a fault of
+ * this thread in between -- a page touched for the first time, by the
+ * program or by the kernel copying into it for a system call -- shows;
+ * no fault, no alarm. */
+static void test_thread_faults(void) {
+  thaw_thread_faulted(); /* a thread's first check cannot know */
+  CHECK(!thaw_thread_faulted());
+  uint8_t* p = mmap(NULL, 2 * THAW_OS_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(p != MAP_FAILED);
+  p[0] = 1;
+  CHECK(thaw_thread_faulted());
+  p[1] = 2; /* the same page again */
+  CHECK(!thaw_thread_faulted());
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  CHECK(write(fds[1], "x", 1) == 1);
+  CHECK(!thaw_thread_faulted());
+  CHECK(read(fds[0], p + THAW_OS_PAGE, 1) == 1); /* the kernel writes the page */
+  CHECK(thaw_thread_faulted());
+  close(fds[0]);
+  close(fds[1]);
+  munmap(p, 2 * THAW_OS_PAGE);
+}
+
+/* A restore over the image keeps the list of pages it found and the next
+ * one copies exactly those, without a scan: a page written since stays
+ * written (which is why the instance layer forgets the list after a call
+ * that faulted), and forgetting brings the scan back. Past the image no
+ * list is kept. */
+static void test_restore_from_list(void) {
+  fixture f;
+  CHECK(fixture_open(&f) == 0);
+  size_t image_len = IMAGE_PAGES * THAW_OS_PAGE;
+  f.r.base[1 * THAW_OS_PAGE] = 1;
+  CHECK(thaw_region_restore(&f.r, image_len, f.image, image_len) == 0);
+  CHECK(f.r.listed && f.r.n_private == 1 && f.r.private_pages[0] == 1);
+  f.r.base[1 * THAW_OS_PAGE] = 9;
+  CHECK(thaw_region_restore(&f.r, image_len, f.image, image_len) == 0);
+  CHECK(f.r.base[1 * THAW_OS_PAGE] == f.image[THAW_OS_PAGE]);
+  f.r.base[3 * THAW_OS_PAGE] = 7; /* not listed */
+  CHECK(thaw_region_restore(&f.r, image_len, f.image, image_len) == 0);
+  CHECK(f.r.base[3 * THAW_OS_PAGE] == 7);
+  thaw_region_forget(&f.r);
+  CHECK(thaw_region_restore(&f.r, image_len, f.image, image_len) == 0);
+  CHECK(f.r.base[3 * THAW_OS_PAGE] == f.image[3 * THAW_OS_PAGE]);
+  CHECK(f.r.listed && f.r.n_private == 2);
+  CHECK(thaw_region_restore(&f.r, THAW_PAGE_SIZE, f.image, image_len) == 0);
+  CHECK(!f.r.listed);
+  CHECK(thaw_region_restore(&f.r, image_len, f.image, image_len) == 0);
+  CHECK(thaw_region_discard(&f.r, image_len) == 0);
+  CHECK(!f.r.listed);
+  fixture_close(&f);
+}
+
 static int host_has_swap(void) {
   FILE* f = fopen("/proc/swaps", "r");
   if (!f) return 0;
@@ -149,6 +205,8 @@ int main(void) {
   setenv("THAW_ARENA_BYTES", "1073741824", 1);
   test_classify();
   test_restore();
+  test_thread_faults();
+  test_restore_from_list();
   test_restore_swapped();
   return check_summary();
 }
