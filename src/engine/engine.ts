@@ -52,9 +52,9 @@
 
 import type { JSCallback } from "bun:ffi";
 import {
-  addr, completionCounter, copyOut, cstr, E_BUSY, ERRORS, errText, EXECUTOR_CONFIG, EXECUTOR_STATS, findLibrary, LIMITS,
+  addr, completionCounter, cstr, E_BUSY, ERRORS, errText, EXECUTOR_CONFIG, EXECUTOR_STATS, findLibrary, LIMITS,
   getI64, getU64, openLibrary, packStrings, POOL_STATS, readyCallback, REQUEST, REQUEST_FLAGS, RESULT, RESULT_FLAGS, setU64, STATS,
-  STATUS_MOVED, TENANT_STATS, type Lib, type Pointer, words,
+  NativeReader, STATUS_MOVED, TENANT_STATS, type Lib, type Pointer, words,
 } from "./native.ts";
 
 export interface Limits {
@@ -240,8 +240,14 @@ const FLAG = {
   reset: Number(RESULT_FLAGS.reset),
 };
 
-/** A thaw_result, read through its 32-bit words (`words` in native.ts). */
-function decodeResult(w: Uint32Array, withOutput = true): CallResult {
+/** Where a result's stdout and stderr are copied from (an instance's own readers). */
+interface OutputReaders {
+  stdout: NativeReader;
+  stderr: NativeReader;
+}
+
+/** A thaw_result, read through its 32-bit words (`words` in native.ts); without `out`, no output. */
+function decodeResult(w: Uint32Array, out?: OutputReaders): CallResult {
   const flags = getU64(w, RESULT.flags);
   return {
     status: TRAP_KINDS[getU64(w, RESULT.status)] ?? "host_error",
@@ -249,8 +255,8 @@ function decodeResult(w: Uint32Array, withOutput = true): CallResult {
     durationNs: getU64(w, RESULT.durationNs),
     pagesTouched: getU64(w, RESULT.pagesTouched),
     memoryPages: getU64(w, RESULT.memoryPages),
-    stdout: withOutput ? copyOut(getU64(w, RESULT.stdoutPtr), getU64(w, RESULT.stdoutLen)) : new Uint8Array(0),
-    stderr: withOutput ? copyOut(getU64(w, RESULT.stderrPtr), getU64(w, RESULT.stderrLen)) : new Uint8Array(0),
+    stdout: out ? out.stdout.copy(getU64(w, RESULT.stdoutPtr), getU64(w, RESULT.stdoutLen)) : new Uint8Array(0),
+    stderr: out ? out.stderr.copy(getU64(w, RESULT.stderrPtr), getU64(w, RESULT.stderrLen)) : new Uint8Array(0),
     stdoutTruncated: (flags & FLAG.stdoutTruncated) !== 0,
     stderrTruncated: (flags & FLAG.stderrTruncated) !== 0,
     growRefused: (flags & FLAG.growRefused) !== 0,
@@ -355,7 +361,7 @@ export class Engine {
     const rc = this.lib.thaw_snapshot_create(
       cstr(soPath), cstr(snapshotPath), l, res, err, BigInt(err.length),
     );
-    const result = decodeResult(words(res), false);
+    const result = decodeResult(words(res));
     if (rc !== 0) throw new SnapshotError(errText(err) || ERRORS[rc] || `error ${rc}`, rc, result);
     return result;
   }
@@ -443,10 +449,10 @@ export class Engine {
       this.inline.moved++;
       instance.module.profile.ranInline(undefined);
       if ((getU64(w, RESULT.flags) & FLAG.reset) !== 0) return undefined;
-      return decodeResult(w);
+      return decodeResult(w, instance);
     }
     this.inline.calls++;
-    const result = decodeResult(w);
+    const result = decodeResult(w, instance);
     instance.module.profile.ranInline(result.durationNs);
     instance.module.profile.observe(result.durationNs);
     return result;
@@ -543,7 +549,7 @@ export class Engine {
     const p = this.pending.get(ticket);
     if (!p) return;
     this.settle(ticket, p);
-    const result = decodeResult(p.instance.resultWords);
+    const result = decodeResult(p.instance.resultWords, p.instance);
     p.instance.module.profile.observe(result.durationNs);
     p.resolve(result);
   }
@@ -758,6 +764,8 @@ export class Instance {
   readonly result = new BigUint64Array(RESULT.size);
   readonly requestWords = words(this.request);
   readonly resultWords = words(this.result);
+  readonly stdout = new NativeReader();
+  readonly stderr = new NativeReader();
   private freed = false;
   private lastEnv?: PackedEnv;
   private lastArgv0?: { of: string; bytes: Uint8Array };

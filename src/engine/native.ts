@@ -149,10 +149,27 @@ export function setU64(w: Uint32Array, i: number, n: number): void {
 
 const NO_BYTES = new Uint8Array(0);
 
-/** Copy `len` bytes of native memory into a JS-owned buffer. */
-export function copyOut(p: number, len: number): Uint8Array {
-  if (!p || !len) return NO_BYTES;
-  return new Uint8Array(toArrayBuffer(p as Pointer, 0, len)).slice();
+/**
+ * Copies out of one native buffer (an instance's stdout, say) into
+ * JS-owned ones. The buffer is usually at the same address call after
+ * call, so the view over it is made once, not per copy: making one costs
+ * several times the copy of a short output. The view is only ever read
+ * while its address is the buffer's current one, and within its current
+ * length, so a buffer freed or moved since is never touched.
+ */
+export class NativeReader {
+  private at = 0;
+  private view = NO_BYTES;
+
+  /** `len` bytes at `p`, copied. */
+  copy(p: number, len: number): Uint8Array {
+    if (!p || !len) return NO_BYTES;
+    if (p !== this.at || len > this.view.length) {
+      this.view = new Uint8Array(toArrayBuffer(p as Pointer, 0, len));
+      this.at = p;
+    }
+    return this.view.slice(0, len);
+  }
 }
 
 /** NUL-terminated strings back to back, as thaw_request wants them. */
