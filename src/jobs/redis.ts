@@ -107,43 +107,70 @@ const DEFAULT_MAX_ATTEMPTS = 3;
 
 /**
  * Lua shared by the scripts that start jobs: `start(stream, prefix, group,
- * me, now, entries, out)` starts the jobs of stream entries and appends,
- * per job started: id, "entry attempts max created retries lost started",
- * payload -- lost: its last attempt was cut short, end it dead, do not run
- * it. The attempt's token is "me/attempts/entry", which the node builds
- * from these (two strings per job to read back rather than four).
+ * me, now, entries, out, fresh)` starts the jobs of stream entries and
+ * appends, per job started: id, "entry attempts max created retries lost
+ * started", payload -- lost: its last attempt was cut short, end it dead,
+ * do not run it. The attempt's token is "me/attempts/entry", which the node
+ * builds from these (two strings per job to read back rather than four).
+ *
+ * \`fresh\` (ROUND only) holds the jobs submitted in the same script call,
+ * whose records are not written yet (\`submitted\` gives their fields): one
+ * of them starting is written once, already running, with nothing to read
+ * back -- a read and a write less per job, most of Redis's work for a job
+ * that starts as soon as it is submitted. The caller writes the others.
  */
 const START = `
-local function start(stream, prefix, group, me, now, entries, out)
+local function submitted(a, i, now)
+  local f = { "tenant", a[i+1], "function", a[i+2], "max", a[i+5], "payload", a[i+6], "created", now, "status", "queued", "attempts", "0" }
+  if a[i+3] ~= "" then f[#f + 1] = "callback"; f[#f + 1] = a[i+3] end
+  if a[i+4] ~= "" then f[#f + 1] = "rid"; f[#f + 1] = a[i+4] end
+  return f
+end
+
+local function start(stream, prefix, group, me, now, entries, out, fresh)
   for _, e in ipairs(entries) do
     local eid, f, id = e[1], e[2], nil
     if f then for j = 1, #f, 2 do if f[j] == "id" then id = f[j+1] end end end
-    local key = id and (prefix .. id)
-    local h = key and redis.call("HMGET", key, "status", "attempts", "max", "created", "retries", "payload")
-    local status = h and h[1]
-    if not status and h and h[6] then status = "queued" end
-    if status ~= "queued" and status ~= "running" then
-      redis.call("XACK", stream, group, eid)
-      redis.call("XDEL", stream, eid)
-    else
-      local attempts = tonumber(h[2]) or 0
-      local max = tonumber(h[3]) or ${DEFAULT_MAX_ATTEMPTS}
-      local created = h[4] or now
-      local lost = 0
-      if status == "running" and attempts >= max then
-        lost = 1
-      else
-        attempts = attempts + 1
-      end
-      local token = me .. "/" .. attempts .. "/" .. eid
-      if h[4] then
-        redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token)
-      else
-        redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token, "created", now, "max", max)
-      end
+    local new = id and fresh and fresh.at[id]
+    if new then
+      fresh.at[id] = nil
+      local token = me .. "/1/" .. eid
+      local r = submitted(fresh.a, new, now)
+      r[12] = "running"
+      r[14] = "1"
+      r[#r + 1] = "started"; r[#r + 1] = now; r[#r + 1] = "node"; r[#r + 1] = me; r[#r + 1] = "owner"; r[#r + 1] = token
+      redis.call("HSET", prefix .. id, unpack(r))
       out[#out + 1] = id
-      out[#out + 1] = eid .. " " .. attempts .. " " .. max .. " " .. created .. " " .. (h[5] or "0") .. " " .. lost .. " " .. now
-      out[#out + 1] = h[6] or ""
+      out[#out + 1] = eid .. " 1 " .. fresh.a[new + 5] .. " " .. now .. " 0 0 " .. now
+      out[#out + 1] = fresh.a[new + 6]
+    else
+      local key = id and (prefix .. id)
+      local h = key and redis.call("HMGET", key, "status", "attempts", "max", "created", "retries", "payload")
+      local status = h and h[1]
+      if not status and h and h[6] then status = "queued" end
+      if status ~= "queued" and status ~= "running" then
+        redis.call("XACK", stream, group, eid)
+        redis.call("XDEL", stream, eid)
+      else
+        local attempts = tonumber(h[2]) or 0
+        local max = tonumber(h[3]) or ${DEFAULT_MAX_ATTEMPTS}
+        local created = h[4] or now
+        local lost = 0
+        if status == "running" and attempts >= max then
+          lost = 1
+        else
+          attempts = attempts + 1
+        end
+        local token = me .. "/" .. attempts .. "/" .. eid
+        if h[4] then
+          redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token)
+        else
+          redis.call("HSET", key, "status", "running", "attempts", attempts, "started", now, "node", me, "owner", token, "created", now, "max", max)
+        end
+        out[#out + 1] = id
+        out[#out + 1] = eid .. " " .. attempts .. " " .. max .. " " .. created .. " " .. (h[5] or "0") .. " " .. lost .. " " .. now
+        out[#out + 1] = h[6] or ""
+      end
     end
   end
 end
@@ -212,20 +239,24 @@ for i = 1, #done, 1000 do
   redis.pcall("XACK", KEYS[1], group, unpack(ids))
   redis.call("XDEL", KEYS[1], unpack(ids))
 end
+-- Submits go into the stream now; their records are written below, by start for those it starts.
+local fresh = nil
 if ARGV[7] ~= "" then
-  local a = cmsgpack.unpack(ARGV[7])
-  for i = 1, #a, 7 do
-    local f = { "tenant", a[i+1], "function", a[i+2], "max", a[i+5], "payload", a[i+6], "created", now, "status", "queued", "attempts", 0 }
-    if a[i+3] ~= "" then f[#f + 1] = "callback"; f[#f + 1] = a[i+3] end
-    if a[i+4] ~= "" then f[#f + 1] = "rid"; f[#f + 1] = a[i+4] end
-    redis.call("HSET", prefix .. a[i], unpack(f))
-    redis.call("XADD", KEYS[1], "*", "id", a[i])
+  fresh = { a = cmsgpack.unpack(ARGV[7]), at = {} }
+  for i = 1, #fresh.a, 7 do
+    fresh.at[fresh.a[i]] = i
+    redis.call("XADD", KEYS[1], "*", "id", fresh.a[i])
   end
 end
 local out = { table.concat(written) }
 if n > 0 then
   local r = redis.pcall("XREADGROUP", "GROUP", group, me, "COUNT", n, "STREAMS", KEYS[1], ">")
-  if type(r) == "table" and r[1] then start(KEYS[1], prefix, group, me, now, r[1][2], out) end
+  if type(r) == "table" and r[1] then start(KEYS[1], prefix, group, me, now, r[1][2], out, fresh) end
+end
+if fresh then
+  for i = 1, #fresh.a, 7 do
+    if fresh.at[fresh.a[i]] then redis.call("HSET", prefix .. fresh.a[i], unpack(submitted(fresh.a, i, now))) end
+  end
 end
 return out`;
 
