@@ -104,6 +104,8 @@ const DELIVERY_RENEW_MS = 10_000;
 /** How often a node looks for deliveries whose owner is gone. */
 const DELIVERY_SWEEP_MS = 5000;
 const DEFAULT_MAX_ATTEMPTS = 3;
+/** Script calls of rounds (`Round`) awaiting their reply at once. */
+const ROUNDS_IN_FLIGHT = 2;
 
 /**
  * Lua shared by the scripts that start jobs: `start(stream, prefix, group,
@@ -362,11 +364,16 @@ interface Claim {
 
 /**
  * What this node sends Redis in one script call (ROUND): the submits and
- * outcomes of a round of the event loop, and the worker's claim. One round
- * is in flight at a time; what comes while it is gathers in the next, so
- * under load a call carries more (and there are fewer of them, each a
- * socket write and a reply to parse), while a lone submit goes at the end
- * of its round as before. Everyone in a round awaits its one reply.
+ * outcomes of a round of the event loop, and the worker's claim. At most
+ * ROUNDS_IN_FLIGHT rounds are in flight; what comes meanwhile gathers in
+ * the next, so under load a call carries more (and there are fewer of
+ * them, each a socket write and a reply to parse), while a lone submit goes
+ * at the end of its round as before. Two, not one: with one, Redis sat idle
+ * while the node ran the jobs a reply started and answered its submits, and
+ * the node waited while Redis ran the next round; two overlap them. Rounds
+ * are independent (a job's outcome can only follow the reply that started
+ * it, and only the worker's claim, one at a time, takes slots), and Redis
+ * runs them in the order sent. Everyone in a round awaits its one reply.
  */
 interface Round {
   /** Per submit, its seven fields (ROUND). */
@@ -408,9 +415,9 @@ export class RedisJobQueue implements JobQueue {
   private promoteAt = Infinity;
   private closing = false;
   private loopDone: Promise<void> = Promise.resolve();
-  /** The round being gathered, and whether one is in flight (`Round`). */
+  /** The round being gathered, and how many are in flight (`Round`). */
   private next?: Round;
-  private inFlight = false;
+  private inFlight = 0;
   /** Jobs this node finished whose record no longer changes, for status reads. */
   private readonly recent = new RecentJobs();
 
@@ -452,15 +459,15 @@ export class RedisJobQueue implements JobQueue {
     if (this.next) return this.next;
     const { promise, resolve, reject } = Promise.withResolvers<Buffer[]>();
     this.next = { submits: [], outcomes: [], outcomeCount: 0, claim: false, now: 0, reply: promise, resolve, reject };
-    if (!this.inFlight) setImmediate(() => this.send());
+    if (this.inFlight < ROUNDS_IN_FLIGHT) setImmediate(() => this.send());
     return this.next;
   }
 
   private send(): void {
     const round = this.next;
-    if (!round || this.inFlight) return;
+    if (!round || this.inFlight >= ROUNDS_IN_FLIGHT) return;
     this.next = undefined;
-    this.inFlight = true;
+    this.inFlight++;
     round.now = Date.now();
     const n = round.claim && !this.closing ? Math.max(0, this.options.concurrency - this.claims.size) : 0;
     this.client
@@ -470,7 +477,7 @@ export class RedisJobQueue implements JobQueue {
       )
       .then(round.resolve, round.reject)
       .finally(() => {
-        this.inFlight = false;
+        this.inFlight--;
         // What gathered meanwhile goes at the end of this round.
         if (this.next) setImmediate(() => this.send());
       });
