@@ -70,7 +70,7 @@ export class JobRunner {
     // Polls more slowly the longer it waits: 100 ms at first, at most every 2 s,
     // so a tenant's jobs for a function it deleted cost a few dozen polls each.
     if (waited < waitLimit(outcome)) return { kind: "wait", delayMs: Math.min(2000, Math.max(100, waited / 4)) };
-    this.metrics.jobAttempts.inc({ result: outcome.kind });
+    this.metrics.jobs.attempt(outcome.kind);
     return outcome;
   }
 
@@ -103,7 +103,6 @@ export class JobRunner {
 
   /** A job reached its final status and it is recorded: count it. */
   finished(state: JobState): void {
-    this.metrics.jobsFinished.inc({ status: state.status });
-    if (state.startedAt !== undefined) this.metrics.jobQueueSeconds.observe(Math.max(0, state.startedAt - state.createdAt) / 1000);
+    this.metrics.jobs.finish(state.status, state.startedAt === undefined ? undefined : Math.max(0, state.startedAt - state.createdAt) / 1000);
   }
 }

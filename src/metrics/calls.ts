@@ -1,52 +1,25 @@
 // The per-call series of /metrics -- thaw_calls_total, thaw_call_errors_total,
 // thaw_cold_starts_total, thaw_call_duration_seconds -- counted in plain
-// numbers per function and handed to prom-client's registry when scraped.
+// numbers per function (plain.ts) and handed to prom-client's registry when
+// scraped.
 //
 // Why not prom-client's Counter and Histogram: their inc() and observe()
 // take the series' labels on every call, even through a child from
 // labels(), and validate and hash them; under load that was 1.5 to 3 µs of
 // the event loop's ~21 µs per call (bench invoke, CPU per request). Here a
 // call adds to the numbers of its function's FunctionCalls, which the
-// caller looks up once per function, and the registry reads the values at
-// scrape time in the shape prom-client's own metrics give it (get()), so
-// the text exposition is the same, line for line.
+// caller looks up once per function.
 //
 // A series exists from its first count, as with prom-client; a deleted
 // function's series go with it (forget).
 
 import type { Registry } from "prom-client";
-
-/** One series of a metric as the registry renders it (prom-client's MetricValue). */
-interface Value {
-  value: number;
-  labels: Record<string, string | number>;
-  sharedLabels?: Record<string, string>;
-  metricName?: string;
-}
-
-class Latency {
-  /** Calls per bucket (not cumulative); the last counts those above every bound. */
-  readonly buckets: Float64Array;
-  sum = 0;
-  count = 0;
-
-  constructor(private readonly bounds: readonly number[]) {
-    this.buckets = new Float64Array(bounds.length + 1);
-  }
-
-  observe(seconds: number): void {
-    let i = 0;
-    while (i < this.bounds.length && seconds > this.bounds[i]!) i++;
-    this.buckets[i]!++;
-    this.sum += seconds;
-    this.count++;
-  }
-}
+import { Counts, Latency, registerPlain } from "./plain.ts";
 
 /** The counts of one function: where a call of it adds its outcome and latency. */
 export class FunctionCalls {
-  /** Calls by outcome ("ok" or an error code), in order of first occurrence. */
-  readonly outcomes = new Map<string, number>();
+  /** Calls by outcome ("ok" or an error code). */
+  readonly outcomes = new Counts();
   coldStarts = 0;
   warm?: Latency;
   cold?: Latency;
@@ -57,7 +30,7 @@ export class FunctionCalls {
   ) {}
 
   count(outcome: string): void {
-    this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+    this.outcomes.add(outcome);
   }
 
   /** A call that ran, `seconds` inside thaw; a cold one counts as a cold start too. */
@@ -78,21 +51,21 @@ export class CallMetrics {
     private readonly bounds: readonly number[],
   ) {
     const all = () => [...this.functions.values()].flatMap((names) => [...names.values()]);
-    this.register(registry, "thaw_calls_total", "Function calls by outcome (ok, or an error code)", "counter", () =>
-      all().flatMap((f) => [...f.outcomes].map(([outcome, value]) => ({ value, labels: { ...f.labels, outcome } }))),
+    registerPlain(registry, "thaw_calls_total", "Function calls by outcome (ok, or an error code)", "counter", () =>
+      all().flatMap((f) => [...f.outcomes.entries()].map(([outcome, value]) => ({ value, labels: { ...f.labels, outcome } }))),
     );
-    this.register(registry, "thaw_call_errors_total", "Calls that ended in an error, by error code", "counter", () =>
+    registerPlain(registry, "thaw_call_errors_total", "Calls that ended in an error, by error code", "counter", () =>
       all().flatMap((f) =>
-        [...f.outcomes].filter(([code]) => code !== "ok").map(([code, value]) => ({ value, labels: { ...f.labels, code } })),
+        [...f.outcomes.entries()].filter(([code]) => code !== "ok").map(([code, value]) => ({ value, labels: { ...f.labels, code } })),
       ),
     );
-    this.register(registry, "thaw_cold_starts_total", "Calls that found no warm instance and restored one", "counter", () =>
+    registerPlain(registry, "thaw_cold_starts_total", "Calls that found no warm instance and restored one", "counter", () =>
       all().filter((f) => f.coldStarts > 0).map((f) => ({ value: f.coldStarts, labels: { ...f.labels } })),
     );
-    this.register(registry, "thaw_call_duration_seconds", "Call latency inside thaw (acquire + run + reset)", "histogram", () =>
+    registerPlain(registry, "thaw_call_duration_seconds", "Call latency inside thaw (acquire + run + reset)", "histogram", () =>
       all().flatMap((f) => [
-        ...(f.warm ? this.histogram("thaw_call_duration_seconds", f.warm, { ...f.labels, cold: "false" }) : []),
-        ...(f.cold ? this.histogram("thaw_call_duration_seconds", f.cold, { ...f.labels, cold: "true" }) : []),
+        ...(f.warm ? f.warm.values("thaw_call_duration_seconds", { ...f.labels, cold: "false" }) : []),
+        ...(f.cold ? f.cold.values("thaw_call_duration_seconds", { ...f.labels, cold: "true" }) : []),
       ]),
     );
   }
@@ -115,25 +88,5 @@ export class CallMetrics {
   /** Drops every series of a deleted function; a holder of its FunctionCalls must look it up again. */
   forget(tenant: string, name: string): void {
     this.functions.get(tenant)?.delete(name);
-  }
-
-  private register(registry: Registry, name: string, help: string, type: "counter" | "histogram", values: () => Value[]): void {
-    const metric = { name, help, type, aggregator: "sum", get: () => ({ name, help, type, values: values(), aggregator: "sum" }) };
-    registry.registerMetric(metric as never);
-  }
-
-  /** Cumulative buckets, +Inf, sum and count, as prom-client's Histogram exports them. */
-  private histogram(name: string, h: Latency, labels: Record<string, string>): Value[] {
-    let acc = 0;
-    const rows: Value[] = this.bounds.map((le, i) => {
-      acc += h.buckets[i]!;
-      return { labels: { le }, sharedLabels: labels, value: acc, metricName: `${name}_bucket` };
-    });
-    rows.push(
-      { labels: { le: "+Inf" }, sharedLabels: labels, value: h.count, metricName: `${name}_bucket` },
-      { labels: {}, sharedLabels: labels, value: h.sum, metricName: `${name}_sum` },
-      { labels: {}, sharedLabels: labels, value: h.count, metricName: `${name}_count` },
-    );
-    return rows;
   }
 }

@@ -8,6 +8,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MemoryPoolStats, TenantMemoryStats } from "../engine/engine.ts";
 import { CallMetrics } from "./calls.ts";
+import { JobMetrics } from "./jobs.ts";
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -64,24 +65,8 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly jobAttempts = new Counter({
-    name: "thaw_job_attempts_total",
-    help: "Async job attempts run on this node, by how they ended (finished, retry, dead)",
-    labelNames: ["result"],
-    registers: [this.registry],
-  });
-  readonly jobsFinished = new Counter({
-    name: "thaw_jobs_finished_total",
-    help: "Async jobs that reached a final status on this node (succeeded, failed, dead)",
-    labelNames: ["status"],
-    registers: [this.registry],
-  });
-  readonly jobQueueSeconds = new Histogram({
-    name: "thaw_job_queue_seconds",
-    help: "From a job's acceptance to the start of its last attempt, for jobs finished on this node",
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-    registers: [this.registry],
-  });
+  /** thaw_job_attempts_total, thaw_jobs_finished_total, thaw_job_queue_seconds (jobs.ts). */
+  readonly jobs = new JobMetrics(this.registry, [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]);
 
   constructor(source: PoolGaugeSource) {
     const perPool = (name: string, help: string, pick: (p: ReturnType<PoolGaugeSource["pools"]>[number]) => number) =>
