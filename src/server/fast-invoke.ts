@@ -64,13 +64,19 @@ export async function answer(ctx: AppContext, cors: Cors, request: Request, work
 }
 
 /**
- * `answer` for a request that may carry a body, under the body deadline
- * until the response is ready. A request without a body has no deadline to
- * keep: its connection's idle timeout is lifted and given back here, as
- * http.ts would.
+ * `answer` for a request that may carry a body (`bodyless`: hasNoBody),
+ * under the body deadline until the response is ready. A request without a
+ * body has no deadline to keep: its connection's idle timeout is lifted and
+ * given back here, as http.ts would.
  */
-export async function answerWithBody(ctx: AppContext, cors: Cors, request: Request, server: Server<unknown>, work: Work): Promise<Response> {
-  const bodyless = hasNoBody(request);
+export async function answerWithBody(
+  ctx: AppContext,
+  cors: Cors,
+  request: Request,
+  server: Server<unknown>,
+  bodyless: boolean,
+  work: Work,
+): Promise<Response> {
   if (bodyless) server.timeout(request, 0);
   else startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
   try {
@@ -94,14 +100,15 @@ const callError = (ctx: AppContext, e: unknown, requestId: string, headers: Reco
  * ready, as http.ts would.
  */
 function invokeNow(ctx: AppContext, cors: Cors, request: Request, server: Server<unknown>, name: string): Response | Promise<Response> {
-  if (!hasNoBody(request)) startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
+  const bodyless = hasNoBody(request);
+  if (!bodyless) startBodyDeadline(request, server, ctx.config.bodyTimeout, ctx.config.idleTimeout);
   const requestId = requestIdFor(request);
   // Without CORS a call's only platform header is its request id, which invokeCall sets.
   const headers = cors.enabled ? platformHeaders(request, cors, requestId) : undefined;
   let response: Response | Promise<Response>;
   try {
     const { tenant } = ctx.auth.authenticate(request.headers);
-    response = invokeCall(ctx, request, name, tenant, requestId, headers);
+    response = invokeCall(ctx, request, name, tenant, requestId, headers, bodyless);
   } catch (e) {
     return callError(ctx, e, requestId, headers);
   }

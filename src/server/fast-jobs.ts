@@ -21,7 +21,7 @@
 import type { Server } from "bun";
 import type { AppContext } from "./context.ts";
 import { answer, answerWithBody, type FastInvokeOptions } from "./fast-invoke.ts";
-import { REQUEST_ID_HEADER } from "./http.ts";
+import { hasNoBody, REQUEST_ID_HEADER } from "./http.ts";
 import { jobResponse, type SubmitQuery, submitJob } from "./routes/jobs.ts";
 import { FunctionName, JobId } from "./schemas.ts";
 
@@ -62,8 +62,9 @@ export function fastJobRoutes(ctx: AppContext, opts: FastInvokeOptions) {
         const name = request.params.name;
         const query = opts.draining() || request.url.includes("%") || !FunctionName.allows({ name }) ? undefined : plainSubmitQuery(request.url);
         if (!query) return opts.app().handle(request);
-        return answerWithBody(ctx, opts.cors, request, server, (tenant, headers) =>
-          submitJob(ctx, request, tenant, name, query, headers[REQUEST_ID_HEADER]!, headers),
+        const bodyless = hasNoBody(request);
+        return answerWithBody(ctx, opts.cors, request, server, bodyless, (tenant, headers) =>
+          submitJob(ctx, request, tenant, name, query, headers[REQUEST_ID_HEADER]!, headers, bodyless),
         );
       },
     },

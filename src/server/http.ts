@@ -62,18 +62,19 @@ const tooLarge = (limit: number) => new ThawError("payload_too_large", `request 
 /**
  * The request body, refused with 413 before or while reading if over
  * `limit`, and with 408 if it is late; an absent body at once, without a
- * promise.
+ * promise. `bodyless`: hasNoBody(req), when the caller asked already.
  */
-export const readBody = (req: Request, limit: number): Uint8Array | Promise<Uint8Array> => withBody(req, limit, (body) => body);
+export const readBody = (req: Request, limit: number, bodyless = hasNoBody(req)): Uint8Array | Promise<Uint8Array> =>
+  withBody(req, limit, (body) => body, bodyless);
 
 /**
  * `use` of the request body as readBody reads it, in the promise that
  * reads it: one promise for a call with a body rather than one per step
  * (the invoke route), and none for a request without one.
  */
-export function withBody<T>(req: Request, limit: number, use: (body: Uint8Array) => T | Promise<T>): T | Promise<T> {
+export function withBody<T>(req: Request, limit: number, use: (body: Uint8Array) => T | Promise<T>, bodyless = hasNoBody(req)): T | Promise<T> {
   // Nothing to wait for, so no deadline timer; the idle timeout is lifted all the same.
-  if (hasNoBody(req)) {
+  if (bodyless) {
     liftIdleTimeout(req);
     return use(EMPTY);
   }

@@ -110,7 +110,8 @@ export function functionError(o: InvokeOutcome, headers: Record<string, string> 
  * error back, with the request id and `headers` (fast-invoke.ts passes the
  * CORS headers here, as Elysia's lifecycle would add them). The response
  * comes without a promise when the call needed none (no body to wait for,
- * and the engine ran it inline).
+ * and the engine ran it inline). `bodyless`: hasNoBody(request), when the
+ * caller asked already.
  */
 export function invokeCall(
   ctx: AppContext,
@@ -119,8 +120,9 @@ export function invokeCall(
   tenant: string,
   requestId: string,
   headers?: Record<string, string>,
+  bodyless?: boolean,
 ): Response | Promise<Response> {
-  return withBody(request, ctx.config.maxBody, (body) => call(ctx, request, name, tenant, requestId, headers, body));
+  return withBody(request, ctx.config.maxBody, (body) => call(ctx, request, name, tenant, requestId, headers, body), bodyless);
 }
 
 function call(

@@ -20,7 +20,7 @@ export interface SubmitQuery {
   retryFunctionErrors?: string;
 }
 
-/** The submit itself, after auth and validation: read the body, queue the job, answer 202 (also fast-jobs.ts). */
+/** The submit itself, after auth and validation: read the body, queue the job, answer 202 (also fast-jobs.ts, which passes `bodyless`: hasNoBody). */
 export async function submitJob(
   ctx: AppContext,
   request: Request,
@@ -29,8 +29,9 @@ export async function submitJob(
   q: SubmitQuery,
   requestId: string,
   headers: Record<string, string> = {},
+  bodyless?: boolean,
 ): Promise<Response> {
-  const body = await readBody(request, ctx.config.maxBody);
+  const body = await readBody(request, ctx.config.maxBody, bodyless);
   const job = await ctx.jobs.submit(tenant, name, {
     body,
     callbackUrl: q.callback,
